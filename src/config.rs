@@ -1,0 +1,473 @@
+//! `config.toml` → a typed, validated [`Config`].
+//!
+//! Loading goes in two steps, as in ripgrep: the raw TOML (plus `TIDINGS_<SECTION>_<KEY>` environment overrides)
+//! is deserialized into serde structs with defaults, then [`Config::validate`] checks what serde cannot (URLs,
+//! time zones, paths) and collects every problem before reporting. Relative paths are resolved against the
+//! config file's folder so `tidings --config /srv/blog/config.toml build` works from any directory.
+//!
+//! This module owns the config's shape and defaults; it does not read articles or secrets other than through the
+//! environment overrides.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+/// Every problem with the configuration, each naming the key (and, for TOML syntax, the line) and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{col}: error: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("{origin}: error: {key}: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
+}
+
+/// The whole configuration, with paths resolved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: SiteConfig,
+    #[serde(default)]
+    pub authors: BTreeMap<String, AuthorConfig>,
+    #[serde(default)]
+    pub feeds: FeedsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub title: String,
+    /// The site's public root, e.g. `https://example.com/` (a trailing slash is added when missing).
+    pub base_url: Url,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// An IANA zone name; naive dates in front matter are read in it.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The article store: a folder searched recursively for `*.md`.
+    #[serde(default = "default_articles")]
+    pub articles: PathBuf,
+    /// Where an article lives on the site: `{slug}`, `{year}`, `{month}`, `{day}`, `{category}` are replaced.
+    #[serde(default = "default_permalink")]
+    pub permalink: String,
+    #[serde(default = "default_wpm")]
+    pub reading_wpm: u32,
+    /// The author of articles that name none (a key of `[authors]`).
+    #[serde(default)]
+    pub default_author: Option<String>,
+    /// Files larger than this are reported and skipped, so a stray 50 MB file cannot stall a build.
+    #[serde(default = "default_max_article_bytes")]
+    pub max_article_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorConfig {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub bio: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedFormat {
+    Rss,
+    Atom,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Output folder for feeds, `feed.xsl` and `related.json`.
+    #[serde(default = "default_output")]
+    pub output: PathBuf,
+    /// Items per feed (newest first). Bounded by default: unbounded feeds grow to megabytes.
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// `true`: items carry the whole article as HTML (plus the summary); `false`: the summary only.
+    #[serde(default = "default_true")]
+    pub full_content: bool,
+    #[serde(default = "default_formats")]
+    pub formats: Vec<FeedFormat>,
+    #[serde(default = "default_true")]
+    pub per_category: bool,
+    #[serde(default)]
+    pub per_tag: bool,
+    #[serde(default)]
+    pub per_author: bool,
+    /// Write `feed.xsl` and reference it from the XML feeds, so a feed opened in a browser is a readable page.
+    #[serde(default = "default_true")]
+    pub stylesheet: bool,
+    /// Categories that always get a feed, even before their first article is published.
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [feeds] key has a default")
+    }
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_articles() -> PathBuf {
+    "data/articles".into()
+}
+fn default_permalink() -> String {
+    "/posts/{slug}/".into()
+}
+fn default_wpm() -> u32 {
+    230
+}
+fn default_max_article_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_output() -> PathBuf {
+    "public".into()
+}
+fn default_limit() -> usize {
+    20
+}
+fn default_true() -> bool {
+    true
+}
+fn default_formats() -> Vec<FeedFormat> {
+    vec![FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json]
+}
+
+/// Sections whose keys may be overridden from the environment, longest first so `mail.dkim` wins over `mail`.
+const ENV_SECTIONS: &[&str] = &[
+    "mail.dkim",
+    "site",
+    "feeds",
+    "related",
+    "newsletter",
+    "mail",
+    "state",
+    "schedule",
+    "server",
+];
+
+/// Environment variables that are not config keys (secrets and the config path itself).
+const ENV_NOT_KEYS: &[&str] = &["TIDINGS_CONFIG", "TIDINGS_SECRET", "TIDINGS_MAIL_PASSWORD"];
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(path, &text, std::env::vars(), base)
+    }
+
+    /// Parses config text, applies `TIDINGS_*` overrides from `env`, resolves paths against `base` and validates.
+    pub fn parse(
+        origin: &Path,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        base: &Path,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| syntax_error(origin, text, &e))?;
+        apply_env_overrides(&mut table, env)?;
+        // Re-serialize so a type error in an override or the file is reported by serde with its key path.
+        let merged = toml::to_string(&table).expect("a parsed TOML table serializes");
+        let mut config: Config = toml::from_str(&merged).map_err(|e| ConfigError::Invalid {
+            origin: origin.display().to_string(),
+            key: e
+                .span()
+                .map(|s| key_at(&merged, s.start))
+                .unwrap_or_default(),
+            message: e.message().to_string(),
+        })?;
+        config.resolve_paths(base);
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.site.articles);
+        resolve(&mut self.feeds.output);
+    }
+
+    fn validate(&mut self, origin: &Path) -> Result<(), ConfigError> {
+        let origin = origin.display().to_string();
+        let mut errors = Vec::new();
+        let mut invalid = |key: &str, message: String| {
+            errors.push(ConfigError::Invalid {
+                origin: origin.clone(),
+                key: key.into(),
+                message,
+            })
+        };
+        if !matches!(self.site.base_url.scheme(), "http" | "https") {
+            invalid(
+                "site.base_url",
+                "must be an http or https URL, like \"https://example.com/\"".into(),
+            );
+        }
+        if !self.site.base_url.path().ends_with('/') {
+            let path = format!("{}/", self.site.base_url.path());
+            self.site.base_url.set_path(&path);
+        }
+        if self.site.title.trim().is_empty() {
+            invalid("site.title", "must not be empty".into());
+        }
+        if self.site.timezone.parse::<chrono_tz::Tz>().is_err() {
+            invalid(
+                "site.timezone",
+                format!(
+                    "\"{}\" is not a time zone; use an IANA name like \"Europe/Berlin\" or \"UTC\"",
+                    self.site.timezone
+                ),
+            );
+        }
+        if !self.site.permalink.contains("{slug}") {
+            invalid(
+                "site.permalink",
+                "must contain {slug}, like \"/posts/{slug}/\"".into(),
+            );
+        }
+        if self.site.reading_wpm == 0 {
+            invalid("site.reading_wpm", "must be at least 1".into());
+        }
+        if self.feeds.limit == 0 {
+            invalid(
+                "feeds.limit",
+                "must be at least 1 (a feed with no items helps no reader)".into(),
+            );
+        }
+        if let Some(key) = &self.site.default_author
+            && !self.authors.contains_key(key)
+        {
+            invalid(
+                "site.default_author",
+                format!("\"{key}\" is not a key of [authors]"),
+            );
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Many(errors)),
+        }
+    }
+
+    /// The site's time zone (validated at load).
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.site
+            .timezone
+            .parse()
+            .expect("site.timezone is validated at load")
+    }
+}
+
+/// Applies `TIDINGS_<SECTION>_<KEY>=value` to the table. Values are read as TOML when they parse as one
+/// (`50`, `true`, `["rss", "atom"]`), otherwise as a string, so `TIDINGS_SITE_TITLE=My blog` needs no quotes.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("TIDINGS_") && !ENV_NOT_KEYS.contains(&k.as_str()))
+        .collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let rest = var["TIDINGS_".len()..].to_ascii_lowercase();
+        let Some((section, key)) = ENV_SECTIONS.iter().find_map(|section| {
+            let prefix = format!("{}_", section.replace('.', "_"));
+            rest.strip_prefix(&prefix)
+                .map(|key| (*section, key.to_string()))
+        }) else {
+            return Err(ConfigError::Invalid {
+                origin: "environment".into(),
+                key: var.clone(),
+                message: format!(
+                    "unknown section; use TIDINGS_<SECTION>_<KEY> with a section of {}",
+                    ENV_SECTIONS.join(", ")
+                ),
+            });
+        };
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let mut node = &mut *table;
+        for part in section.split('.') {
+            node = node
+                .entry(part)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError::Invalid {
+                    origin: "environment".into(),
+                    key: var.clone(),
+                    message: format!("[{section}] in the config file is not a table"),
+                })?;
+        }
+        node.insert(key, value);
+    }
+    Ok(())
+}
+
+fn syntax_error(origin: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    ConfigError::Syntax {
+        path: origin.to_owned(),
+        line,
+        col,
+        message: e.message().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset (TOML and YAML spans are byte offsets).
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The dotted key (`feeds.limit`) that the line at `offset` of re-serialized TOML assigns.
+fn key_at(text: &str, offset: usize) -> String {
+    let mut section = String::new();
+    let mut key = String::new();
+    for line in text[..offset.min(text.len())]
+        .lines()
+        .chain(text[offset.min(text.len())..].lines().take(1))
+    {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim_matches(['[', ']']).to_string();
+            key.clear();
+        } else if let Some((k, _)) = line.split_once('=') {
+            key = k.trim().to_string();
+        }
+    }
+    match (section.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => section,
+        (false, false) => format!("{section}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[site]\ntitle = \"Blog\"\nbase_url = \"https://example.com\"\n";
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::parse(Path::new("config.toml"), text, env, Path::new("/srv/blog"))
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let config = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(config.feeds.limit, 20);
+        assert!(config.feeds.full_content);
+        assert_eq!(config.site.base_url.as_str(), "https://example.com/");
+        assert_eq!(config.site.articles, Path::new("/srv/blog/data/articles"));
+        assert_eq!(
+            config.feeds.formats,
+            vec![FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json]
+        );
+    }
+
+    #[test]
+    fn environment_overrides_keys_with_typed_values() {
+        let config = parse(
+            MINIMAL,
+            &[
+                ("TIDINGS_FEEDS_LIMIT", "50"),
+                ("TIDINGS_SITE_ARTICLES", "/content"),
+                ("TIDINGS_SITE_TITLE", "My blog: notes"),
+                ("TIDINGS_SECRET", "not a key"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.feeds.limit, 50);
+        assert_eq!(config.site.articles, Path::new("/content"));
+        assert_eq!(config.site.title, "My blog: notes");
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = parse("[site]\ntitle = \"Blog\"\nbase_url = https://x\n", &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("config.toml:3:"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse(&format!("{MINIMAL}[feeds]\nlimit = \"many\"\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("feeds.limit"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let err = parse(&format!("{MINIMAL}[feeds]\nlimt = 3\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("limt"), "{err}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let err = parse(
+            "[site]\ntitle = \"\"\nbase_url = \"ftp://x/\"\ntimezone = \"Mars/Olympus\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for key in ["site.title", "site.base_url", "site.timezone"] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_env_section_is_an_error() {
+        let err = parse(MINIMAL, &[("TIDINGS_NOPE_X", "1")]).unwrap_err();
+        assert!(err.to_string().contains("TIDINGS_NOPE_X"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 0), (1, 1));
+    }
+}

@@ -1,0 +1,53 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!--
+  tidings feed stylesheet: a browser that opens rss.xml or atom.xml shows this page instead of raw XML.
+  Feed readers ignore it. It reads both RSS 2.0 and Atom 1.0.
+-->
+<xsl:stylesheet version="1.0"
+  xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+  xmlns:atom="http://www.w3.org/2005/Atom">
+  <xsl:output method="html" encoding="utf-8" indent="yes" doctype-system="about:legacy-compat"/>
+  <xsl:variable name="title" select="/rss/channel/title | /atom:feed/atom:title"/>
+  <xsl:variable name="self" select="/rss/channel/atom:link[@rel='self']/@href | /atom:feed/atom:link[@rel='self']/@href"/>
+  <xsl:template match="/">
+    <html lang="en">
+      <head>
+        <meta charset="utf-8"/>
+        <meta name="viewport" content="width=device-width, initial-scale=1"/>
+        <title><xsl:value-of select="$title"/> (feed)</title>
+        <style>
+          body { font: 17px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 42rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }
+          .hint { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .8rem 1rem; }
+          .hint code { display: block; margin-top: .4rem; padding: .4rem; background: #fff; border: 1px solid #d0d7de; border-radius: 4px; word-break: break-all; }
+          h1 { font-size: 1.7rem; margin-bottom: .2rem; }
+          article { border-bottom: 1px solid #d0d7de; padding: 1rem 0; }
+          article h2 { font-size: 1.2rem; margin: 0 0 .3rem; }
+          .meta { color: #59636e; font-size: .9rem; }
+          a { color: #0969da; }
+        </style>
+      </head>
+      <body>
+        <p class="hint"><strong>This is a web feed.</strong> Copy this URL into your feed reader
+          (NetNewsWire, Feedly, Thunderbird, Miniflux…) to get new articles as they are published:
+          <code><xsl:value-of select="$self"/></code></p>
+        <h1><xsl:value-of select="$title"/></h1>
+        <p><xsl:value-of select="/rss/channel/description | /atom:feed/atom:subtitle"/></p>
+        <xsl:apply-templates select="/rss/channel/item | /atom:feed/atom:entry"/>
+      </body>
+    </html>
+  </xsl:template>
+  <xsl:template match="item">
+    <article>
+      <h2><a href="{link}"><xsl:value-of select="title"/></a></h2>
+      <p class="meta"><xsl:value-of select="pubDate"/><xsl:if test="category"> · <xsl:value-of select="category[1]"/></xsl:if></p>
+      <p><xsl:value-of select="description"/></p>
+    </article>
+  </xsl:template>
+  <xsl:template match="atom:entry">
+    <article>
+      <h2><a href="{atom:link[@rel='alternate']/@href}"><xsl:value-of select="atom:title"/></a></h2>
+      <p class="meta"><xsl:value-of select="substring(atom:published, 1, 10)"/><xsl:if test="atom:category"> · <xsl:value-of select="atom:category[1]/@term"/></xsl:if></p>
+      <p><xsl:value-of select="atom:summary"/></p>
+    </article>
+  </xsl:template>
+</xsl:stylesheet>

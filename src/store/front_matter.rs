@@ -1,0 +1,311 @@
+//! Splitting a source file into front matter and body, and reading the front matter in the conventions of
+//! Jekyll, Hugo and Zola (YAML between `---`, TOML between `+++`) into one [`FrontMatter`] shape.
+//!
+//! Both formats are first read into a `serde_json::Value` (TOML datetimes become strings), then into
+//! [`FrontMatter`], whose fields accept every spelling the three generators use (`summary` / `description` /
+//! `excerpt`, `updated` / `lastmod`, `categories` or `taxonomies.categories` …). Positions in errors are
+//! relative to the whole file.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::line_col;
+
+/// A problem in the front matter, with a 1-based position in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontMatterError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Toml,
+}
+
+/// A source split at its front matter delimiters.
+#[derive(Debug)]
+pub struct Split<'a> {
+    pub format: Format,
+    pub front: &'a str,
+    /// 1-based line of the first front matter line in the file.
+    pub front_line: usize,
+    pub body: &'a str,
+}
+
+/// Splits `text` into front matter and body. A file without front matter is an error: every article needs at
+/// least a title and a date.
+pub fn split(text: &str) -> Result<Split<'_>, FrontMatterError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (format, delimiter) = if text.starts_with("---") {
+        (Format::Yaml, "---")
+    } else if text.starts_with("+++") {
+        (Format::Toml, "+++")
+    } else {
+        return Err(FrontMatterError {
+            line: 1,
+            col: 1,
+            message: "no front matter; start the file with a line \"---\" (YAML) or \"+++\" (TOML), then title and date".into(),
+        });
+    };
+    let first_line_end = text.find('\n').map_or(text.len(), |i| i + 1);
+    if text[..first_line_end].trim_end() != delimiter {
+        return Err(FrontMatterError {
+            line: 1,
+            col: 4,
+            message: format!("the opening \"{delimiter}\" must be alone on its line"),
+        });
+    }
+    let mut offset = first_line_end;
+    for line in text[first_line_end..].split_inclusive('\n') {
+        if line.trim_end() == delimiter {
+            let front = &text[first_line_end..offset];
+            let body = &text[offset + line.len()..];
+            return Ok(Split {
+                format,
+                front,
+                front_line: 2,
+                body,
+            });
+        }
+        offset += line.len();
+    }
+    Err(FrontMatterError {
+        line: 1,
+        col: 1,
+        message: format!("front matter is never closed; add a line \"{delimiter}\" after it"),
+    })
+}
+
+/// Front matter as written, before validation. Every field is optional here; `store::parse_article` decides
+/// what is required.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FrontMatter {
+    pub title: Option<Value>,
+    pub date: Option<Value>,
+    #[serde(alias = "lastmod")]
+    pub updated: Option<Value>,
+    pub slug: Option<String>,
+    /// A stable id for feeds; defaults to the permalink.
+    pub id: Option<String>,
+    #[serde(alias = "description", alias = "excerpt")]
+    pub summary: Option<String>,
+    pub category: Option<String>,
+    pub categories: Option<OneOrMany>,
+    pub tags: Option<OneOrMany>,
+    pub taxonomies: Option<Taxonomies>,
+    pub author: Option<AuthorRef>,
+    pub draft: Option<bool>,
+    pub related: Option<OneOrMany>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Taxonomies {
+    pub categories: Option<OneOrMany>,
+    pub tags: Option<OneOrMany>,
+}
+
+/// `tags: rust` and `tags: [rust, feeds]` both appear in the wild.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => s
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `author: maya` (a key of `[authors]`) or an inline table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AuthorRef {
+    Key(String),
+    Inline {
+        name: String,
+        email: Option<String>,
+        url: Option<String>,
+        bio: Option<String>,
+    },
+}
+
+/// Parses front matter text. Positions in errors are relative to the file (`split.front_line`).
+pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
+    let at = |line: usize, col: usize, message: String| FrontMatterError {
+        line: line + split.front_line - 1,
+        col,
+        message,
+    };
+    let value: Value = match split.format {
+        Format::Yaml => {
+            if split.front.trim().is_empty() {
+                Value::Object(Default::default())
+            } else {
+                serde_yaml_ng::from_str(split.front).map_err(|e| {
+                    let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                    at(
+                        line,
+                        col,
+                        format!(
+                            "front matter is not valid YAML: {}",
+                            strip_position(&e.to_string())
+                        ),
+                    )
+                })?
+            }
+        }
+        Format::Toml => {
+            let table: toml::Table = toml::from_str(split.front).map_err(|e| {
+                let (line, col) = e.span().map_or((1, 1), |s| line_col(split.front, s.start));
+                at(
+                    line,
+                    col,
+                    format!("front matter is not valid TOML: {}", e.message()),
+                )
+            })?;
+            toml_to_json(toml::Value::Table(table))
+        }
+    };
+    if !value.is_object() {
+        return Err(at(
+            1,
+            1,
+            "front matter must be a mapping of keys to values, like \"title: ...\"".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let (line, col) = [
+            "tags",
+            "categories",
+            "category",
+            "author",
+            "draft",
+            "related",
+            "slug",
+            "summary",
+        ]
+        .iter()
+        .find(|k| message.contains(*k))
+        .and_then(|k| key_position(split.front, k))
+        .unwrap_or((1, 1));
+        at(
+            line,
+            col,
+            format!("front matter has a wrong type: {message}"),
+        )
+    })
+}
+
+/// serde_yaml_ng appends " at line X column Y" to its messages; we print the position ourselves.
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+fn toml_to_json(value: toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => Value::from(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
+}
+
+/// 1-based line and column (relative to the front matter) of the top-level key `key`, for errors that serde
+/// reports without a position (a bad date, a wrong type).
+pub fn key_position(front: &str, key: &str) -> Option<(usize, usize)> {
+    front.lines().enumerate().find_map(|(i, line)| {
+        let rest = line.strip_prefix(key)?;
+        let rest = rest.trim_start();
+        (rest.starts_with(':') || rest.starts_with('=')).then(|| {
+            let value_col = line.len() - rest.len() + 2;
+            let value_col = value_col + rest[1..].len() - rest[1..].trim_start().len();
+            (i + 1, value_col)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_front_matter_is_split_from_body() {
+        let s = split("---\ntitle: A\n---\nbody\n").unwrap();
+        assert_eq!(s.format, Format::Yaml);
+        assert_eq!(s.front, "title: A\n");
+        assert_eq!(s.body, "body\n");
+    }
+
+    #[test]
+    fn toml_front_matter_with_taxonomies_and_datetime() {
+        let s =
+            split("+++\ntitle = \"A\"\ndate = 2024-01-02\n[taxonomies]\ntags = [\"x\"]\n+++\nbody")
+                .unwrap();
+        let fm = parse(&s).unwrap();
+        assert_eq!(fm.date, Some(Value::String("2024-01-02".into())));
+        assert_eq!(fm.taxonomies.unwrap().tags.unwrap().into_vec(), vec!["x"]);
+    }
+
+    #[test]
+    fn unclosed_front_matter_is_reported() {
+        let err = split("---\ntitle: A\nbody").unwrap_err();
+        assert!(err.message.contains("never closed"));
+    }
+
+    #[test]
+    fn missing_front_matter_is_reported_at_line_one() {
+        let err = split("# Just markdown").unwrap_err();
+        assert_eq!((err.line, err.col), (1, 1));
+    }
+
+    #[test]
+    fn yaml_syntax_error_position_is_relative_to_the_file() {
+        let s = split("---\ntitle: A\ntags: [a, b\n---\n").unwrap();
+        let err = parse(&s).unwrap_err();
+        assert!(err.line >= 3, "{err:?}");
+        assert!(
+            err.message.starts_with("front matter is not valid YAML"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn hugo_and_jekyll_aliases_are_read() {
+        let s =
+            split("---\ntitle: A\ndescription: D\nlastmod: 2024-02-02\ncategories: [x, y]\n---\n")
+                .unwrap();
+        let fm = parse(&s).unwrap();
+        assert_eq!(fm.summary.as_deref(), Some("D"));
+        assert!(fm.updated.is_some());
+        assert_eq!(fm.categories.unwrap().into_vec(), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn key_position_points_at_the_value() {
+        assert_eq!(
+            key_position("title: A\ndate:  2024\n", "date"),
+            Some((2, 8))
+        );
+        assert_eq!(key_position("date = 1\n", "date"), Some((1, 8)));
+    }
+}

@@ -1,0 +1,138 @@
+//! Markdown bodies → HTML, plain text, first-paragraph summary and word count, in one pass of pulldown-cmark.
+//!
+//! The HTML keeps URLs as the author wrote them; making them absolute is the feeds' job (`feed::urls`), since
+//! it depends on where the article is published.
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+/// What the store keeps of a rendered body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub html: String,
+    /// The body as plain text (words separated by spaces), for related reading and word counts.
+    pub text: String,
+    /// The first paragraph as plain text.
+    pub first_paragraph: String,
+    pub words: usize,
+}
+
+fn options() -> Options {
+    Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_SMART_PUNCTUATION
+        | Options::ENABLE_HEADING_ATTRIBUTES
+}
+
+pub fn render(markdown: &str) -> Rendered {
+    let mut text = String::with_capacity(markdown.len());
+    let mut first_paragraph = String::new();
+    let mut in_paragraph = false;
+    let mut first_done = false;
+    let mut events = Vec::new();
+    for event in Parser::new_ext(markdown, options()) {
+        match &event {
+            Event::Start(Tag::Paragraph) => in_paragraph = true,
+            Event::End(TagEnd::Paragraph) => {
+                in_paragraph = false;
+                if !first_paragraph.trim().is_empty() {
+                    first_done = true;
+                }
+            }
+            Event::Text(t) | Event::Code(t) => {
+                text.push_str(t);
+                if in_paragraph && !first_done {
+                    first_paragraph.push_str(t);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                text.push(' ');
+                if in_paragraph && !first_done {
+                    first_paragraph.push(' ');
+                }
+            }
+            Event::End(_) => text.push(' '),
+            _ => {}
+        }
+        events.push(event);
+    }
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    let words = text.split_whitespace().count();
+    Rendered {
+        html,
+        text,
+        first_paragraph: collapse_whitespace(&first_paragraph),
+        words,
+    }
+}
+
+pub fn collapse_whitespace(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Cuts `text` to at most `max` characters at a word boundary, adding "…" when something was cut.
+pub fn truncate_at_word(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let cut = match cut.rfind(char::is_whitespace) {
+        Some(i) if i > 0 => &cut[..i],
+        _ => &cut[..],
+    };
+    format!(
+        "{}…",
+        cut.trim_end_matches(|c: char| c.is_whitespace() || ",;:-".contains(c))
+    )
+}
+
+/// Whole minutes at `wpm`, rounded to the nearest minute and at least 1.
+pub fn reading_minutes(words: usize, wpm: u32) -> u32 {
+    let wpm = wpm.max(1) as usize;
+    (((words + wpm / 2) / wpm) as u32).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_paragraph_skips_headings_and_is_plain_text() {
+        let r = render("# Title\n\nHello *world* and `code`.\n\nSecond.");
+        assert_eq!(r.first_paragraph, "Hello world and code.");
+        assert!(r.html.contains("<em>world</em>"));
+    }
+
+    #[test]
+    fn extensions_are_enabled() {
+        let r = render(
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n~~x~~ \"q\" note[^1]\n\n[^1]: f\n\n- [x] done\n",
+        );
+        assert!(r.html.contains("<table>"));
+        assert!(r.html.contains("<del>x</del>"));
+        assert!(r.html.contains("\u{201c}q\u{201d}"));
+        assert!(r.html.contains("footnote-definition"));
+        assert!(r.html.contains("checkbox"));
+    }
+
+    #[test]
+    fn words_are_counted_from_text_not_markup() {
+        let r = render("## Head\n\none two [three](http://x) **four**");
+        assert_eq!(r.words, 5);
+    }
+
+    #[test]
+    fn truncation_happens_at_a_word_boundary() {
+        assert_eq!(truncate_at_word("alpha beta gamma", 12), "alpha beta…");
+        assert_eq!(truncate_at_word("short", 12), "short");
+    }
+
+    #[test]
+    fn reading_time_is_at_least_one_minute() {
+        assert_eq!(reading_minutes(0, 230), 1);
+        assert_eq!(reading_minutes(460, 230), 2);
+        assert_eq!(reading_minutes(580, 230), 3);
+    }
+}

@@ -1,0 +1,609 @@
+//! The article store: reading `*.md` files, parsing and validating them into [`Article`]s, collected in a
+//! [`Catalog`].
+//!
+//! Reading ([`read_sources`]) and parsing ([`parse_article`], [`parse_all`]) are separate so the parser is pure
+//! and testable on strings. A file that cannot become an article is reported as an [`ArticleError`]
+//! (`path:line:col: error: message`) and left out; it never takes the others down. Drafts stay in the catalog
+//! (their categories still get feeds) but are never published; future-dated articles are published once `now`
+//! reaches their date, so the catalog is filtered with [`Catalog::published`] at the time of use.
+
+mod front_matter;
+pub mod markdown;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::config::{AuthorConfig, Config};
+use front_matter::{AuthorRef, FrontMatterError, key_position};
+
+/// The longest generated summary, in characters, when front matter gives none.
+const SUMMARY_MAX_CHARS: usize = 280;
+
+/// One article, validated and rendered. Strings are free of control characters that XML forbids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Article {
+    /// The file it came from (as found under the store path).
+    pub source: PathBuf,
+    pub slug: String,
+    /// The stable feed id: front matter `id`, else the permalink.
+    pub id: String,
+    pub title: String,
+    pub date: DateTime<FixedOffset>,
+    pub updated: DateTime<FixedOffset>,
+    pub summary: String,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    pub author: Option<Author>,
+    /// The body as HTML, URLs as written.
+    pub html: String,
+    /// The body as plain text.
+    pub text: String,
+    pub reading_minutes: u32,
+    pub draft: bool,
+    /// Editor's picks (slugs), in order.
+    pub related: Vec<String>,
+    /// The absolute permalink.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The `[authors]` key, when the author came from config.
+    pub key: Option<String>,
+    pub name: String,
+    pub email: Option<String>,
+    pub url: Option<String>,
+    pub bio: Option<String>,
+}
+
+impl Article {
+    /// Whether readers may see it at `now`: not a draft and its date has come.
+    pub fn is_published(&self, now: DateTime<FixedOffset>) -> bool {
+        !self.draft && self.date <= now
+    }
+}
+
+/// A file that could not become an article, with where and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{col}: error: {message}", path.display())]
+pub struct ArticleError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Every valid article of the store (drafts and future ones included), newest first, ties broken by permalink.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    articles: Vec<Article>,
+}
+
+impl Catalog {
+    /// Sorts `articles` into the catalog's order: date descending, then permalink.
+    pub fn new(mut articles: Vec<Article>) -> Catalog {
+        articles.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.url.cmp(&b.url)));
+        Catalog { articles }
+    }
+
+    /// Every article, drafts and future ones included.
+    pub fn all(&self) -> &[Article] {
+        &self.articles
+    }
+
+    /// The articles readers may see at `now`, newest first.
+    pub fn published(&self, now: DateTime<FixedOffset>) -> impl Iterator<Item = &Article> {
+        self.articles.iter().filter(move |a| a.is_published(now))
+    }
+
+    pub fn by_slug(&self, slug: &str) -> Option<&Article> {
+        self.articles.iter().find(|a| a.slug == slug)
+    }
+}
+
+/// A file read from the store, or the reason it could not be.
+#[derive(Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Finds every `*.md` under `root` (sorted by path) and reads it. Files over `max_bytes`, binary files and
+/// invalid UTF-8 are reported without being parsed. Hugo/Zola section pages (`_index.md`) are not articles.
+pub fn read_sources(root: &Path, max_bytes: u64) -> (Vec<Source>, Vec<ArticleError>) {
+    let mut paths = Vec::new();
+    let mut errors = Vec::new();
+    if !root.is_dir() {
+        errors.push(ArticleError {
+            path: root.to_owned(),
+            line: 1,
+            col: 1,
+            message: "the article store is not a folder; set [site] articles in config.toml".into(),
+        });
+        return (Vec::new(), errors);
+    }
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        match entry {
+            Ok(e) if e.file_type().is_file() => {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "md") && e.file_name() != "_index.md" {
+                    paths.push(e.into_path());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(ArticleError {
+                path: e.path().unwrap_or(root).to_owned(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    let results: Vec<Result<Source, ArticleError>> = paths
+        .into_par_iter()
+        .map(|p| read_source(p, max_bytes))
+        .collect();
+    let mut sources = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(s) => sources.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    (sources, errors)
+}
+
+fn read_source(path: PathBuf, max_bytes: u64) -> Result<Source, ArticleError> {
+    let fail = |line, col, message: String| ArticleError {
+        path: path.clone(),
+        line,
+        col,
+        message,
+    };
+    let len = std::fs::metadata(&path)
+        .map_err(|e| fail(1, 1, format!("cannot read: {e}")))?
+        .len();
+    if len > max_bytes {
+        return Err(fail(
+            1,
+            1,
+            format!(
+                "file is {len} bytes, over the limit of {max_bytes}; shorten it or raise [site] max_article_bytes"
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| fail(1, 1, format!("cannot read: {e}")))?;
+    if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+        let (line, col) = byte_line_col(&bytes, nul);
+        return Err(fail(
+            line,
+            col,
+            "binary file (it contains NUL bytes); articles are UTF-8 Markdown".into(),
+        ));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Source { path, text }),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let (line, col) = byte_line_col(e.as_bytes(), at);
+            Err(fail(
+                line,
+                col,
+                "invalid UTF-8; save the file as UTF-8".into(),
+            ))
+        }
+    }
+}
+
+fn byte_line_col(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// What parsing needs to know about the site.
+#[derive(Debug, Clone)]
+pub struct ParseContext<'a> {
+    pub base_url: &'a url::Url,
+    pub permalink: &'a str,
+    pub timezone: chrono_tz::Tz,
+    pub reading_wpm: u32,
+    pub authors: &'a std::collections::BTreeMap<String, AuthorConfig>,
+    pub default_author: Option<&'a str>,
+}
+
+impl<'a> ParseContext<'a> {
+    pub fn from_config(config: &'a Config) -> Self {
+        ParseContext {
+            base_url: &config.site.base_url,
+            permalink: &config.site.permalink,
+            timezone: config.timezone(),
+            reading_wpm: config.site.reading_wpm,
+            authors: &config.authors,
+            default_author: config.site.default_author.as_deref(),
+        }
+    }
+}
+
+/// Parses every source in parallel, then rejects duplicate slugs (the later file by path, naming the earlier).
+pub fn parse_all(sources: &[Source], ctx: &ParseContext<'_>) -> (Catalog, Vec<ArticleError>) {
+    let results: Vec<Result<Article, ArticleError>> = sources
+        .par_iter()
+        .map(|s| parse_article(&s.path, &s.text, ctx))
+        .collect();
+    let mut errors = Vec::new();
+    let mut articles = Vec::with_capacity(results.len());
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for result in results {
+        match result {
+            Ok(article) => {
+                if let Some(first) = seen.get(&article.slug) {
+                    errors.push(ArticleError {
+                        path: article.source.clone(),
+                        line: 1,
+                        col: 1,
+                        message: format!(
+                            "slug \"{}\" is already used by {}; give one of them another `slug:` in its front matter",
+                            article.slug,
+                            first.display()
+                        ),
+                    });
+                } else {
+                    seen.insert(article.slug.clone(), article.source.clone());
+                    articles.push(article);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (Catalog::new(articles), errors)
+}
+
+/// Reads and parses the whole store of `config`.
+pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
+    let (sources, mut errors) = read_sources(&config.site.articles, config.site.max_article_bytes);
+    let (catalog, parse_errors) = parse_all(&sources, &ParseContext::from_config(config));
+    errors.extend(parse_errors);
+    errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
+    (catalog, errors)
+}
+
+/// Parses one article from its text. `path` is only used for the slug, a Jekyll date prefix and errors.
+pub fn parse_article(
+    path: &Path,
+    text: &str,
+    ctx: &ParseContext<'_>,
+) -> Result<Article, ArticleError> {
+    let fail = |line: usize, col: usize, message: String| ArticleError {
+        path: path.to_owned(),
+        line,
+        col,
+        message,
+    };
+    let from_fm = |e: FrontMatterError| fail(e.line, e.col, e.message);
+    let split = front_matter::split(text).map_err(from_fm)?;
+    let fm = front_matter::parse(&split).map_err(from_fm)?;
+    // Position of a front matter key's value in the file, for errors about that key.
+    let at_key = |key: &str| {
+        key_position(split.front, key).map_or((split.front_line, 1), |(l, c)| {
+            (l + split.front_line - 1, c)
+        })
+    };
+
+    let title = match &fm.title {
+        Some(Value::String(s)) => single_line(s),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            let (l, c) = at_key("title");
+            return Err(fail(l, c, "title must be text".into()));
+        }
+        None => String::new(),
+    };
+    if title.is_empty() {
+        let (l, c) = fm
+            .title
+            .as_ref()
+            .map_or((split.front_line, 1), |_| at_key("title"));
+        return Err(fail(
+            l,
+            c,
+            "missing title; add `title: ...` to the front matter".into(),
+        ));
+    }
+
+    let (file_stem, jekyll_date) = file_slug_and_date(path);
+    let date = match &fm.date {
+        Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
+            let (l, c) = at_key("date");
+            fail(l, c, message)
+        })?,
+        None => match jekyll_date {
+            Some(d) => local_midnight(d, ctx.timezone),
+            None => {
+                return Err(fail(
+                    split.front_line,
+                    1,
+                    "missing date; add `date: YYYY-MM-DD` (or RFC 3339) to the front matter".into(),
+                ));
+            }
+        },
+    };
+    let updated = match &fm.updated {
+        Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
+            let key = if key_position(split.front, "lastmod").is_some() {
+                "lastmod"
+            } else {
+                "updated"
+            };
+            let (l, c) = at_key(key);
+            fail(l, c, message)
+        })?,
+        None => date,
+    }
+    .max(date);
+
+    let slug = match fm.slug {
+        Some(s) => {
+            let s = s.trim().to_string();
+            if s.is_empty()
+                || s.contains(['/', '\\', '?', '#'])
+                || s.chars().any(char::is_whitespace)
+            {
+                let (l, c) = at_key("slug");
+                return Err(fail(
+                    l,
+                    c,
+                    format!(
+                        "slug \"{s}\" cannot be part of a URL; use letters, digits and hyphens"
+                    ),
+                ));
+            }
+            s
+        }
+        None => file_stem,
+    };
+
+    let author = match fm.author {
+        Some(AuthorRef::Key(key)) => match ctx.authors.get(&key) {
+            Some(a) => Some(author_from_config(&key, a)),
+            None => {
+                let (l, c) = at_key("author");
+                return Err(fail(
+                    l,
+                    c,
+                    format!(
+                        "author \"{key}\" is not in config.toml; add an [authors.{key}] table with a name"
+                    ),
+                ));
+            }
+        },
+        Some(AuthorRef::Inline {
+            name,
+            email,
+            url,
+            bio,
+        }) => Some(Author {
+            key: None,
+            name: single_line(&name),
+            email,
+            url,
+            bio: bio.map(|b| single_line(&b)),
+        }),
+        None => ctx
+            .default_author
+            .and_then(|key| ctx.authors.get(key).map(|a| author_from_config(key, a))),
+    };
+
+    let category = fm
+        .category
+        .or_else(|| fm.categories.and_then(|c| c.into_vec().into_iter().next()))
+        .or_else(|| {
+            fm.taxonomies
+                .as_ref()
+                .and_then(|t| t.categories.as_ref())
+                .and_then(|c| match c {
+                    front_matter::OneOrMany::One(s) => Some(s.clone()),
+                    front_matter::OneOrMany::Many(v) => v.first().cloned(),
+                })
+        })
+        .map(|c| single_line(&c))
+        .filter(|c| !c.is_empty());
+    let mut tags: Vec<String> = fm
+        .tags
+        .or_else(|| fm.taxonomies.and_then(|t| t.tags))
+        .map(|t| t.into_vec())
+        .unwrap_or_default()
+        .iter()
+        .map(|t| single_line(t))
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.dedup();
+
+    let rendered = markdown::render(split.body);
+    let summary = match fm.summary {
+        Some(s) if !s.trim().is_empty() => single_line(&s),
+        _ => markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS),
+    };
+    let url = permalink(
+        ctx.base_url,
+        ctx.permalink,
+        &slug,
+        date,
+        category.as_deref(),
+    );
+    Ok(Article {
+        source: path.to_owned(),
+        id: fm
+            .id
+            .map(|s| single_line(&s))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| url.clone()),
+        slug,
+        title,
+        date,
+        updated,
+        summary,
+        category,
+        tags,
+        author,
+        html: xml_safe(&rendered.html),
+        text: xml_safe(&rendered.text),
+        reading_minutes: markdown::reading_minutes(rendered.words, ctx.reading_wpm),
+        draft: fm.draft.unwrap_or(false),
+        related: fm.related.map(|r| r.into_vec()).unwrap_or_default(),
+        url,
+    })
+}
+
+fn author_from_config(key: &str, a: &AuthorConfig) -> Author {
+    Author {
+        key: Some(key.to_string()),
+        name: single_line(&a.name),
+        email: a.email.clone(),
+        url: a.url.clone(),
+        bio: a.bio.as_deref().map(single_line),
+    }
+}
+
+/// The slug a file name gives (`2024-01-05-hello.md` → `hello`; `post/index.md` → `post`) and the date in a
+/// Jekyll file-name prefix.
+fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("article");
+    let stem = if stem == "index" {
+        path.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|s| s.to_str())
+            .unwrap_or(stem)
+    } else {
+        stem
+    };
+    if stem.len() > 11 && stem.as_bytes()[10] == b'-' {
+        if let Ok(date) = NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d") {
+            return (stem[11..].to_string(), Some(date));
+        }
+    }
+    (stem.to_string(), None)
+}
+
+fn local_midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
+    localize(date.and_hms_opt(0, 0, 0).expect("midnight exists"), tz)
+}
+
+/// A naive time read in `tz`; in a DST gap the earliest valid instant after it.
+fn localize(naive: NaiveDateTime, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
+    let local = tz
+        .from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .expect("a time one hour after a DST gap exists");
+    local.fixed_offset()
+}
+
+fn parse_date_value(value: &Value, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
+    match value {
+        Value::String(s) => parse_date(s, tz),
+        other => Err(format!(
+            "date {other} is not a date; use YYYY-MM-DD or RFC 3339 (2024-01-31T09:00:00+01:00)"
+        )),
+    }
+}
+
+/// Reads the date forms found in Jekyll, Hugo and Zola front matter. A time without a zone is in `tz`.
+pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
+    let s = s.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Ok(d);
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S %z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+        "%Y-%m-%d %H:%M %z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
+        if let Ok(d) = DateTime::parse_from_str(s, format) {
+            return Ok(d);
+        }
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(s, format) {
+            return Ok(localize(naive, tz));
+        }
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(local_midnight(date, tz));
+    }
+    Err(format!(
+        "date \"{s}\" is not a date; use YYYY-MM-DD or RFC 3339 (2024-01-31T09:00:00+01:00)"
+    ))
+}
+
+fn permalink(
+    base: &url::Url,
+    pattern: &str,
+    slug: &str,
+    date: DateTime<FixedOffset>,
+    category: Option<&str>,
+) -> String {
+    let path = pattern
+        .replace("{slug}", slug)
+        .replace("{year}", &date.format("%Y").to_string())
+        .replace("{month}", &date.format("%m").to_string())
+        .replace("{day}", &date.format("%d").to_string())
+        .replace(
+            "{category}",
+            &category
+                .map(slug::slugify)
+                .unwrap_or_else(|| "uncategorized".into()),
+        );
+    base.join(path.trim_start_matches('/'))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("{base}{}", path.trim_start_matches('/')))
+}
+
+/// Text for one line (titles, names): every control character dropped, whitespace collapsed. A CR/LF in a
+/// title can then never reach a mail header or break a feed.
+pub fn single_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Drops the characters XML 1.0 forbids (C0 controls other than tab, LF, CR; U+FFFE, U+FFFF). The `rss` and
+/// `atom_syndication` crates let them through, which makes a feed ill-formed.
+pub fn xml_safe(s: &str) -> String {
+    if !s.chars().any(|c| is_xml_forbidden(&c)) {
+        return s.to_string();
+    }
+    s.chars().filter(|c| !is_xml_forbidden(c)).collect()
+}
+
+fn is_xml_forbidden(c: &char) -> bool {
+    matches!(*c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,262 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn authors() -> BTreeMap<String, AuthorConfig> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "maya".to_string(),
+        AuthorConfig {
+            name: "Maya Okafor".into(),
+            email: None,
+            url: None,
+            bio: Some("Writes about teams.".into()),
+        },
+    );
+    m
+}
+
+fn parse(path: &str, text: &str) -> Result<Article, ArticleError> {
+    let base = url::Url::parse("https://example.com/blog/").unwrap();
+    let authors = authors();
+    let ctx = ParseContext {
+        base_url: &base,
+        permalink: "/posts/{slug}/",
+        timezone: chrono_tz::Europe::Berlin,
+        reading_wpm: 200,
+        authors: &authors,
+        default_author: None,
+    };
+    parse_article(Path::new(path), text, &ctx)
+}
+
+#[test]
+fn complete_article_is_parsed() {
+    let a = parse(
+        "a/hello.md",
+        "---\ntitle: Hello\ndate: 2024-03-01T10:00:00+01:00\ncategory: Career\ntags: [x, y]\nauthor: maya\n---\nFirst *para*.\n\nSecond.\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "hello");
+    assert_eq!(a.url, "https://example.com/blog/posts/hello/");
+    assert_eq!(a.id, a.url);
+    assert_eq!(a.summary, "First para.");
+    assert_eq!(a.category.as_deref(), Some("Career"));
+    assert_eq!(a.tags, vec!["x", "y"]);
+    assert_eq!(a.author.unwrap().name, "Maya Okafor");
+    assert_eq!(a.reading_minutes, 1);
+    assert_eq!(a.updated, a.date);
+}
+
+#[test]
+fn naive_date_is_read_in_the_site_time_zone() {
+    let a = parse("x.md", "---\ntitle: T\ndate: 2024-07-01 08:00:00\n---\n").unwrap();
+    assert_eq!(a.date.to_rfc3339(), "2024-07-01T08:00:00+02:00");
+    let b = parse("x.md", "---\ntitle: T\ndate: 2024-01-01\n---\n").unwrap();
+    assert_eq!(b.date.to_rfc3339(), "2024-01-01T00:00:00+01:00");
+}
+
+#[test]
+fn jekyll_file_name_gives_slug_and_date() {
+    let a = parse("_posts/2023-05-06-my-post.md", "---\ntitle: T\n---\nbody").unwrap();
+    assert_eq!(a.slug, "my-post");
+    assert_eq!(a.date.date_naive().to_string(), "2023-05-06");
+}
+
+#[test]
+fn hugo_page_bundle_takes_its_folders_name() {
+    let a = parse(
+        "content/posts/bundle/index.md",
+        "---\ntitle: T\ndate: 2024-01-01\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "bundle");
+}
+
+#[test]
+fn zola_toml_front_matter_with_taxonomies() {
+    let a = parse(
+        "content/z.md",
+        "+++\ntitle = \"Z\"\ndate = 2024-02-03\nupdated = 2024-02-05\ndescription = \"D\"\n[taxonomies]\ncategories = [\"Ops\"]\ntags = [\"k8s\"]\n[extra]\nfoo = 1\n+++\nbody",
+    )
+    .unwrap();
+    assert_eq!(a.category.as_deref(), Some("Ops"));
+    assert_eq!(a.tags, vec!["k8s"]);
+    assert_eq!(a.summary, "D");
+    assert!(a.updated > a.date);
+}
+
+#[test]
+fn article_without_title_is_rejected() {
+    let e = parse("x.md", "---\ndate: 2024-01-01\n---\nbody").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "x.md:2:1: error: missing title; add `title: ...` to the front matter"
+    );
+}
+
+#[test]
+fn unparseable_date_names_its_line_and_column() {
+    let e = parse("x.md", "---\ntitle: T\ndate: 2024-13-01\n---\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    assert_eq!(e.col, 7);
+    assert!(
+        e.message
+            .contains("\"2024-13-01\" is not a date; use YYYY-MM-DD or RFC 3339"),
+        "{e}"
+    );
+}
+
+#[test]
+fn article_without_date_is_rejected() {
+    let e = parse("x.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert!(e.message.starts_with("missing date"), "{e}");
+}
+
+#[test]
+fn unknown_author_key_is_rejected_with_the_fix() {
+    let e = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor: nobody\n---\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("[authors.nobody]"), "{e}");
+    assert_eq!(e.line, 4);
+}
+
+#[test]
+fn title_control_characters_and_newlines_are_removed() {
+    let a = parse(
+        "x.md",
+        "---\ntitle: \"A\\r\\nBcc: x\\u0008 <b>]]>\"\ndate: 2024-01-01\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.title, "A Bcc: x <b>]]>");
+}
+
+#[test]
+fn forbidden_xml_characters_are_dropped_from_the_body() {
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\n---\nbell\u{7} form\u{c}feed",
+    )
+    .unwrap();
+    assert!(!a.html.contains('\u{7}') && !a.html.contains('\u{c}'));
+}
+
+#[test]
+fn long_first_paragraph_is_cut_at_a_word() {
+    let body = "word ".repeat(200);
+    let a = parse(
+        "x.md",
+        &format!("---\ntitle: T\ndate: 2024-01-01\n---\n{body}"),
+    )
+    .unwrap();
+    assert!(a.summary.chars().count() <= SUMMARY_MAX_CHARS + 1);
+    assert!(a.summary.ends_with("word…"));
+}
+
+#[test]
+fn updated_before_date_is_clamped_to_date() {
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-02-01\nlastmod: 2024-01-01\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.updated, a.date);
+}
+
+#[test]
+fn duplicate_slugs_name_both_files() {
+    let base = url::Url::parse("https://example.com/").unwrap();
+    let authors = BTreeMap::new();
+    let ctx = ParseContext {
+        base_url: &base,
+        permalink: "/{slug}/",
+        timezone: chrono_tz::UTC,
+        reading_wpm: 200,
+        authors: &authors,
+        default_author: None,
+    };
+    let sources = vec![
+        Source {
+            path: "a/one.md".into(),
+            text: "---\ntitle: A\ndate: 2024-01-01\nslug: same\n---\n".into(),
+        },
+        Source {
+            path: "b/two.md".into(),
+            text: "---\ntitle: B\ndate: 2024-01-02\nslug: same\n---\n".into(),
+        },
+    ];
+    let (catalog, errors) = parse_all(&sources, &ctx);
+    assert_eq!(catalog.all().len(), 1);
+    assert_eq!(errors.len(), 1);
+    let message = errors[0].to_string();
+    assert!(
+        message.starts_with("b/two.md:1:1: error: slug \"same\""),
+        "{message}"
+    );
+    assert!(message.contains("a/one.md"), "{message}");
+}
+
+#[test]
+fn catalog_is_newest_first_with_ties_by_permalink() {
+    let mk = |slug: &str, date: &str| {
+        parse(
+            &format!("{slug}.md"),
+            &format!("---\ntitle: {slug}\ndate: {date}\n---\n"),
+        )
+        .unwrap()
+    };
+    let catalog = Catalog::new(vec![
+        mk("b", "2024-01-01"),
+        mk("a", "2024-01-01"),
+        mk("c", "2024-02-01"),
+    ]);
+    let slugs: Vec<_> = catalog.all().iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(slugs, vec!["c", "a", "b"]);
+}
+
+#[test]
+fn drafts_and_future_articles_are_not_published() {
+    let now = DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap();
+    let draft = parse(
+        "d.md",
+        "---\ntitle: D\ndate: 2024-01-01\ndraft: true\n---\n",
+    )
+    .unwrap();
+    let future = parse("f.md", "---\ntitle: F\ndate: 2024-07-01\n---\n").unwrap();
+    let past = parse("p.md", "---\ntitle: P\ndate: 2024-05-01\n---\n").unwrap();
+    let catalog = Catalog::new(vec![draft, future, past]);
+    let published: Vec<_> = catalog.published(now).map(|a| a.slug.as_str()).collect();
+    assert_eq!(published, vec!["p"]);
+}
+
+#[test]
+fn invalid_utf8_and_binary_files_are_reported_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.md"), b"---\ntitle: caf\xe9\n---\n").unwrap();
+    std::fs::write(dir.path().join("bin.md"), b"---\n\x00\x01\x02").unwrap();
+    std::fs::write(dir.path().join("big.md"), vec![b'a'; 2000]).unwrap();
+    let (sources, errors) = read_sources(dir.path(), 1000);
+    assert!(sources.is_empty());
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("bad.md:2:11: error: invalid UTF-8")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("bin.md:2:1: error: binary file")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("big.md:1:1: error: file is 2000 bytes")),
+        "{messages:?}"
+    );
+}
