@@ -492,10 +492,11 @@ fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
     } else {
         stem
     };
-    if stem.len() > 11 && stem.as_bytes()[10] == b'-' {
-        if let Ok(date) = NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d") {
-            return (stem[11..].to_string(), Some(date));
-        }
+    if stem.len() > 11
+        && stem.as_bytes()[10] == b'-'
+        && let Ok(date) = NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d")
+    {
+        return (stem[11..].to_string(), Some(date));
     }
     (stem.to_string(), None)
 }

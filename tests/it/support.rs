@@ -1,0 +1,123 @@
+//! `TestEnv`: an isolated world for one test — a temp folder with a copy of a fixture store, a config written
+//! for it, and the real `tidings` binary to run against it. Also the external checkers the tests call; a checker
+//! that is missing fails the test loudly (scripts/test installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+/// The project root (where Cargo.toml is).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` beside the project, where the validators live (in CI as on a developer's machine).
+pub fn shared() -> PathBuf {
+    let shared = project_root().join("../shared");
+    assert!(shared.join("validators").is_dir(), "../shared/validators is missing: {}", shared.display());
+    shared
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl TestEnv {
+    /// A world whose store is `tests/fixtures/<fixture>` (copied to `articles/`) and whose config is the
+    /// minimal one below plus `extra_config` (TOML appended to it).
+    pub fn new(fixture: &str, extra_config: &str) -> TestEnv {
+        let env = TestEnv::empty();
+        copy_dir(&project_root().join("tests/fixtures").join(fixture), &env.path().join("articles"));
+        env.write_config(extra_config);
+        env
+    }
+
+    /// A world with an empty `articles/` folder and no config yet.
+    pub fn empty() -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("articles")).unwrap();
+        TestEnv { dir }
+    }
+
+    /// A world with a copy of the project's own sample site (config.toml and data/).
+    pub fn sample() -> TestEnv {
+        let env = TestEnv::empty();
+        copy_dir(&project_root().join("data"), &env.path().join("data"));
+        std::fs::copy(project_root().join("config.toml"), env.path().join("config.toml")).unwrap();
+        for optional in ["templates"] {
+            let from = project_root().join(optional);
+            if from.is_dir() {
+                copy_dir(&from, &env.path().join(optional));
+            }
+        }
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self, extra: &str) {
+        let config = format!(
+            "[site]\ntitle = \"Test Blog\"\nbase_url = \"https://example.com/blog/\"\ndescription = \"A test\"\n\
+             timezone = \"Europe/Berlin\"\narticles = \"articles\"\n\n[authors.ann]\nname = \"Ann Author\"\n\n{extra}\n"
+        );
+        std::fs::write(self.path().join("config.toml"), config).unwrap();
+    }
+
+    pub fn write_article(&self, rel: &str, text: impl AsRef<[u8]>) {
+        let path = self.path().join("articles").join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Runs `tidings --config <env>/config.toml ARGS` in the env's folder.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .arg("--config")
+            .arg(self.path().join("config.toml"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("TIDINGS_CONFIG")
+            .output()
+            .expect("the tidings binary runs")
+    }
+
+    /// Runs and asserts success; returns stderr.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "tidings {args:?} failed: {stderr}{}", String::from_utf8_lossy(&out.stdout));
+        stderr
+    }
+
+    pub fn public(&self, rel: &str) -> PathBuf {
+        self.path().join("public").join(rel)
+    }
+
+    pub fn read_public(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.public(rel)).unwrap_or_else(|e| panic!("reading public/{rel}: {e}"))
+    }
+}
+
+/// Runs an external checker; panics with its output when it cannot run (missing tool) or fails.
+pub fn run_checker(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); run scripts/test, which installs it"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
+    text
+}
