@@ -1,1 +1,214 @@
+use std::path::Path;
 
+use chrono::DateTime;
+
+use super::*;
+use crate::store::{ParseContext, parse_article};
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        "[site]\ntitle = \"Blog\"\nbase_url = \"https://example.com/\"\n[authors.ann]\nname = \"Ann\"\n[feeds]\n{extra}"
+    );
+    Config::parse(
+        Path::new("config.toml"),
+        &text,
+        Vec::new(),
+        Path::new("/srv"),
+    )
+    .unwrap()
+}
+
+fn article(config: &Config, slug: &str, date: &str, front: &str, body: &str) -> Article {
+    let text = format!("---\ntitle: \"{slug} title\"\ndate: {date}\n{front}---\n{body}");
+    parse_article(
+        Path::new(&format!("{slug}.md")),
+        &text,
+        &ParseContext::from_config(config),
+    )
+    .unwrap()
+}
+
+fn now() -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap()
+}
+
+fn render(config: &Config, catalog: &Catalog) -> Vec<RenderedFile> {
+    let plans = plan_feeds(config, catalog, now());
+    let newest = catalog.published(now()).max_by_key(|a| a.updated);
+    render_all(config, &plans, newest)
+}
+
+fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
+    let f = files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("{path} not rendered"));
+    std::str::from_utf8(&f.bytes).unwrap()
+}
+
+#[test]
+fn a_feed_never_exceeds_its_limit_and_is_newest_first() {
+    let c = config("limit = 2\n");
+    let catalog = Catalog::new(
+        (1..=5)
+            .map(|d| article(&c, &format!("a{d}"), &format!("2024-01-0{d}"), "", "body"))
+            .collect(),
+    );
+    let plans = plan_feeds(&c, &catalog, now());
+    let slugs: Vec<&str> = plans[0].items.iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(slugs, vec!["a5", "a4"]);
+}
+
+#[test]
+fn a_category_with_only_a_draft_gets_an_empty_feed() {
+    let c = config("");
+    let catalog = Catalog::new(vec![
+        article(&c, "pub", "2024-01-01", "category: Ops\n", "x"),
+        article(
+            &c,
+            "draft",
+            "2024-01-02",
+            "category: Career Advice\ndraft: true\n",
+            "x",
+        ),
+    ]);
+    let files = render(&c, &catalog);
+    let atom = file(&files, "category/career-advice/atom.xml");
+    assert!(!atom.contains("<entry>"), "{atom}");
+    // The empty feed's `updated` is the site's newest article, not the clock.
+    assert!(
+        atom.contains("<updated>2024-01-01T00:00:00+00:00</updated>"),
+        "{atom}"
+    );
+}
+
+#[test]
+fn future_articles_are_left_out() {
+    let c = config("");
+    let catalog = Catalog::new(vec![article(&c, "later", "2099-01-01", "", "x")]);
+    let files = render(&c, &catalog);
+    assert!(!file(&files, "rss.xml").contains("<item>"));
+}
+
+#[test]
+fn rendering_twice_gives_identical_bytes() {
+    let c = config("per_tag = true\nper_author = true\n");
+    let catalog = Catalog::new(vec![
+        article(
+            &c,
+            "a",
+            "2024-01-01",
+            "tags: [x, y]\nauthor: ann\n",
+            "[l](../b/)",
+        ),
+        article(&c, "b", "2024-01-01", "tags: [y]\n", "![i](i.png)"),
+    ]);
+    assert_eq!(render(&c, &catalog), render(&c, &catalog));
+}
+
+#[test]
+fn feed_timestamps_come_from_the_newest_article() {
+    let c = config("");
+    let catalog = Catalog::new(vec![
+        article(
+            &c,
+            "a",
+            "2024-01-01",
+            "updated: 2024-03-01T10:00:00Z\n",
+            "x",
+        ),
+        article(&c, "b", "2024-02-01", "", "x"),
+    ]);
+    let files = render(&c, &catalog);
+    assert!(
+        file(&files, "rss.xml")
+            .contains("<lastBuildDate>Fri, 01 Mar 2024 10:00:00 +0000</lastBuildDate>")
+    );
+    assert!(file(&files, "atom.xml").contains("<updated>2024-03-01T10:00:00+00:00</updated>"));
+}
+
+#[test]
+fn hostile_titles_are_escaped_not_injected() {
+    let c = config("");
+    let text = "---\ntitle: \"<script>alert(1)</script> ]]> & \\u0008\"\ndate: 2024-01-01\n---\n<b>]]></b>\u{c}";
+    let a = parse_article(Path::new("h.md"), text, &ParseContext::from_config(&c)).unwrap();
+    let files = render(&c, &Catalog::new(vec![a]));
+    for path in ["rss.xml", "atom.xml"] {
+        let xml = file(&files, path);
+        assert!(!xml.contains("<script>"), "{path}: {xml}");
+        assert!(!xml.contains('\u{8}') && !xml.contains('\u{c}'), "{path}");
+        roxmltree::Document::parse(xml)
+            .unwrap_or_else(|e| panic!("{path} is not well-formed: {e}"));
+    }
+    let json: serde_json::Value = serde_json::from_str(file(&files, "feed.json")).unwrap();
+    assert_eq!(json["items"][0]["title"], "<script>alert(1)</script> ]]> &");
+}
+
+#[test]
+fn summary_only_feeds_carry_no_content() {
+    let c = config("full_content = false\n");
+    let catalog = Catalog::new(vec![article(
+        &c,
+        "a",
+        "2024-01-01",
+        "summary: Short.\n",
+        "Long body.",
+    )]);
+    let files = render(&c, &catalog);
+    assert!(!file(&files, "rss.xml").contains("content:encoded"));
+    assert!(!file(&files, "atom.xml").contains("<content"));
+    let json: serde_json::Value = serde_json::from_str(file(&files, "feed.json")).unwrap();
+    assert_eq!(json["items"][0]["content_text"], "Short.");
+    assert!(json["items"][0].get("content_html").is_none());
+}
+
+#[test]
+fn xml_feeds_reference_the_stylesheet_after_the_declaration() {
+    let c = config("");
+    let files = render(&c, &Catalog::default());
+    assert_eq!(file(&files, STYLESHEET_FILE), STYLESHEET);
+    for path in ["rss.xml", "atom.xml"] {
+        let xml = file(&files, path);
+        let second_line = xml.lines().nth(1).unwrap();
+        assert_eq!(
+            second_line, "<?xml-stylesheet href=\"/feed.xsl\" type=\"text/xsl\"?>",
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn pinned_id_survives_a_slug_change() {
+    let c = config("");
+    let a = article(
+        &c,
+        "renamed",
+        "2024-01-01",
+        "id: tag:example.com,2024:first\n",
+        "x",
+    );
+    let files = render(&c, &Catalog::new(vec![a]));
+    assert!(
+        file(&files, "rss.xml")
+            .contains("<guid isPermaLink=\"false\">tag:example.com,2024:first</guid>")
+    );
+    assert!(file(&files, "atom.xml").contains("<id>tag:example.com,2024:first</id>"));
+}
+
+#[test]
+fn per_tag_and_per_author_feeds_are_planned_when_configured() {
+    let c = config("per_tag = true\nper_author = true\n");
+    let catalog = Catalog::new(vec![article(
+        &c,
+        "a",
+        "2024-01-01",
+        "tags: [Rust Lang]\nauthor: ann\n",
+        "x",
+    )]);
+    let dirs: Vec<String> = plan_feeds(&c, &catalog, now())
+        .into_iter()
+        .map(|p| p.dir)
+        .collect();
+    assert!(dirs.contains(&"tag/rust-lang/".to_string()), "{dirs:?}");
+    assert!(dirs.contains(&"author/ann/".to_string()), "{dirs:?}");
+}

@@ -174,7 +174,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
                 at(
                     line,
                     col,
-                    format!("front matter is not valid TOML: {}", e.message()),
+                    format!("front matter is not valid TOML: {}", one_line(e.message())),
                 )
             })?;
             toml_to_json(toml::Value::Table(table))
@@ -209,6 +209,11 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
             format!("front matter has a wrong type: {message}"),
         )
     })
+}
+
+/// Parser messages can span lines; an error report is one line per problem.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// serde_yaml_ng appends " at line X column Y" to its messages; we print the position ourselves.
