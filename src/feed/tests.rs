@@ -212,3 +212,97 @@ fn per_tag_and_per_author_feeds_are_planned_when_configured() {
     assert!(dirs.contains(&"tag/rust-lang/".to_string()), "{dirs:?}");
     assert!(dirs.contains(&"author/ann/".to_string()), "{dirs:?}");
 }
+
+mod fuzz {
+    //! Property tests over front matter + Markdown → feeds: parsing never panics, and whatever parses renders
+    //! to well-formed XML and valid JSON in every format.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Strings with the characters that break feeds: markup, CDATA ends, entities, controls, non-ASCII.
+    fn nasty_text() -> impl Strategy<Value = String> {
+        let pieces = prop::collection::vec(
+            prop_oneof![
+                Just("<script>".to_string()),
+                Just("]]>".to_string()),
+                Just("&amp;".to_string()),
+                Just("&".to_string()),
+                Just("\"".to_string()),
+                Just("'".to_string()),
+                Just("\r\n".to_string()),
+                Just("\u{0}".to_string()),
+                Just("\u{8}".to_string()),
+                Just("\u{c}".to_string()),
+                Just("\u{fffe}".to_string()),
+                Just("é日本🙂".to_string()),
+                Just(":".to_string()),
+                Just("---".to_string()),
+                "[a-zA-Z0-9 ]{0,12}",
+                any::<char>().prop_map(|c| c.to_string()),
+            ],
+            0..12,
+        );
+        pieces.prop_map(|p| p.concat())
+    }
+
+    fn markdown() -> impl Strategy<Value = String> {
+        let block = prop_oneof![
+            nasty_text().prop_map(|t| format!("{t}\n\n")),
+            nasty_text().prop_map(|t| format!("## {t}\n\n")),
+            nasty_text().prop_map(|t| format!("- {t}\n- [link]({t})\n\n")),
+            nasty_text().prop_map(|t| format!("```\n{t}\n```\n\n")),
+            nasty_text().prop_map(|t| format!("<img src=\"{t}\" srcset=\"{t} 2x, a.png\">\n\n")),
+            nasty_text().prop_map(|t| format!("| a | {t} |\n|---|---|\n| 1 | 2 |\n\n")),
+            nasty_text().prop_map(|t| format!("![{t}](../x/{t}.png) note[^1]\n\n[^1]: {t}\n\n")),
+        ];
+        prop::collection::vec(block, 0..6).prop_map(|b| b.concat())
+    }
+
+    fn assert_feeds_well_formed(files: &[RenderedFile]) {
+        for f in files {
+            let text = std::str::from_utf8(&f.bytes).expect("feeds are UTF-8");
+            if f.path.ends_with(".xml") || f.path.ends_with(".xsl") {
+                if let Err(e) = roxmltree::Document::parse(text) {
+                    panic!("{} is not well-formed XML: {e}\n{text}", f.path);
+                }
+            } else {
+                serde_json::from_str::<serde_json::Value>(text).expect("feed.json is JSON");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_article_renders_well_formed_feeds(
+            title in nasty_text(),
+            summary in nasty_text(),
+            category in nasty_text(),
+            tag in nasty_text(),
+            body in markdown(),
+        ) {
+            let c = config("per_tag = true\n");
+            let front = format!(
+                "---\ntitle: {}\nsummary: {}\ncategory: {}\ntags: [{}]\ndate: 2024-01-01\n---\n",
+                serde_json::to_string(&title).unwrap(),
+                serde_json::to_string(&summary).unwrap(),
+                serde_json::to_string(&category).unwrap(),
+                serde_json::to_string(&tag).unwrap(),
+            );
+            let text = format!("{front}{body}");
+            if let Ok(a) = parse_article(Path::new("f.md"), &text, &ParseContext::from_config(&c)) {
+                assert_feeds_well_formed(&render(&c, &Catalog::new(vec![a])));
+            }
+        }
+
+        #[test]
+        fn arbitrary_source_text_never_panics(text in "(---|\\+\\+\\+)?\\PC{0,200}(\n---\n|\n\\+\\+\\+\n)?\\PC{0,100}") {
+            let c = config("");
+            if let Ok(a) = parse_article(Path::new("f.md"), &text, &ParseContext::from_config(&c)) {
+                assert_feeds_well_formed(&render(&c, &Catalog::new(vec![a])));
+            }
+        }
+    }
+}
