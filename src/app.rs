@@ -2,6 +2,10 @@
 //! each command. Functions here take `now` from the caller (only `main` reads the clock) and return reports;
 //! printing is the caller's job.
 
+mod digests;
+
+pub use digests::*;
+
 use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset};

@@ -48,6 +48,15 @@ pub struct Config {
     pub authors: BTreeMap<String, AuthorConfig>,
     #[serde(default)]
     pub feeds: FeedsConfig,
+    #[serde(default)]
+    pub newsletter: NewsletterConfig,
+    /// `[[digest]]` tables, one per newsletter.
+    #[serde(default)]
+    pub digest: Vec<DigestConfig>,
+    #[serde(default)]
+    pub mail: MailConfig,
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +140,128 @@ impl Default for FeedsConfig {
     fn default() -> Self {
         toml::from_str("").expect("every [feeds] key has a default")
     }
+}
+
+/// `[newsletter]`: who digests come from and what every digest's headers and footer say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewsletterConfig {
+    /// The sender, `"Name <address>"` or a bare address; required once a `[[digest]]` exists.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Where the subscribe / unsubscribe pages live; defaults to `site.base_url`.
+    #[serde(default)]
+    pub public_url: Option<Url>,
+    /// The sender's postal address for the footer (anti-spam laws ask for one); required once a digest exists.
+    #[serde(default)]
+    pub postal_address: String,
+    /// The domain-like part of `List-Id` (`<weekly.LIST_ID>`); defaults to the From address's domain.
+    #[serde(default)]
+    pub list_id: Option<String>,
+    /// A folder whose `*.hbs` files override the built-in digest templates of the same name.
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
+}
+
+impl Default for NewsletterConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [newsletter] key has a default")
+    }
+}
+
+/// One `[[digest]]`: a named newsletter sent on a cron schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// Lowercase letters, digits, `-` and `_`; subscribers name it in their `digests`.
+    pub name: String,
+    /// A cron expression in `site.timezone`: 5-field crontab (`0 8 * * MON`) or 6/7 fields with seconds.
+    pub schedule: String,
+    /// A Handlebars template for the Subject header (rendered without HTML escaping).
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    /// At most this many new articles per digest (the newest).
+    #[serde(default = "default_max_articles")]
+    pub max_articles: usize,
+    /// Related-reading picks per new article (0: no related section).
+    #[serde(default = "default_related")]
+    pub related: usize,
+    /// Only articles of these categories (empty: every category); a subscriber's own filter narrows it further.
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+/// `[mail]`: how messages leave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    #[serde(default)]
+    pub transport: MailTransport,
+    /// The folder the `file` transport writes `.eml` files to.
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
+    #[serde(default)]
+    pub dkim: Option<DkimSettings>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [mail] key has a default")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message in `[mail] outbox`: the default, so a new user sees real messages.
+    #[default]
+    File,
+}
+
+/// `[mail.dkim]`: sign every message (relaxed/relaxed) with this RSA key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    /// A PEM RSA private key in PKCS#1 form (`openssl genrsa -traditional`), which is what lettre reads.
+    pub key_file: PathBuf,
+}
+
+/// `[state]`: where subscribers, runs and deliveries live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The SQLite database file (created with its folder on first use).
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [state] key has a default")
+    }
+}
+
+fn default_templates() -> PathBuf {
+    "templates".into()
+}
+fn default_subject() -> String {
+    "{{site.title}}: {{count}} new {{#if one}}article{{else}}articles{{/if}}".into()
+}
+fn default_max_articles() -> usize {
+    10
+}
+fn default_related() -> usize {
+    2
+}
+fn default_outbox() -> PathBuf {
+    "outbox".into()
+}
+fn default_database() -> PathBuf {
+    "data/tidings.db".into()
 }
 
 fn default_language() -> String {
@@ -224,6 +355,12 @@ impl Config {
         };
         resolve(&mut self.site.articles);
         resolve(&mut self.feeds.output);
+        resolve(&mut self.newsletter.templates);
+        resolve(&mut self.mail.outbox);
+        resolve(&mut self.state.database);
+        if let Some(dkim) = &mut self.mail.dkim {
+            resolve(&mut dkim.key_file);
+        }
     }
 
     fn validate(&mut self, origin: &Path) -> Result<(), ConfigError> {
@@ -273,6 +410,9 @@ impl Config {
                 "must be at least 1 (a feed with no items helps no reader)".into(),
             );
         }
+        for (key, message) in self.newsletter_problems() {
+            invalid(&key, message);
+        }
         if let Some(key) = &self.site.default_author
             && !self.authors.contains_key(key)
         {
@@ -286,6 +426,89 @@ impl Config {
             1 => Err(errors.remove(0)),
             _ => Err(ConfigError::Many(errors)),
         }
+    }
+
+    /// `[newsletter]`, `[[digest]]` and `[mail]` problems as (key, message).
+    fn newsletter_problems(&mut self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, digest) in self.digest.iter().enumerate() {
+            let key = |k: &str| format!("digest[{i}].{k}");
+            let valid_name = !digest.name.is_empty()
+                && digest
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid_name {
+                problems.push((
+                    key("name"),
+                    format!("\"{}\" is not a digest name; use lowercase letters, digits, - and _", digest.name),
+                ));
+            } else if !seen.insert(digest.name.clone()) {
+                problems.push((key("name"), format!("\"{}\" is defined twice", digest.name)));
+            }
+            if let Err(e) = crate::digest::Schedule::parse(&digest.schedule) {
+                problems.push((key("schedule"), e.to_string()));
+            }
+            if digest.max_articles == 0 {
+                problems.push((key("max_articles"), "must be at least 1".into()));
+            }
+        }
+        if let Some(url) = &mut self.newsletter.public_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                problems.push((
+                    "newsletter.public_url".into(),
+                    "must be an http or https URL, like \"https://example.com/newsletter/\"".into(),
+                ));
+            }
+            if !url.path().ends_with('/') {
+                let path = format!("{}/", url.path());
+                url.set_path(&path);
+            }
+        }
+        for (key, value) in [
+            ("newsletter.from", &self.newsletter.from),
+            ("newsletter.reply_to", &self.newsletter.reply_to),
+        ] {
+            if let Some(value) = value
+                && value.parse::<lettre::message::Mailbox>().is_err()
+            {
+                problems.push((
+                    key.into(),
+                    format!("\"{value}\" is not a mailbox; use \"Name <news@example.com>\" or \"news@example.com\""),
+                ));
+            }
+        }
+        if !self.digest.is_empty() {
+            if self.newsletter.from.is_none() {
+                problems.push((
+                    "newsletter.from".into(),
+                    "is required when a [[digest]] is defined; set it like \"Blog <news@example.com>\"".into(),
+                ));
+            }
+            if self.newsletter.postal_address.trim().is_empty() {
+                problems.push((
+                    "newsletter.postal_address".into(),
+                    "is required when a [[digest]] is defined (digest footers carry it)".into(),
+                ));
+            }
+        }
+        if let Some(dkim) = &self.mail.dkim
+            && (dkim.selector.trim().is_empty() || dkim.domain.trim().is_empty())
+        {
+            problems.push(("mail.dkim".into(), "selector and domain must not be empty".into()));
+        }
+        problems
+    }
+
+    /// The `[[digest]]` named `name`.
+    pub fn digest(&self, name: &str) -> Option<&DigestConfig> {
+        self.digest.iter().find(|d| d.name == name)
+    }
+
+    /// Where subscribe / unsubscribe pages live: `[newsletter] public_url`, else the site.
+    pub fn public_url(&self) -> &Url {
+        self.newsletter.public_url.as_ref().unwrap_or(&self.site.base_url)
     }
 
     /// The site's time zone (validated at load).

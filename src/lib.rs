@@ -5,6 +5,9 @@
 
 pub mod app;
 pub mod config;
+pub mod digest;
 pub mod feed;
+pub mod mail;
 pub mod output;
+pub mod state;
 pub mod store;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use chrono::{DateTime, FixedOffset};
 use tidings::config::Config;
 
 #[derive(Parser)]
@@ -40,6 +41,16 @@ enum Command {
     Build,
     /// Validate config and store; print every problem; exit 1 if there is any.
     Check,
+    /// Manage the subscriber list.
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
+    /// Preview and send digest newsletters.
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,7 +69,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
     let now = chrono::Local::now().fixed_offset();
-    match cli.command {
+    match &cli.command {
         Command::Build => {
             let spinner = progress("reading articles and writing feeds");
             let report = tidings::app::build(&config, now)?;
@@ -79,8 +90,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Subscribers { command } => subscribers_command(&config, command, now),
+        Command::Digest { command } => digest_command(&config, command, now),
         Command::Check => {
-            let problems = tidings::app::check(&config);
+            let mut problems: Vec<String> = tidings::app::check(&config)
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+            let digests = tidings::app::check_digests(&config, now);
+            for warning in &digests.warnings {
+                eprintln!("warning: {warning}");
+            }
+            problems.extend(digests.problems);
             for e in &problems {
                 println!("{e}");
             }
@@ -120,4 +141,175 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+#[derive(Subcommand)]
+enum SubscribersCommand {
+    /// Add (or update) a confirmed subscriber: for an owner importing people who already asked for the digest.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A digest they take (repeatable; default: every configured digest).
+        #[arg(long = "digest", value_name = "NAME")]
+        digests: Vec<String>,
+        /// Only articles of this category (repeatable; default: all).
+        #[arg(long = "category", value_name = "C")]
+        categories: Vec<String>,
+    },
+    /// Import a CSV list (email,name,digests,categories[,subscribed_at]); bad rows are reported by line.
+    Import { file: PathBuf },
+    /// Print the subscribers.
+    List {
+        #[arg(long, value_name = "NAME")]
+        digest: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: tidings::app::ListFormat,
+    },
+    /// Remove a subscriber and their delivery history.
+    Remove { email: String },
+}
+
+#[derive(Subcommand)]
+enum DigestCommand {
+    /// Send the run for the latest tick of NAME's schedule at or before now (a tick is sent once).
+    Send {
+        name: String,
+        /// Pretend it is this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<FixedOffset>>,
+    },
+    /// Show what one subscriber would get at the next tick, and why; sends and records nothing.
+    Preview {
+        name: String,
+        /// The subscriber (default: the first confirmed one of the digest).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<FixedOffset>>,
+        /// Write the whole message (.eml) here instead of printing its text part.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("{e}; use RFC 3339 like 2026-11-30T08:00:00+01:00"))
+}
+
+/// The link-token secret, from the environment only.
+fn env_secret() -> Option<String> {
+    std::env::var("TIDINGS_SECRET").ok()
+}
+
+fn subscribers_command(
+    config: &Config,
+    command: &SubscribersCommand,
+    now: DateTime<FixedOffset>,
+) -> anyhow::Result<ExitCode> {
+    use tidings::app;
+    match command {
+        SubscribersCommand::Add {
+            email,
+            name,
+            digests,
+            categories,
+        } => {
+            let outcome =
+                app::subscribers_add(config, email, name.as_deref(), digests, categories, now)?;
+            eprintln!("{email}: {outcome:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscribersCommand::Import { file } => {
+            let report = app::subscribers_import(config, file, now)?;
+            for problem in &report.problems {
+                eprintln!("{problem}");
+            }
+            for email in &report.kept_unsubscribed {
+                eprintln!("{email}: unsubscribed or bounced earlier; left as is");
+            }
+            eprintln!(
+                "imported {}: {} added, {} updated, {} unchanged, {} kept unsubscribed, {} bad row(s)",
+                file.display(),
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.kept_unsubscribed.len(),
+                report.problems.len()
+            );
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        SubscribersCommand::List { digest, format } => {
+            print!("{}", app::subscribers_list(config, digest.as_deref(), *format)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscribersCommand::Remove { email } => {
+            match app::subscribers_remove(config, email)? {
+                tidings::state::RemoveOutcome::Removed => eprintln!("{email}: removed"),
+                tidings::state::RemoveOutcome::NotFound => eprintln!("{email}: not a subscriber"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn digest_command(
+    config: &Config,
+    command: &DigestCommand,
+    now: DateTime<FixedOffset>,
+) -> anyhow::Result<ExitCode> {
+    use tidings::app;
+    let secret = env_secret();
+    match command {
+        DigestCommand::Send { name, now: at } => {
+            let report = app::digest_send(config, name, at.unwrap_or(now), secret.as_deref())?;
+            for location in &report.sent {
+                println!("{location}");
+            }
+            for (email, error) in &report.failed {
+                eprintln!("{email}: not sent: {error}");
+            }
+            tracing::info!(
+                digest = %report.digest,
+                tick = %report.tick.to_rfc3339(),
+                outcome = ?report.outcome,
+                sent = report.sent.len(),
+                failed = report.failed.len(),
+                nothing_new = report.nothing_new,
+                not_confirmed = report.not_confirmed,
+                "digest send finished"
+            );
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        DigestCommand::Preview {
+            name,
+            to,
+            now: at,
+            out,
+        } => {
+            let preview =
+                app::digest_preview(config, name, to.as_deref(), at.unwrap_or(now), secret.as_deref())?;
+            print!("{}", preview.explanation);
+            match (&preview.message, out) {
+                (Some(message), Some(path)) => {
+                    app::write_preview(path, message)?;
+                    println!("  message:    {}", path.display());
+                }
+                (Some(_), None) => {
+                    println!("\n{}", preview.text.as_deref().unwrap_or_default());
+                }
+                (None, _) => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

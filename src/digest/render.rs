@@ -1,0 +1,492 @@
+//! Rendering a [`DigestPlan`] into a subject, a plain-text part and an HTML part with the digest templates.
+//!
+//! Two Handlebars registries, both in strict mode (a misspelt variable is an error, not an empty string): one
+//! HTML-escaping for the HTML part, one without escaping for text/plain and Subject (handlebars escapes `=` as
+//! `&#x3D;`, which breaks URLs in plain text). The built-in templates are compiled in; a file of the same name
+//! in `[newsletter] templates` overrides one. CSS is inlined into `style` attributes with `css-inline`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone};
+use chrono_tz::Tz;
+use handlebars::{Handlebars, handlebars_helper};
+use serde::Serialize;
+
+use super::DigestError;
+use super::plan::DigestPlan;
+use crate::config::DigestConfig;
+use crate::store::Article;
+
+/// Gmail clips an HTML part larger than about 102 KB behind a "view entire message" link.
+pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
+
+/// The built-in templates, by path under `templates/`.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "digest.html.hbs",
+        include_str!("../../templates/digest.html.hbs"),
+    ),
+    (
+        "digest.txt.hbs",
+        include_str!("../../templates/digest.txt.hbs"),
+    ),
+    (
+        "partials/article.html.hbs",
+        include_str!("../../templates/partials/article.html.hbs"),
+    ),
+    (
+        "partials/related.html.hbs",
+        include_str!("../../templates/partials/related.html.hbs"),
+    ),
+    (
+        "partials/footer.html.hbs",
+        include_str!("../../templates/partials/footer.html.hbs"),
+    ),
+    (
+        "partials/article.txt.hbs",
+        include_str!("../../templates/partials/article.txt.hbs"),
+    ),
+    (
+        "partials/footer.txt.hbs",
+        include_str!("../../templates/partials/footer.txt.hbs"),
+    ),
+];
+
+/// The subject, text and HTML of one digest message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedDigest {
+    /// Free of CR, LF and other control characters.
+    pub subject: String,
+    pub text: String,
+    /// With CSS inlined.
+    pub html: String,
+}
+
+/// The compiled templates and where each came from (for error messages).
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+    origins: BTreeMap<String, String>,
+}
+
+/// Which registry a template file belongs to and its name there.
+fn classify(rel: &str) -> Option<(bool, String)> {
+    let (html, stem) = if let Some(stem) = rel.strip_suffix(".html.hbs") {
+        (true, stem)
+    } else if let Some(stem) = rel.strip_suffix(".txt.hbs") {
+        (false, stem)
+    } else {
+        return None;
+    };
+    let name = stem.strip_prefix("partials/").unwrap_or(stem);
+    Some((html, name.to_string()))
+}
+
+handlebars_helper!(upper: |s: str| s.to_uppercase());
+handlebars_helper!(wrap: |s: str, width: u64| wrap_text(s, width as usize));
+
+/// Wraps `text` at word boundaries to lines of at most `width` characters (longer words stay whole).
+pub fn wrap_text(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if line_len > 0 && line_len + 1 + len > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += len;
+    }
+    out
+}
+
+fn registry(escape: bool) -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.set_prevent_indent(true);
+    if !escape {
+        hb.register_escape_fn(handlebars::no_escape);
+    }
+    hb.register_helper("upper", Box::new(upper));
+    hb.register_helper("wrap", Box::new(wrap));
+    hb
+}
+
+impl Templates {
+    /// The built-in templates, each overridden by a file of the same path under `dir` when one exists, plus each
+    /// digest's subject. Every problem is collected and reported with its file and line.
+    pub fn load(dir: Option<&Path>, digests: &[DigestConfig]) -> Result<Templates, DigestError> {
+        let mut sources: BTreeMap<String, (String, String)> = BUILTIN
+            .iter()
+            .map(|(rel, text)| {
+                (
+                    rel.to_string(),
+                    (format!("templates/{rel} (built-in)"), text.to_string()),
+                )
+            })
+            .collect();
+        let mut errors = Vec::new();
+        if let Some(dir) = dir.filter(|d| d.is_dir()) {
+            for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+                let Ok(entry) = entry else { continue };
+                let Ok(rel) = entry.path().strip_prefix(dir) else {
+                    continue;
+                };
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if !entry.file_type().is_file() || classify(&rel).is_none() {
+                    continue;
+                }
+                match std::fs::read_to_string(entry.path()) {
+                    Ok(text) => {
+                        sources.insert(rel, (entry.path().display().to_string(), text));
+                    }
+                    Err(source) => errors.push(DigestError::TemplateRead {
+                        path: PathBuf::from(entry.path()),
+                        source,
+                    }),
+                }
+            }
+        }
+        let mut templates = Templates {
+            html: registry(true),
+            text: registry(false),
+            origins: BTreeMap::new(),
+        };
+        for (rel, (origin, text)) in &sources {
+            let (html, name) = classify(rel).expect("only classified files are collected");
+            let hb = if html {
+                &mut templates.html
+            } else {
+                &mut templates.text
+            };
+            let key = if html {
+                format!("{name}.html")
+            } else {
+                format!("{name}.txt")
+            };
+            let result = if rel.starts_with("partials/") {
+                hb.register_partial(&name, text)
+            } else {
+                hb.register_template_string(&name, text)
+            };
+            match result {
+                Ok(()) => {
+                    templates.origins.insert(key, origin.clone());
+                }
+                Err(e) => errors.push(template_error(origin, &e)),
+            }
+        }
+        for digest in digests {
+            let name = subject_name(&digest.name);
+            let origin = format!("config.toml: [[digest]] \"{}\" subject", digest.name);
+            match templates
+                .text
+                .register_template_string(&name, &digest.subject)
+            {
+                Ok(()) => {
+                    templates.origins.insert(format!("{name}.txt"), origin);
+                }
+                Err(e) => errors.push(template_error(&origin, &e)),
+            }
+        }
+        for required in ["digest.html", "digest.txt"] {
+            if !templates.origins.contains_key(required) {
+                errors.push(DigestError::TemplateMissing(required.into()));
+            }
+        }
+        match errors.len() {
+            0 => Ok(templates),
+            1 => Err(errors.remove(0)),
+            _ => Err(DigestError::Many(errors)),
+        }
+    }
+
+    /// Renders one digest. `settings` carries what the plan does not know (links, footer, time zone).
+    pub fn render(
+        &self,
+        plan: &DigestPlan<'_>,
+        settings: &RenderSettings<'_>,
+    ) -> Result<RenderedDigest, DigestError> {
+        let mut context = context(plan, settings);
+        let subject = self
+            .text
+            .render(&subject_name(settings.digest), &context)
+            .map_err(|e| {
+                self.render_error(&format!("{}.txt", subject_name(settings.digest)), &e)
+            })?;
+        let subject = header_safe(&subject);
+        context.subject = subject.clone();
+        let text = self
+            .text
+            .render("digest", &context)
+            .map_err(|e| self.render_error("digest.txt", &e))?;
+        let html = self
+            .html
+            .render("digest", &context)
+            .map_err(|e| self.render_error("digest.html", &e))?;
+        let inliner = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build();
+        let html = inliner
+            .inline(&html)
+            .map_err(|e| DigestError::Inline(e.to_string()))?;
+        Ok(RenderedDigest {
+            subject,
+            text: tidy_text(&text),
+            html,
+        })
+    }
+
+    fn render_error(&self, fallback: &str, e: &handlebars::RenderError) -> DigestError {
+        let origin = e
+            .template_name
+            .as_ref()
+            .and_then(|name| {
+                let ext = fallback.rsplit('.').next().unwrap_or("txt");
+                self.origins.get(&format!("{name}.{ext}"))
+            })
+            .or_else(|| self.origins.get(fallback))
+            .cloned()
+            .unwrap_or_else(|| fallback.to_string());
+        DigestError::Template {
+            origin,
+            line: e.line_no.unwrap_or(1),
+            col: e.column_no.unwrap_or(1),
+            message: e.reason().to_string(),
+        }
+    }
+}
+
+fn subject_name(digest: &str) -> String {
+    format!("subject:{digest}")
+}
+
+fn template_error(origin: &str, e: &handlebars::TemplateError) -> DigestError {
+    let (line, col) = e.pos().unwrap_or((1, 1));
+    DigestError::Template {
+        origin: origin.to_string(),
+        line,
+        col,
+        message: e.reason().to_string(),
+    }
+}
+
+/// Anything bound for a header: control characters (CR/LF included) become spaces, runs of spaces collapse.
+pub fn header_safe(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Trailing spaces removed and runs of blank lines collapsed to one, so template whitespace does not show.
+fn tidy_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_start_matches('\n').to_string()
+}
+
+/// What rendering needs beyond the plan.
+#[derive(Debug, Clone)]
+pub struct RenderSettings<'a> {
+    pub site_title: &'a str,
+    pub site_url: &'a str,
+    pub language: &'a str,
+    pub digest: &'a str,
+    pub timezone: Tz,
+    /// This subscriber's one-click unsubscribe page.
+    pub unsubscribe_url: &'a str,
+    pub postal_address: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Context {
+    site: SiteContext,
+    digest: String,
+    subject: String,
+    subscriber: SubscriberContext,
+    count: usize,
+    one: bool,
+    /// New articles besides the first (for subjects like "X and 2 more").
+    more: usize,
+    first: ArticleContext,
+    since: String,
+    articles: Vec<ArticleContext>,
+    related: Vec<RelatedContext>,
+    reason: String,
+    links: Links,
+    postal_address: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SiteContext {
+    title: String,
+    url: String,
+    language: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SubscriberContext {
+    name: String,
+    email: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ArticleContext {
+    category: String,
+    title: String,
+    summary: String,
+    date: String,
+    date_iso: String,
+    reading_time: String,
+    url: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RelatedContext {
+    title: String,
+    date: String,
+    reading_time: String,
+    url: String,
+    /// The title of the new article it was picked for.
+    because: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Links {
+    unsubscribe: String,
+    site: String,
+}
+
+fn day<Z: TimeZone>(t: DateTime<Z>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%-d %b %Y").to_string()
+}
+
+fn reading_time(a: &Article) -> String {
+    format!("{} min read", a.reading_minutes)
+}
+
+fn article_context(a: &Article, tz: Tz) -> ArticleContext {
+    ArticleContext {
+        category: a.category.clone().unwrap_or_default(),
+        title: a.title.clone(),
+        summary: a.summary.clone(),
+        date: day(a.date, tz),
+        date_iso: a.date.to_rfc3339(),
+        reading_time: reading_time(a),
+        url: a.url.clone(),
+    }
+}
+
+fn context(plan: &DigestPlan<'_>, s: &RenderSettings<'_>) -> Context {
+    let articles: Vec<ArticleContext> = plan
+        .articles
+        .iter()
+        .map(|a| article_context(a, s.timezone))
+        .collect();
+    let subscriber = &plan.subscriber;
+    let mut filters: Vec<String> = Vec::new();
+    filters.extend(plan.subscriber_categories.iter().cloned());
+    let mut reason = format!(
+        "You are receiving the {} digest of {} because you subscribed as {} on {}.",
+        s.digest,
+        s.site_title,
+        subscriber.email,
+        day(subscriber.created, s.timezone)
+    );
+    if !filters.is_empty() {
+        reason.push_str(&format!(" You follow: {}.", filters.join(", ")));
+    }
+    Context {
+        site: SiteContext {
+            title: s.site_title.into(),
+            url: s.site_url.into(),
+            language: s.language.into(),
+        },
+        digest: s.digest.into(),
+        subject: String::new(),
+        subscriber: SubscriberContext {
+            name: subscriber.name.clone(),
+            email: subscriber.email.to_string(),
+        },
+        count: articles.len(),
+        one: articles.len() == 1,
+        more: articles.len().saturating_sub(1),
+        first: articles
+            .first()
+            .cloned()
+            .expect("a plan has at least one article"),
+        since: day(plan.window.after, s.timezone),
+        related: plan
+            .related
+            .iter()
+            .map(|p| RelatedContext {
+                title: p.article.title.clone(),
+                date: day(p.article.date, s.timezone),
+                reading_time: reading_time(p.article),
+                url: p.article.url.clone(),
+                because: p.because.title.clone(),
+            })
+            .collect(),
+        articles,
+        reason,
+        links: Links {
+            unsubscribe: s.unsubscribe_url.into(),
+            site: s.site_url.into(),
+        },
+        postal_address: s.postal_address.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_safe_removes_line_breaks_and_controls() {
+        assert_eq!(
+            header_safe("Evil\r\nBcc: x@y.z\t\u{7}end"),
+            "Evil Bcc: x@y.z end"
+        );
+    }
+
+    #[test]
+    fn wrap_text_breaks_at_word_boundaries() {
+        assert_eq!(wrap_text("aa bb cc dd", 5), "aa bb\ncc dd");
+        assert_eq!(
+            wrap_text("averyveryverylongword x", 5),
+            "averyveryverylongword\nx"
+        );
+    }
+
+    #[test]
+    fn template_files_map_to_registries_and_names() {
+        assert_eq!(classify("digest.html.hbs"), Some((true, "digest".into())));
+        assert_eq!(
+            classify("partials/footer.txt.hbs"),
+            Some((false, "footer".into()))
+        );
+        assert_eq!(classify("README.md"), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! Selection and related-reading rules on a small hand-built catalog with a pinned tick.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+use super::*;
+use crate::config::DigestConfig;
+use crate::state::{EmailAddress, Subscriber, SubscriberStatus};
+use crate::store::{Article, Catalog};
+
+fn at(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    at(s).with_timezone(&Utc)
+}
+
+fn article(slug: &str, date: &str, category: &str, tags: &[&str]) -> Article {
+    Article {
+        source: PathBuf::from(format!("{slug}.md")),
+        slug: slug.into(),
+        id: format!("https://example.com/posts/{slug}/"),
+        title: format!("Title of {slug}"),
+        date: at(date),
+        updated: at(date),
+        summary: format!("Summary of {slug}."),
+        category: Some(category.into()),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        author: None,
+        html: String::new(),
+        text: String::new(),
+        reading_minutes: 3,
+        draft: false,
+        related: Vec::new(),
+        url: format!("https://example.com/posts/{slug}/"),
+    }
+}
+
+/// Tick: Monday 2026-11-30 08:00 Berlin. Last week's tick: 2026-11-23 08:00.
+const TICK: &str = "2026-11-30T08:00:00+01:00";
+const LAST_TICK: &str = "2026-11-23T08:00:00+01:00";
+
+fn catalog() -> Catalog {
+    let mut edited = article("edited-old", "2026-11-02T09:00:00+01:00", "Tools", &["git"]);
+    edited.updated = at("2026-11-27T09:00:00+01:00");
+    let mut draft = article("draft", "2026-11-26T09:00:00+01:00", "Tools", &["git"]);
+    draft.draft = true;
+    Catalog::new(vec![
+        article(
+            "new-tools",
+            "2026-11-25T09:00:00+01:00",
+            "Tools",
+            &["git", "rust"],
+        ),
+        article(
+            "new-career",
+            "2026-11-27T09:00:00+01:00",
+            "Career",
+            &["mentoring"],
+        ),
+        article("future", "2026-12-01T09:00:00+01:00", "Tools", &["git"]),
+        article("at-tick", TICK, "Career", &["mentoring"]),
+        article("last-week", "2026-11-20T09:00:00+01:00", "Tools", &["git"]),
+        article("old-tools", "2026-10-01T09:00:00+02:00", "Tools", &["rust"]),
+        article(
+            "old-career",
+            "2026-09-01T09:00:00+02:00",
+            "Career",
+            &["mentoring"],
+        ),
+        article(
+            "old-unrelated",
+            "2026-09-02T09:00:00+02:00",
+            "Operations",
+            &["on-call"],
+        ),
+        edited,
+        draft,
+    ])
+}
+
+fn digest() -> DigestConfig {
+    DigestConfig {
+        name: "weekly".into(),
+        schedule: "0 8 * * MON".into(),
+        subject: "{{site.title}}".into(),
+        max_articles: 10,
+        related: 2,
+        categories: Vec::new(),
+    }
+}
+
+fn view(email: &str, created: &str, last: Option<&str>, categories: &[&str]) -> SubscriberView {
+    SubscriberView {
+        subscriber: Subscriber {
+            email: EmailAddress::parse(email).unwrap(),
+            name: "Reader".into(),
+            status: SubscriberStatus::Confirmed,
+            digests: vec!["weekly".into()],
+            categories: categories.iter().map(|c| c.to_string()).collect(),
+            created: utc(created),
+            confirmed: Some(utc(created)),
+        },
+        last_delivered: last.map(utc),
+        recently_received: BTreeSet::new(),
+    }
+}
+
+fn plan_for(views: &[SubscriberView]) -> Vec<(String, Vec<String>)> {
+    let catalog = catalog();
+    plan(
+        &digest(),
+        &catalog,
+        views,
+        at(TICK),
+        &SharedTopics::new(&catalog),
+    )
+    .into_iter()
+    .filter_map(|o| match o {
+        PlanOutcome::Send(p) => Some((
+            p.subscriber.email.to_string(),
+            p.articles.iter().map(|a| a.slug.clone()).collect(),
+        )),
+        PlanOutcome::Skip { .. } => None,
+    })
+    .collect()
+}
+
+fn slugs(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_returning_subscriber_gets_what_was_published_since_their_last_digest_up_to_the_tick() {
+    let got = plan_for(&[view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &[],
+    )]);
+    // Newest first; the article dated exactly at the tick is in, the future one and last week's are not.
+    assert_eq!(
+        got,
+        [(
+            "a@example.com".into(),
+            slugs(&["at-tick", "new-career", "new-tools"])
+        )]
+    );
+}
+
+#[test]
+fn an_edited_article_is_not_new() {
+    let got = plan_for(&[view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &[],
+    )]);
+    assert!(!got[0].1.contains(&"edited-old".to_string()));
+}
+
+#[test]
+fn a_future_article_waits_for_the_first_tick_after_its_date() {
+    let catalog = catalog();
+    let next_tick = at("2026-12-07T08:00:00+01:00");
+    let v = view("a@example.com", "2026-01-01T00:00:00Z", Some(TICK), &[]);
+    let outcomes = plan(
+        &digest(),
+        &catalog,
+        &[v],
+        next_tick,
+        &SharedTopics::new(&catalog),
+    );
+    let PlanOutcome::Send(p) = &outcomes[0] else {
+        panic!("expected a digest")
+    };
+    assert_eq!(
+        p.articles
+            .iter()
+            .map(|a| a.slug.as_str())
+            .collect::<Vec<_>>(),
+        ["future"]
+    );
+}
+
+#[test]
+fn a_new_subscriber_gets_only_what_was_published_after_they_subscribed() {
+    let got = plan_for(&[view("new@example.com", "2026-11-26T12:00:00Z", None, &[])]);
+    assert_eq!(got[0].1, slugs(&["at-tick", "new-career"]));
+}
+
+#[test]
+fn category_filters_narrow_the_digest() {
+    let got = plan_for(&[view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &["tools"],
+    )]);
+    assert_eq!(
+        got[0].1,
+        slugs(&["new-tools"]),
+        "filters compare categories case-insensitively"
+    );
+    let catalog = catalog();
+    let mut only_career = digest();
+    only_career.categories = vec!["Career".into()];
+    let outcomes = plan(
+        &only_career,
+        &catalog,
+        &[view(
+            "a@example.com",
+            "2026-01-01T00:00:00Z",
+            Some(LAST_TICK),
+            &["Tools"],
+        )],
+        at(TICK),
+        &SharedTopics::new(&catalog),
+    );
+    assert!(
+        matches!(
+            &outcomes[0],
+            PlanOutcome::Skip {
+                reason: Skip::NothingNew,
+                ..
+            }
+        ),
+        "the digest's filter and the subscriber's both apply"
+    );
+}
+
+#[test]
+fn nobody_gets_an_empty_digest() {
+    let catalog = catalog();
+    let views = [
+        view(
+            "ops@example.com",
+            "2026-01-01T00:00:00Z",
+            Some(LAST_TICK),
+            &["Operations"],
+        ),
+        view("late@example.com", "2026-11-30T07:30:00Z", None, &[]),
+    ];
+    let outcomes = plan(
+        &digest(),
+        &catalog,
+        &views,
+        at(TICK),
+        &SharedTopics::new(&catalog),
+    );
+    assert_eq!(outcomes.len(), 2);
+    for o in outcomes {
+        assert!(
+            matches!(
+                o,
+                PlanOutcome::Skip {
+                    reason: Skip::NothingNew,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+    }
+}
+
+#[test]
+fn unconfirmed_subscribers_get_nothing() {
+    let catalog = catalog();
+    let mut v = view("a@example.com", "2026-01-01T00:00:00Z", None, &[]);
+    v.subscriber.status = SubscriberStatus::Pending;
+    let outcomes = plan(
+        &digest(),
+        &catalog,
+        &[v],
+        at(TICK),
+        &SharedTopics::new(&catalog),
+    );
+    assert!(matches!(
+        outcomes[0],
+        PlanOutcome::Skip {
+            reason: Skip::NotConfirmed(SubscriberStatus::Pending),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn max_articles_keeps_the_newest() {
+    let catalog = catalog();
+    let mut d = digest();
+    d.max_articles = 2;
+    let v = view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &[],
+    );
+    let outcomes = plan(&d, &catalog, &[v], at(TICK), &SharedTopics::new(&catalog));
+    let PlanOutcome::Send(p) = &outcomes[0] else {
+        panic!()
+    };
+    assert_eq!(
+        p.articles
+            .iter()
+            .map(|a| a.slug.as_str())
+            .collect::<Vec<_>>(),
+        ["at-tick", "new-career"]
+    );
+    assert_eq!(p.over_limit, 1);
+}
+
+fn related_of(v: SubscriberView) -> Vec<String> {
+    let catalog = catalog();
+    let outcomes = plan(
+        &digest(),
+        &catalog,
+        &[v],
+        at(TICK),
+        &SharedTopics::new(&catalog),
+    );
+    let PlanOutcome::Send(p) = &outcomes[0] else {
+        panic!("expected a digest")
+    };
+    p.related.iter().map(|r| r.article.slug.clone()).collect()
+}
+
+#[test]
+fn related_picks_are_older_relevant_and_never_repeated_or_in_the_digest() {
+    let v = view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &[],
+    );
+    let related = related_of(v);
+    let in_digest = ["at-tick", "new-career", "new-tools"];
+    let unique: BTreeSet<_> = related.iter().collect();
+    assert_eq!(unique.len(), related.len(), "no pick twice: {related:?}");
+    for slug in &related {
+        assert!(
+            !in_digest.contains(&slug.as_str()),
+            "{slug} is already in the digest"
+        );
+        assert!(
+            !["future", "draft"].contains(&slug.as_str()),
+            "{slug} is not published"
+        );
+        assert_ne!(
+            slug, "old-unrelated",
+            "an article sharing nothing is not related"
+        );
+    }
+    // new-tools (Tools; git, rust) relates most to last-week (Tools, git) and the edited/old Tools articles.
+    assert!(related.contains(&"last-week".to_string()), "{related:?}");
+    assert!(related.contains(&"old-career".to_string()), "{related:?}");
+}
+
+#[test]
+fn related_picks_skip_what_the_subscriber_got_recently() {
+    let mut v = view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &[],
+    );
+    let before = related_of(v.clone());
+    v.recently_received = before.iter().cloned().collect();
+    let after = related_of(v);
+    for slug in &after {
+        assert!(!before.contains(slug), "{slug} was in a recent digest");
+    }
+}
+
+#[test]
+fn related_picks_are_never_newer_than_the_window() {
+    // A Career-only subscriber: new-tools is in nobody's digest here, but it is new, so not "older reading".
+    let v = view(
+        "a@example.com",
+        "2026-01-01T00:00:00Z",
+        Some(LAST_TICK),
+        &["Career"],
+    );
+    let related = related_of(v);
+    assert!(!related.contains(&"new-tools".to_string()), "{related:?}");
+}

@@ -1,0 +1,199 @@
+//! Building the MIME message of one digest: multipart/alternative (text, then HTML) with the list headers mail
+//! clients and RFC 2369 / 8058 expect. Pure: the date, Message-ID and boundary are parameters, so the same input
+//! gives the same bytes.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, FixedOffset};
+use lettre::Message;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use sha2::{Digest, Sha256};
+
+use super::MailError;
+use crate::digest::{RenderedDigest, header_safe};
+use crate::state::EmailAddress;
+
+/// Everything about a message besides its rendered parts.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `[newsletter] from`, as configured (validated at load).
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub to: EmailAddress,
+    /// The recipient's display name (may be empty).
+    pub to_name: String,
+    pub date: DateTime<FixedOffset>,
+    /// `<left@domain>`.
+    pub message_id: String,
+    /// The full `List-Id` value, `"Name" <id.domain>`.
+    pub list_id: String,
+    /// The https one-click unsubscribe URL.
+    pub unsubscribe_url: String,
+    /// The `mailto:` unsubscribe URI.
+    pub unsubscribe_mailto: String,
+}
+
+/// A Message-ID in the sender's domain, stable for one digest, tick and subscriber (so a resumed send reuses it
+/// and receivers can drop a duplicate). The address is hashed, not shown.
+pub fn message_id(
+    digest: &str,
+    tick: DateTime<FixedOffset>,
+    to: &EmailAddress,
+    domain: &str,
+) -> String {
+    let hash = Sha256::digest(to.as_str().as_bytes());
+    let short: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "<{digest}.{}.{short}@{domain}>",
+        tick.naive_utc().format("%Y%m%dT%H%MZ")
+    )
+}
+
+fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MailError> {
+    value.parse::<Mailbox>().map_err(|e| MailError::Mailbox {
+        field,
+        value: value.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn raw(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), header_safe(&value))
+}
+
+/// Builds the message. Every header value has control characters (CR/LF) removed; the subject is RFC 2047
+/// encoded by lettre when it is not ASCII.
+pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, MailError> {
+    let from = mailbox("[newsletter] from", &envelope.from)?;
+    let to_address = envelope
+        .to
+        .as_str()
+        .parse::<lettre::Address>()
+        .map_err(|e| MailError::Mailbox {
+            field: "To",
+            value: envelope.to.to_string(),
+            reason: e.to_string(),
+        })?;
+    let name = header_safe(&envelope.to_name);
+    let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(header_safe(&parts.subject))
+        .date(SystemTime::from(envelope.date))
+        .message_id(Some(header_safe(&envelope.message_id)))
+        .raw_header(raw("List-Id", envelope.list_id.clone()))
+        .raw_header(raw(
+            "List-Unsubscribe",
+            format!(
+                "<{}>, <{}>",
+                envelope.unsubscribe_url, envelope.unsubscribe_mailto
+            ),
+        ))
+        .raw_header(raw(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    if let Some(reply_to) = &envelope.reply_to {
+        builder = builder.reply_to(mailbox("[newsletter] reply_to", reply_to)?);
+    }
+    let boundary = {
+        let hash = Sha256::digest(envelope.message_id.as_bytes());
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        format!("tidings-{hex}")
+    };
+    let body = MultiPart::alternative()
+        .boundary(boundary)
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(parts.text.clone()),
+        )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(parts.html.clone()),
+        );
+    builder.multipart(body).map_err(|e| MailError::Build {
+        to: envelope.to.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            from: "Blog <news@blog.example.com>".into(),
+            reply_to: Some("editor@blog.example.com".into()),
+            to: EmailAddress::parse("ada@example.com").unwrap(),
+            to_name: "Ada\r\nBcc: evil@example.net".into(),
+            date: DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap(),
+            message_id: "<weekly.x@blog.example.com>".into(),
+            list_id: "\"Blog weekly\" <weekly.blog.example.com>".into(),
+            unsubscribe_url: "https://blog.example.com/unsubscribe?t=1".into(),
+            unsubscribe_mailto: "mailto:news@blog.example.com?subject=unsubscribe".into(),
+        }
+    }
+
+    fn parts(subject: &str) -> RenderedDigest {
+        RenderedDigest {
+            subject: subject.into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        }
+    }
+
+    fn headers(message: &Message) -> String {
+        let bytes = message.formatted();
+        let text = String::from_utf8_lossy(&bytes);
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    #[test]
+    fn cr_lf_cannot_inject_a_header() {
+        let message = compose(&parts("Hi\r\nBcc: victim@example.net"), &envelope()).unwrap();
+        let head = headers(&message);
+        assert!(!head.lines().any(|l| l.starts_with("Bcc:")), "{head}");
+    }
+
+    #[test]
+    fn list_headers_and_message_id_are_set() {
+        let head = headers(&compose(&parts("Hello"), &envelope()).unwrap());
+        for expected in [
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "Message-ID: <weekly.x@blog.example.com>",
+            "List-Id: \"Blog weekly\" <weekly.blog.example.com>",
+            "Reply-To: editor@blog.example.com",
+        ] {
+            assert!(head.contains(expected), "{expected} missing from\n{head}");
+        }
+        assert!(
+            head.contains("List-Unsubscribe: <https://blog.example.com/unsubscribe?t=1>"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn a_non_ascii_subject_is_encoded() {
+        let head = headers(&compose(&parts("Café ☕"), &envelope()).unwrap());
+        assert!(head.contains("Subject: =?utf-8?"), "{head}");
+    }
+
+    #[test]
+    fn message_ids_are_in_the_sender_domain_and_stable() {
+        let tick = DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap();
+        let ada = EmailAddress::parse("ada@example.com").unwrap();
+        let id = message_id("weekly", tick, &ada, "blog.example.com");
+        assert!(
+            id.starts_with("<weekly.20261130T0700Z.") && id.ends_with("@blog.example.com>"),
+            "{id}"
+        );
+        assert_eq!(id, message_id("weekly", tick, &ada, "blog.example.com"));
+        let bob = EmailAddress::parse("bob@example.com").unwrap();
+        assert_ne!(id, message_id("weekly", tick, &bob, "blog.example.com"));
+    }
+}
