@@ -376,19 +376,20 @@ pub fn parse_article(
     };
 
     let author = match fm.author {
-        Some(AuthorRef::Key(key)) => match ctx.authors.get(&key) {
-            Some(a) => Some(author_from_config(&key, a)),
-            None => {
-                let (l, c) = at_key("author");
-                return Err(fail(
-                    l,
-                    c,
-                    format!(
-                        "author \"{key}\" is not in config.toml; add an [authors.{key}] table with a name"
-                    ),
-                ));
-            }
-        },
+        // A key of [authors]; else, as Jekyll and Hugo stores write it, the author's name itself.
+        Some(AuthorRef::Key(key)) => Some(match ctx.authors.get(&key) {
+            Some(a) => author_from_config(&key, a),
+            None => match ctx.authors.iter().find(|(_, a)| a.name == key) {
+                Some((k, a)) => author_from_config(k, a),
+                None => Author {
+                    key: None,
+                    name: single_line(&key),
+                    email: None,
+                    url: None,
+                    bio: None,
+                },
+            },
+        }),
         Some(AuthorRef::Inline {
             name,
             email,
