@@ -1,5 +1,6 @@
 //! The whole program against real parts: the real binary on fixture stores, real feed parsers and validators.
 //! One integration binary (faster to link than one per file); each module is one area of behaviour.
 
+mod digest;
 mod feeds;
 mod support;

@@ -1,0 +1,644 @@
+//! Digests end to end: the real binary imports subscribers, sends digests at pinned ticks into the file
+//! outbox, and every message is checked by `check-eml` (DKIM verified against a key made here with openssl),
+//! parsed back with mail-parser part by part, and compared with golden files (`UPDATE_GOLDEN=1` rewrites them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::support::{TestEnv, project_root, run_checker, shared};
+
+const SECRET: &str = "test-secret-for-golden-files";
+
+const CONFIG: &str = r#"
+[newsletter]
+from = "Test Blog <news@example.com>"
+reply_to = "editor@example.com"
+public_url = "https://example.com/newsletter/"
+postal_address = "1 Test Street, 12345 Testville"
+
+[[digest]]
+name = "weekly"
+schedule = "0 8 * * MON"
+subject = "{{site.title}}: {{first.title}}{{#if more}} and {{more}} more{{/if}}"
+max_articles = 10
+related = 2
+
+[mail]
+outbox = "outbox"
+
+[mail.dkim]
+selector = "test"
+domain = "example.com"
+key_file = "dkim.pem"
+
+[state]
+database = "state.db"
+"#;
+
+const SUBSCRIBERS: &str = "email,name,digests,categories,subscribed_at
+ada@example.com,Ada Park,weekly,,2026-08-01T00:00:00Z
+bob@example.com,Bob Stone,weekly,Career,2026-11-24T00:00:00Z
+cat@example.com,Cat Lee,weekly,Operations,2026-08-01T00:00:00Z
+not-an-address,Bad Row,weekly,,
+";
+
+/// Monday ticks (08:00 Berlin) and a time just after each.
+const TICK_1: &str = "2026-11-23T09:00:00+01:00";
+const TICK_2: &str = "2026-11-30T09:00:00+01:00";
+const TICK_3: &str = "2026-12-07T09:00:00+01:00";
+
+/// Runs the binary with a fixed link-token secret.
+fn tidings(env: &TestEnv, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(env.path().join("config.toml"))
+        .args(args)
+        .current_dir(env.path())
+        .env_remove("TIDINGS_CONFIG")
+        .env("TIDINGS_SECRET", SECRET)
+        .output()
+        .expect("the tidings binary runs")
+}
+
+fn ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = tidings(env, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "tidings {args:?} failed:\n{text}");
+    text
+}
+
+/// Makes an RSA key (PKCS#1, what lettre reads) at `dir/dkim.pem`; returns the DNS TXT record for it.
+fn make_dkim_key(dir: &Path) -> String {
+    let pem = dir.join("dkim.pem");
+    run_checker(
+        "openssl",
+        &[
+            "genrsa",
+            "-traditional",
+            "-out",
+            pem.to_str().unwrap(),
+            "2048",
+        ],
+    );
+    let out = Command::new("openssl")
+        .args([
+            "rsa",
+            "-in",
+            pem.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success());
+    format!("v=DKIM1; k=rsa; p={}", base64(&out.stdout))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A fixture world with the digest config, a DKIM key and the subscriber list imported.
+fn digest_env() -> (TestEnv, String) {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    let txt = make_dkim_key(env.path());
+    std::fs::write(env.path().join("subscribers.csv"), SUBSCRIBERS).unwrap();
+    let out = tidings(&env, &["subscribers", "import", "subscribers.csv"]);
+    assert_eq!(out.status.code(), Some(1), "a bad row makes import exit 1");
+    (env, txt)
+}
+
+/// The outbox's messages, by recipient.
+fn outbox(env: &TestEnv) -> BTreeMap<String, PathBuf> {
+    let mut found = BTreeMap::new();
+    let dir = env.path().join("outbox");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return found;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        let message = MessageParser::default()
+            .parse(&raw)
+            .expect("mail-parser reads it");
+        let to = message
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap()
+            .to_string();
+        assert!(
+            found.insert(to.clone(), path).is_none(),
+            "two messages to {to}"
+        );
+    }
+    found
+}
+
+fn send(env: &TestEnv, now: &str) -> BTreeMap<String, PathBuf> {
+    std::fs::remove_dir_all(env.path().join("outbox")).ok();
+    ok(env, &["digest", "send", "weekly", "--now", now]);
+    outbox(env)
+}
+
+/// Titles of the new articles in a message (its text part's article headings, in order).
+fn titles(path: &Path) -> Vec<String> {
+    let raw = std::fs::read(path).unwrap();
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let text = message.body_text(0).unwrap().into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    // Each article block: an optional "[CATEGORY]" line, then the title, then "date · N min read".
+    lines
+        .windows(2)
+        .filter(|w| {
+            w[1].contains(" min read") && !w[0].starts_with("* ") && !w[0].starts_with("  ")
+        })
+        .map(|w| w[0].to_string())
+        .collect()
+}
+
+#[test]
+fn each_subscriber_gets_the_articles_new_to_them_tick_after_tick() {
+    let (env, _) = digest_env();
+
+    // Tick 1: Ada (subscribed in August) gets what appeared since then; Bob subscribed after the tick; Cat
+    // follows a category with no articles: no mail for either.
+    let first = send(&env, TICK_1);
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["ada@example.com"]);
+    assert_eq!(
+        titles(&first["ada@example.com"]),
+        ["Edited Old Piece", "Old Career Piece", "Old Tools Piece"]
+    );
+
+    // Tick 2: only what is new since tick 1; the edited article is not new, the draft and the future one wait.
+    let second = send(&env, TICK_2);
+    assert_eq!(
+        second.keys().collect::<Vec<_>>(),
+        ["ada@example.com", "bob@example.com"]
+    );
+    let ada = titles(&second["ada@example.com"]);
+    assert_eq!(ada.len(), 3, "{ada:?}");
+    assert!(ada[0].starts_with("Release <b>notes</b> & more"), "{ada:?}");
+    assert_eq!(ada[1..], ["New Career Piece", "New Tools Piece"]);
+    // Bob: new subscriber with a Career filter.
+    assert_eq!(titles(&second["bob@example.com"]), ["New Career Piece"]);
+
+    // Tick 3: the future article, now that its date has come.
+    let third = send(&env, TICK_3);
+    assert_eq!(third.keys().collect::<Vec<_>>(), ["ada@example.com"]);
+    assert_eq!(titles(&third["ada@example.com"]), ["Future Piece"]);
+}
+
+#[test]
+fn sending_the_same_tick_again_sends_nothing() {
+    let (env, _) = digest_env();
+    assert_eq!(send(&env, TICK_2).len(), 2);
+    let again = send(&env, "2026-11-30T20:00:00+01:00");
+    assert!(again.is_empty(), "the tick's run is recorded: {again:?}");
+}
+
+#[test]
+fn every_message_passes_check_eml_with_a_verified_dkim_signature() {
+    let (env, txt) = digest_env();
+    for tick in [TICK_1, TICK_2, TICK_3] {
+        for path in send(&env, tick).values() {
+            let report = run_checker(
+                &shared().join("validators/check-eml").display().to_string(),
+                &["--dkim-txt", &txt, path.to_str().unwrap()],
+            );
+            assert!(report.contains("dkim          PASS"), "{report}");
+        }
+    }
+}
+
+#[test]
+fn messages_parse_back_part_by_part() {
+    let (env, _) = digest_env();
+    let sent = send(&env, TICK_2);
+    let raw = std::fs::read(&sent["bob@example.com"]).unwrap();
+    let message = MessageParser::default().parse(&raw).unwrap();
+
+    // Structure: multipart/alternative with text/plain first, then text/html (asserted on the parts
+    // themselves: mail-parser would invent a text body for HTML-only mail).
+    let root = &message.parts[0];
+    let ct = root.content_type().unwrap();
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("multipart", Some("alternative"))
+    );
+    let kinds: Vec<String> = message.parts[1..]
+        .iter()
+        .map(|p| {
+            let ct = p.content_type().unwrap();
+            format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(kinds, ["text/plain", "text/html"]);
+
+    // Headers.
+    let from = message.from().unwrap().first().unwrap();
+    assert_eq!(from.address(), Some("news@example.com"));
+    assert_eq!(message.subject(), Some("Test Blog: New Career Piece"));
+    let id = message.message_id().unwrap();
+    assert!(
+        id.starts_with("weekly.20261130T0700Z.") && id.ends_with("@example.com"),
+        "{id}"
+    );
+    let unsubscribe = message.header_raw("List-Unsubscribe").unwrap();
+    assert!(unsubscribe.contains(
+        "<https://example.com/newsletter/unsubscribe?list=weekly&email=bob%40example.com&token="
+    ));
+    assert!(unsubscribe.contains("<mailto:news@example.com?subject=unsubscribe%20weekly%20"));
+    assert_eq!(
+        message.header_raw("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(
+        message
+            .header_raw("List-Id")
+            .unwrap()
+            .contains("<weekly.example.com>")
+    );
+    assert_eq!(
+        message.date().unwrap().to_rfc3339(),
+        "2026-11-30T08:00:00Z",
+        "the Date header is the pinned now"
+    );
+
+    // Parts: the text part is a real plain-text digest with the related reading; the HTML is inlined.
+    let text = message.body_text(0).unwrap().replace("\r\n", "\n");
+    assert!(
+        text.contains("New Career Piece\n26 Nov 2026 · 1 min read"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RELATED READING\n\n* Old Career Piece"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("&#x3D;") && !text.contains("<p"),
+        "plain text is neither escaped nor HTML"
+    );
+    let html = message.body_html(0).unwrap();
+    assert!(!html.contains("<style"), "CSS is inlined");
+    assert!(html.contains("style=\""), "CSS is inlined");
+    assert!(
+        html.contains("href=\"https://example.com/blog/posts/new-career/\""),
+        "{html}"
+    );
+}
+
+#[test]
+fn a_hostile_title_cannot_inject_a_header_and_is_escaped_in_html() {
+    let (env, _) = digest_env();
+    let sent = send(&env, TICK_2);
+    let raw = std::fs::read(&sent["ada@example.com"]).unwrap();
+    let head = String::from_utf8_lossy(&raw);
+    let head = head.split("\r\n\r\n").next().unwrap();
+    assert!(
+        !head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{head}"
+    );
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let subject = message.subject().unwrap();
+    assert!(
+        !subject.contains('\r') && !subject.contains('\n'),
+        "{subject:?}"
+    );
+    assert!(
+        subject.starts_with("Test Blog: Release <b>notes</b> & more Bcc: victim@example.net"),
+        "{subject}"
+    );
+    let html = message.body_html(0).unwrap();
+    assert!(
+        html.contains("Release &lt;b&gt;notes&lt;/b&gt; &amp; more"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<b>notes") && !html.contains("<script>"),
+        "{html}"
+    );
+}
+
+/// Compares `actual` with `tests/golden/<name>`, or rewrites it when UPDATE_GOLDEN=1.
+fn golden(name: &str, actual: &str) {
+    let path = project_root().join("tests/golden").join(name);
+    if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs from the output; review and run with UPDATE_GOLDEN=1 to accept.\n--- actual ---\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn rendered_parts_match_the_golden_files() {
+    let (env, _) = digest_env();
+    send(&env, TICK_1);
+    let sent = send(&env, TICK_2);
+    for (who, file) in [("ada", "ada@example.com"), ("bob", "bob@example.com")] {
+        let raw = std::fs::read(&sent[file]).unwrap();
+        let message = MessageParser::default().parse(&raw).unwrap();
+        golden(&format!("digest-{who}.txt"), &message.body_text(0).unwrap());
+        golden(
+            &format!("digest-{who}.html"),
+            &message.body_html(0).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn related_reading_skips_what_the_subscriber_just_got() {
+    let (env, _) = digest_env();
+    send(&env, TICK_1);
+    let sent = send(&env, TICK_2);
+    let raw = std::fs::read(&sent["ada@example.com"]).unwrap();
+    let text = MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .into_owned();
+    // Ada got every older article in her first digest; none is offered again.
+    assert!(!text.contains("RELATED READING"), "{text}");
+    let raw = std::fs::read(&sent["bob@example.com"]).unwrap();
+    let text = MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .into_owned();
+    assert!(text.contains("* Old Career Piece"), "{text}");
+    assert!(
+        !text.contains("* New Career Piece"),
+        "never an article already in the digest"
+    );
+}
+
+#[test]
+fn import_reports_bad_rows_by_line_and_keeps_the_good_ones() {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    std::fs::write(env.path().join("subscribers.csv"), SUBSCRIBERS).unwrap();
+    let out = tidings(&env, &["subscribers", "import", "subscribers.csv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("subscribers.csv:5: error: \"not-an-address\" is not an email address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 added"), "{stderr}");
+    // Importing again changes nothing.
+    let again = tidings(&env, &["subscribers", "import", "subscribers.csv"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 added, 0 updated, 3 unchanged"));
+
+    let out = tidings(&env, &["subscribers", "list", "--format", "json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("list --format json is JSON");
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["email"], "bob@example.com");
+    assert_eq!(rows[1]["status"], "confirmed");
+    assert_eq!(rows[1]["categories"], serde_json::json!(["Career"]));
+    assert_eq!(
+        rows[1]["created"], "2026-11-24T00:00:00Z",
+        "subscribed_at is kept"
+    );
+}
+
+#[test]
+fn subscribers_can_be_added_listed_by_digest_and_removed() {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    ok(
+        &env,
+        &[
+            "subscribers",
+            "add",
+            "Dee@Example.com",
+            "--name",
+            "Dee",
+            "--category",
+            "Tools",
+        ],
+    );
+    let csv = ok(
+        &env,
+        &[
+            "subscribers",
+            "list",
+            "--digest",
+            "weekly",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        csv.contains("dee@example.com,Dee,confirmed,weekly,Tools,"),
+        "{csv}"
+    );
+    let bad = tidings(
+        &env,
+        &["subscribers", "add", "x@example.com", "--digest", "monthly"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no [[digest]] named \"monthly\""));
+    ok(&env, &["subscribers", "remove", "dee@example.com"]);
+    let table = ok(&env, &["subscribers", "list"]);
+    assert!(table.contains("0 subscriber(s)"), "{table}");
+}
+
+#[test]
+fn a_template_error_names_its_file_and_line() {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    make_dkim_key(env.path());
+    let templates = env.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("digest.txt.hbs"),
+        "{{site.title}}\n\n{{no_such_variable}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        templates.join("digest.html.hbs"),
+        "<p>\n{{#each articles}}\n{{title}\n</p>\n",
+    )
+    .unwrap();
+    let out = tidings(&env, &["check"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let html = templates.join("digest.html.hbs").display().to_string();
+    assert!(
+        all.contains(&format!("{html}:3:")),
+        "the syntax error is located: {all}"
+    );
+
+    // With the HTML fixed, the strict-mode error in the text template is found at render time.
+    std::fs::write(templates.join("digest.html.hbs"), "<p>{{site.title}}</p>\n").unwrap();
+    let out = tidings(&env, &["check"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = templates.join("digest.txt.hbs").display().to_string();
+    assert!(
+        all.contains(&format!("{text}:3:")) && all.contains("no_such_variable"),
+        "{all}"
+    );
+}
+
+#[test]
+fn preview_explains_the_next_digest_without_sending_or_recording() {
+    let (env, _) = digest_env();
+    let out = ok(
+        &env,
+        &[
+            "digest",
+            "preview",
+            "weekly",
+            "--to",
+            "bob@example.com",
+            "--now",
+            "2026-11-29T12:00:00+01:00",
+            "--out",
+            "preview.eml",
+        ],
+    );
+    assert!(out.contains("2026-11-30 08:00 CET"), "the next tick: {out}");
+    assert!(out.contains("they subscribed; no digest yet"), "{out}");
+    assert!(out.contains("subscriber: Career"), "{out}");
+    assert!(
+        out.contains("new-career") && out.contains("old-career  (for new-career)"),
+        "{out}"
+    );
+    assert!(env.path().join("preview.eml").is_file());
+    assert!(outbox(&env).is_empty(), "a preview sends nothing");
+    // Nothing was recorded: the real send of that tick still goes out.
+    assert_eq!(send(&env, TICK_2).len(), 2);
+
+    let quiet = ok(
+        &env,
+        &[
+            "digest",
+            "preview",
+            "weekly",
+            "--to",
+            "cat@example.com",
+            "--now",
+            TICK_2,
+        ],
+    );
+    assert!(
+        quiet.contains("nothing new for them in the window: no mail would be sent"),
+        "{quiet}"
+    );
+}
+
+/// Renders the sample site's digest in headless Chromium and keeps the screenshot for a reviewer at
+/// `target/test-artifacts/digest.png` (with the HTML beside it).
+#[test]
+fn sample_digest_screenshot_in_headless_chromium() {
+    let env = TestEnv::sample();
+    let txt = make_dkim_key(env.path());
+    let mut config = std::fs::read_to_string(env.path().join("config.toml")).unwrap();
+    config.push_str("\n[mail.dkim]\nselector = \"tidings\"\ndomain = \"blog.example.com\"\nkey_file = \"dkim.pem\"\n");
+    std::fs::write(env.path().join("config.toml"), config).unwrap();
+    ok(&env, &["subscribers", "import", "data/subscribers.csv"]);
+    let sent = send(&env, "2026-11-30T09:00:00+01:00");
+    assert_eq!(
+        sent.len(),
+        6,
+        "every sample subscriber has something new: {sent:?}"
+    );
+    for path in sent.values() {
+        run_checker(
+            &shared().join("validators/check-eml").display().to_string(),
+            &["--dkim-txt", &txt, path.to_str().unwrap()],
+        );
+    }
+    let raw = std::fs::read(&sent["linus@example.com"]).unwrap();
+    let html = MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .body_html(0)
+        .unwrap()
+        .into_owned();
+
+    let artifacts = project_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let page = artifacts.join("digest.html");
+    std::fs::write(&page, &html).unwrap();
+    let png = artifacts.join("digest.png");
+    std::fs::remove_file(&png).ok();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=760,1700")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run chromium ({e}); run scripts/test, which installs it")
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "a real, non-blank screenshot"
+    );
+}
