@@ -901,6 +901,120 @@ pub fn check_digests(config: &Config, now: DateTime<FixedOffset>) -> DigestCheck
 mod tests {
     use super::*;
 
+    /// A transport that refuses mail to one address and records what it accepted.
+    struct Flaky {
+        refuse: Option<String>,
+        accepted: Vec<String>,
+    }
+
+    impl Transport for Flaky {
+        fn send(&mut self, message: &Message, message_id: &str) -> DeliveryOutcome {
+            let to = message.envelope().to()[0].to_string();
+            if self.refuse.as_deref() == Some(to.as_str()) {
+                return DeliveryOutcome::RetryLater("451 try again later".into());
+            }
+            self.accepted.push(to);
+            DeliveryOutcome::Sent {
+                location: message_id.into(),
+            }
+        }
+    }
+
+    fn world() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let articles = dir.path().join("articles");
+        std::fs::create_dir_all(&articles).unwrap();
+        std::fs::write(
+            articles.join("fresh.md"),
+            "---\ntitle: Fresh\ndate: 2026-11-26T09:00:00+01:00\ncategory: Tools\n---\nBody.\n",
+        )
+        .unwrap();
+        let text = "[site]\ntitle = \"T\"\nbase_url = \"https://example.com/\"\narticles = \"articles\"\n\
+                    [newsletter]\nfrom = \"news@example.com\"\npostal_address = \"1 Street\"\n\
+                    [[digest]]\nname = \"weekly\"\nschedule = \"0 8 * * MON\"\n\
+                    [state]\ndatabase = \"state.db\"\n";
+        let config = Config::parse(Path::new("config.toml"), text, Vec::new(), dir.path()).unwrap();
+        let mut state = open_state(&config).unwrap();
+        for email in ["ada@example.com", "bob@example.com"] {
+            state
+                .upsert_subscriber(&NewSubscriber {
+                    email: EmailAddress::parse(email).unwrap(),
+                    name: String::new(),
+                    digests: vec!["weekly".into()],
+                    categories: Vec::new(),
+                    subscribed_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+                        .unwrap()
+                        .to_utc(),
+                })
+                .unwrap();
+        }
+        (dir, config)
+    }
+
+    #[test]
+    fn a_failed_delivery_is_retried_on_the_next_send_of_the_tick_and_sent_ones_are_not() {
+        let (_dir, config) = world();
+        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
+        let mut flaky = Flaky {
+            refuse: Some("bob@example.com".into()),
+            accepted: Vec::new(),
+        };
+        let first = digest_send_with(&config, "weekly", now, Some("s"), &mut flaky).unwrap();
+        assert_eq!(first.outcome, SendOutcome::Planned);
+        assert_eq!(flaky.accepted, ["ada@example.com"]);
+        assert_eq!(first.failed.len(), 1);
+        assert_eq!(first.failed[0].1, "451 try again later");
+
+        let mut healthy = Flaky {
+            refuse: None,
+            accepted: Vec::new(),
+        };
+        let second = digest_send_with(&config, "weekly", now, Some("s"), &mut healthy).unwrap();
+        assert_eq!(second.outcome, SendOutcome::Resumed);
+        assert_eq!(
+            healthy.accepted,
+            ["bob@example.com"],
+            "only the failed one is sent again"
+        );
+
+        let third = digest_send_with(&config, "weekly", now, Some("s"), &mut healthy).unwrap();
+        assert_eq!(third.outcome, SendOutcome::AlreadySent);
+        assert_eq!(healthy.accepted.len(), 1);
+
+        let state = open_state(&config).unwrap();
+        let run = state.run("weekly", second.tick.to_utc()).unwrap().unwrap();
+        let deliveries = state.deliveries(run.id).unwrap();
+        let bob = deliveries
+            .iter()
+            .find(|d| d.email.as_str() == "bob@example.com")
+            .unwrap();
+        assert_eq!((bob.status, bob.attempts), (DeliveryStatus::Sent, 2));
+    }
+
+    #[test]
+    fn a_template_error_leaves_no_run_behind() {
+        let (dir, mut config) = world();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(dir.path().join("templates/digest.txt.hbs"), "{{missing}}\n").unwrap();
+        config.newsletter.templates = dir.path().join("templates");
+        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
+        let mut t = Flaky {
+            refuse: None,
+            accepted: Vec::new(),
+        };
+        let err = digest_send_with(&config, "weekly", now, Some("s"), &mut t).unwrap_err();
+        assert!(err.to_string().contains("digest.txt.hbs:1:"), "{err}");
+        let tick = DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap();
+        assert!(
+            open_state(&config)
+                .unwrap()
+                .run("weekly", tick.to_utc())
+                .unwrap()
+                .is_none()
+        );
+        assert!(t.accepted.is_empty());
+    }
+
     #[test]
     fn subscriber_table_aligns_columns_and_counts() {
         let s = Subscriber {

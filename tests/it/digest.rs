@@ -642,3 +642,34 @@ fn sample_digest_screenshot_in_headless_chromium() {
         "a real, non-blank screenshot"
     );
 }
+
+#[test]
+fn check_warns_when_a_full_digest_would_be_clipped_by_gmail() {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    make_dkim_key(env.path());
+    let out = tidings(&env, &["check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() && !stderr.contains("clipping"),
+        "{stderr}"
+    );
+
+    let templates = env.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let padding = "<p>A long and wordy introduction that nobody reads.</p>\n".repeat(2_000);
+    std::fs::write(
+        templates.join("digest.html.hbs"),
+        format!("<html><body>{padding}{{{{#each articles}}}}<p>{{{{title}}}}</p>{{{{/each}}}}</body></html>\n"),
+    )
+    .unwrap();
+    let out = tidings(&env, &["check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: digest \"weekly\": the HTML part of a full digest"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("over Gmail's clipping limit of 104448"),
+        "{stderr}"
+    );
+}
