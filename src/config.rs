@@ -693,4 +693,44 @@ mod tests {
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab", 0), (1, 1));
     }
+
+    const DIGEST: &str = "[[digest]]\nname = \"weekly\"\nschedule = \"0 8 * * MON\"\n";
+
+    #[test]
+    fn a_digest_gets_defaults_and_paths_resolve_against_the_config_folder() {
+        let text = format!(
+            "{MINIMAL}[newsletter]\nfrom = \"Blog <news@example.com>\"\npostal_address = \"1 Street\"\n{DIGEST}"
+        );
+        let config = parse(&text, &[]).unwrap();
+        let digest = config.digest("weekly").unwrap();
+        assert_eq!((digest.max_articles, digest.related), (10, 2));
+        assert_eq!(config.state.database, Path::new("/srv/blog/data/tidings.db"));
+        assert_eq!(config.mail.outbox, Path::new("/srv/blog/outbox"));
+        assert_eq!(config.mail.transport, MailTransport::File);
+        assert_eq!(config.public_url().as_str(), "https://example.com/");
+    }
+
+    #[test]
+    fn digest_problems_name_their_keys() {
+        let text = format!(
+            "{MINIMAL}{DIGEST}[[digest]]\nname = \"Weekly Digest\"\nschedule = \"every monday\"\nmax_articles = 0\n"
+        );
+        let text = parse(&text, &[]).unwrap_err().to_string();
+        for key in [
+            "newsletter.from",
+            "newsletter.postal_address",
+            "digest[1].name",
+            "digest[1].schedule",
+            "digest[1].max_articles",
+        ] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn a_sender_that_is_not_a_mailbox_is_rejected() {
+        let text = format!("{MINIMAL}[newsletter]\nfrom = \"news at example\"\n");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("newsletter.from") && err.contains("is not a mailbox"), "{err}");
+    }
 }

@@ -72,3 +72,53 @@ impl RelatedSource for SharedTopics<'_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Article;
+
+    fn article(slug: &str, day: u32, category: &str, tags: &[&str]) -> Article {
+        let date =
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-10-{day:02}T09:00:00Z")).unwrap();
+        Article {
+            source: format!("{slug}.md").into(),
+            slug: slug.into(),
+            id: slug.into(),
+            title: slug.into(),
+            date,
+            updated: date,
+            summary: String::new(),
+            category: Some(category.into()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            author: None,
+            html: String::new(),
+            text: String::new(),
+            reading_minutes: 1,
+            draft: false,
+            related: Vec::new(),
+            url: format!("https://example.com/{slug}/"),
+        }
+    }
+
+    #[test]
+    fn editors_picks_come_first_then_shared_topics_and_never_the_article_or_an_excluded_one() {
+        let mut seed = article("seed", 20, "Tools", &["git", "rust"]);
+        seed.related = vec!["pick".into()];
+        let catalog = Catalog::new(vec![
+            seed,
+            article("pick", 1, "Career", &[]),
+            article("same-category-and-tag", 2, "Tools", &["git"]),
+            article("same-tag", 3, "Writing", &["rust"]),
+            article("excluded", 4, "Tools", &["git", "rust"]),
+            article("unrelated", 5, "Operations", &["on-call"]),
+        ]);
+        let exclude: BTreeSet<String> = ["excluded".to_string()].into();
+        let got = SharedTopics::new(&catalog).related("seed", 10, &exclude);
+        assert_eq!(got, ["pick", "same-category-and-tag", "same-tag"]);
+        assert_eq!(
+            SharedTopics::new(&catalog).related("seed", 1, &exclude),
+            ["pick"]
+        );
+    }
+}

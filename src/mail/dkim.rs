@@ -92,3 +92,18 @@ impl DkimSigner {
         message.sign(&self.config);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_is_not_pkcs1_pem_names_the_file_and_the_fix() {
+        let err = DkimSigner::from_pem(Path::new("dkim.pem"), "not a key", "sel", "example.com")
+            .err()
+            .expect("garbage is not a key")
+            .to_string();
+        assert!(err.starts_with("dkim.pem: not an RSA private key"), "{err}");
+        assert!(err.contains("openssl genrsa -traditional"), "{err}");
+    }
+}
