@@ -386,3 +386,94 @@ fn related_picks_are_never_newer_than_the_window() {
     let related = related_of(v);
     assert!(!related.contains(&"new-tools".to_string()), "{related:?}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CATEGORIES: &[&str] = &["Tools", "Career", "Writing"];
+    const TAGS: &[&str] = &["git", "rust", "mentoring", "on-call"];
+
+    fn arb_catalog() -> impl Strategy<Value = Catalog> {
+        prop::collection::vec(
+            (
+                0u32..120,
+                0usize..3,
+                prop::collection::vec(0usize..4, 0..3),
+                any::<bool>(),
+            ),
+            1..25,
+        )
+        .prop_map(|specs| {
+            let articles = specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (day, cat, tags, draft))| {
+                    let date = (at("2026-09-01T00:00:00Z")
+                        + chrono::Duration::days(i64::from(day)))
+                    .to_rfc3339();
+                    let tags: Vec<&str> = tags.into_iter().map(|t| TAGS[t]).collect();
+                    let mut a = article(&format!("a{i}"), &date, CATEGORIES[cat], &tags);
+                    a.draft = draft;
+                    a
+                })
+                .collect();
+            Catalog::new(articles)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn plans_respect_windows_filters_and_related_rules(
+            catalog in arb_catalog(),
+            created_day in 0i64..120,
+            last_day in prop::option::of(0i64..120),
+            filter in prop::collection::vec(0usize..3, 0..2),
+            max_articles in 1usize..5,
+            related in 0usize..3,
+        ) {
+            let tick = at("2026-12-28T08:00:00+01:00");
+            let base = at("2026-09-01T00:00:00Z");
+            let mut v = view(
+                "a@example.com",
+                &(base + chrono::Duration::days(created_day)).to_rfc3339(),
+                None,
+                &filter.iter().map(|c| CATEGORIES[*c]).collect::<Vec<_>>(),
+            );
+            v.last_delivered = last_day.map(|d| (base + chrono::Duration::days(d)).with_timezone(&Utc));
+            let mut d = digest();
+            d.max_articles = max_articles;
+            d.related = related;
+            let outcomes = plan(&d, &catalog, &[v.clone()], tick, &SharedTopics::new(&catalog));
+            let window = window(&v, tick);
+            let new_count = catalog
+                .published(tick)
+                .filter(|a| a.date > window.after)
+                .filter(|a| v.subscriber.categories.is_empty()
+                    || a.category.as_ref().is_some_and(|c| v.subscriber.categories.contains(c)))
+                .count();
+            match &outcomes[0] {
+                PlanOutcome::Skip { reason, .. } => {
+                    prop_assert_eq!(reason, &Skip::NothingNew);
+                    prop_assert_eq!(new_count, 0);
+                }
+                PlanOutcome::Send(p) => {
+                    prop_assert!(!p.articles.is_empty(), "never an empty digest");
+                    prop_assert!(p.articles.len() <= max_articles);
+                    prop_assert_eq!(p.articles.len() + p.over_limit, new_count);
+                    for a in &p.articles {
+                        prop_assert!(a.is_published(tick) && a.date > window.after);
+                    }
+                    let mut seen = BTreeSet::new();
+                    for r in &p.related {
+                        prop_assert!(seen.insert(r.article.slug.clone()), "no related pick twice");
+                        prop_assert!(!p.articles.iter().any(|a| a.slug == r.article.slug));
+                        prop_assert!(r.article.is_published(tick) && r.article.date <= window.after);
+                    }
+                    prop_assert!(p.related.len() <= related * p.articles.len());
+                }
+            }
+        }
+    }
+}
