@@ -30,35 +30,32 @@ pub fn render(markdown: &str) -> Rendered {
     let mut first_paragraph = String::new();
     let mut in_paragraph = false;
     let mut first_done = false;
-    let mut events = Vec::new();
-    for event in Parser::new_ext(markdown, options()) {
-        match &event {
-            Event::Start(Tag::Paragraph) => in_paragraph = true,
-            Event::End(TagEnd::Paragraph) => {
-                in_paragraph = false;
-                if !first_paragraph.trim().is_empty() {
-                    first_done = true;
-                }
+    // One pass: the HTML writer consumes the events while the closure collects plain text on the way.
+    let events = Parser::new_ext(markdown, options()).inspect(|event| match event {
+        Event::Start(Tag::Paragraph) => in_paragraph = true,
+        Event::End(TagEnd::Paragraph) => {
+            in_paragraph = false;
+            if !first_paragraph.trim().is_empty() {
+                first_done = true;
             }
-            Event::Text(t) | Event::Code(t) => {
-                text.push_str(t);
-                if in_paragraph && !first_done {
-                    first_paragraph.push_str(t);
-                }
-            }
-            Event::SoftBreak | Event::HardBreak => {
-                text.push(' ');
-                if in_paragraph && !first_done {
-                    first_paragraph.push(' ');
-                }
-            }
-            Event::End(_) => text.push(' '),
-            _ => {}
         }
-        events.push(event);
-    }
+        Event::Text(t) | Event::Code(t) => {
+            text.push_str(t);
+            if in_paragraph && !first_done {
+                first_paragraph.push_str(t);
+            }
+        }
+        Event::SoftBreak | Event::HardBreak => {
+            text.push(' ');
+            if in_paragraph && !first_done {
+                first_paragraph.push(' ');
+            }
+        }
+        Event::End(_) => text.push(' '),
+        _ => {}
+    });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    pulldown_cmark::html::push_html(&mut html, events);
     let words = text.split_whitespace().count();
     Rendered {
         html,

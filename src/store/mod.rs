@@ -1,8 +1,8 @@
 //! The article store: reading `*.md` files, parsing and validating them into [`Article`]s, collected in a
 //! [`Catalog`].
 //!
-//! Reading ([`read_sources`]) and parsing ([`parse_article`], [`parse_all`]) are separate so the parser is pure
-//! and testable on strings. A file that cannot become an article is reported as an [`ArticleError`]
+//! Reading ([`find_sources`], [`read_source`]) and parsing ([`parse_article`]) are separate so the parser is
+//! pure and testable on strings; [`load`] runs both per file on every core. A file that cannot become an article is reported as an [`ArticleError`]
 //! (`path:line:col: error: message`) and left out; it never takes the others down. Drafts stay in the catalog
 //! (their categories still get feeds) but are never published; future-dated articles are published once `now`
 //! reaches their date, so the catalog is filtered with [`Catalog::published`] at the time of use.
@@ -105,16 +105,15 @@ impl Catalog {
     }
 }
 
-/// A file read from the store, or the reason it could not be.
+/// A file read from the store.
 #[derive(Debug)]
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
 }
 
-/// Finds every `*.md` under `root` (sorted by path) and reads it. Files over `max_bytes`, binary files and
-/// invalid UTF-8 are reported without being parsed. Hugo/Zola section pages (`_index.md`) are not articles.
-pub fn read_sources(root: &Path, max_bytes: u64) -> (Vec<Source>, Vec<ArticleError>) {
+/// Finds every `*.md` under `root`, sorted by path. Hugo/Zola section pages (`_index.md`) are not articles.
+pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
     let mut paths = Vec::new();
     let mut errors = Vec::new();
     if !root.is_dir() {
@@ -124,7 +123,7 @@ pub fn read_sources(root: &Path, max_bytes: u64) -> (Vec<Source>, Vec<ArticleErr
             col: 1,
             message: "the article store is not a folder; set [site] articles in config.toml".into(),
         });
-        return (Vec::new(), errors);
+        return (paths, errors);
     }
     for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
         match entry {
@@ -143,21 +142,12 @@ pub fn read_sources(root: &Path, max_bytes: u64) -> (Vec<Source>, Vec<ArticleErr
             }),
         }
     }
-    let results: Vec<Result<Source, ArticleError>> = paths
-        .into_par_iter()
-        .map(|p| read_source(p, max_bytes))
-        .collect();
-    let mut sources = Vec::with_capacity(results.len());
-    for r in results {
-        match r {
-            Ok(s) => sources.push(s),
-            Err(e) => errors.push(e),
-        }
-    }
-    (sources, errors)
+    (paths, errors)
 }
 
-fn read_source(path: PathBuf, max_bytes: u64) -> Result<Source, ArticleError> {
+/// Reads one file. Files over `max_bytes` are refused before reading; binary files and invalid UTF-8 are
+/// reported with the position of the first bad byte.
+pub fn read_source(path: PathBuf, max_bytes: u64) -> Result<Source, ArticleError> {
     let fail = |line, col, message: String| ArticleError {
         path: path.clone(),
         line,
@@ -237,12 +227,11 @@ impl<'a> ParseContext<'a> {
     }
 }
 
-/// Parses every source in parallel, then rejects duplicate slugs (the later file by path, naming the earlier).
-pub fn parse_all(sources: &[Source], ctx: &ParseContext<'_>) -> (Catalog, Vec<ArticleError>) {
-    let results: Vec<Result<Article, ArticleError>> = sources
-        .par_iter()
-        .map(|s| parse_article(&s.path, &s.text, ctx))
-        .collect();
+/// Collects parsed articles (in path order) into a catalog, rejecting duplicate slugs: the later file by path
+/// is left out, and its error names the earlier one.
+pub fn collect_articles(
+    results: Vec<Result<Article, ArticleError>>,
+) -> (Catalog, Vec<ArticleError>) {
     let mut errors = Vec::new();
     let mut articles = Vec::with_capacity(results.len());
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -271,10 +260,19 @@ pub fn parse_all(sources: &[Source], ctx: &ParseContext<'_>) -> (Catalog, Vec<Ar
     (Catalog::new(articles), errors)
 }
 
-/// Reads and parses the whole store of `config`.
+/// Reads and parses the whole store of `config`, both cores at once. Each file is read and parsed in one step
+/// so its source text is dropped as soon as the article is built.
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
-    let (sources, mut errors) = read_sources(&config.site.articles, config.site.max_article_bytes);
-    let (catalog, parse_errors) = parse_all(&sources, &ParseContext::from_config(config));
+    let (paths, mut errors) = find_sources(&config.site.articles);
+    let ctx = ParseContext::from_config(config);
+    let results: Vec<Result<Article, ArticleError>> = paths
+        .into_par_iter()
+        .map(|path| {
+            let source = read_source(path, config.site.max_article_bytes)?;
+            parse_article(&source.path, &source.text, &ctx)
+        })
+        .collect();
+    let (catalog, parse_errors) = collect_articles(results);
     errors.extend(parse_errors);
     errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
     (catalog, errors)
@@ -597,7 +595,11 @@ pub fn single_line(s: &str) -> String {
 /// Drops the characters XML 1.0 forbids (C0 controls other than tab, LF, CR; U+FFFE, U+FFFF). The `rss` and
 /// `atom_syndication` crates let them through, which makes a feed ill-formed.
 pub fn xml_safe(s: &str) -> String {
-    if !s.chars().any(|c| is_xml_forbidden(&c)) {
+    // Fast path on bytes: every forbidden character is an ASCII control or U+FFFE/U+FFFF.
+    let has_control = s
+        .bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
+    if !has_control && !s.contains(['\u{fffe}', '\u{ffff}']) {
         return s.to_string();
     }
     s.chars().filter(|c| !is_xml_forbidden(c)).collect()

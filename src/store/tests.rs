@@ -115,11 +115,23 @@ fn article_without_date_is_rejected() {
 
 #[test]
 fn author_that_is_not_a_key_is_taken_as_a_name() {
-    let a = parse("x.md", "---\ntitle: T\ndate: 2024-01-01\nauthor: Grace Hopper\n---\n").unwrap();
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor: Grace Hopper\n---\n",
+    )
+    .unwrap();
     let author = a.author.unwrap();
     assert_eq!((author.key, author.name.as_str()), (None, "Grace Hopper"));
-    let b = parse("x.md", "---\ntitle: T\ndate: 2024-01-01\nauthor: Maya Okafor\n---\n").unwrap();
-    assert_eq!(b.author.unwrap().key.as_deref(), Some("maya"), "a configured author's name finds its key");
+    let b = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor: Maya Okafor\n---\n",
+    )
+    .unwrap();
+    assert_eq!(
+        b.author.unwrap().key.as_deref(),
+        Some("maya"),
+        "a configured author's name finds its key"
+    );
 }
 
 #[test]
@@ -176,17 +188,19 @@ fn duplicate_slugs_name_both_files() {
         authors: &authors,
         default_author: None,
     };
-    let sources = vec![
-        Source {
-            path: "a/one.md".into(),
-            text: "---\ntitle: A\ndate: 2024-01-01\nslug: same\n---\n".into(),
-        },
-        Source {
-            path: "b/two.md".into(),
-            text: "---\ntitle: B\ndate: 2024-01-02\nslug: same\n---\n".into(),
-        },
+    let results = vec![
+        parse_article(
+            Path::new("a/one.md"),
+            "---\ntitle: A\ndate: 2024-01-01\nslug: same\n---\n",
+            &ctx,
+        ),
+        parse_article(
+            Path::new("b/two.md"),
+            "---\ntitle: B\ndate: 2024-01-02\nslug: same\n---\n",
+            &ctx,
+        ),
     ];
-    let (catalog, errors) = parse_all(&sources, &ctx);
+    let (catalog, errors) = collect_articles(results);
     assert_eq!(catalog.all().len(), 1);
     assert_eq!(errors.len(), 1);
     let message = errors[0].to_string();
@@ -236,9 +250,12 @@ fn invalid_utf8_and_binary_files_are_reported_with_position() {
     std::fs::write(dir.path().join("bad.md"), b"---\ntitle: caf\xe9\n---\n").unwrap();
     std::fs::write(dir.path().join("bin.md"), b"---\n\x00\x01\x02").unwrap();
     std::fs::write(dir.path().join("big.md"), vec![b'a'; 2000]).unwrap();
-    let (sources, errors) = read_sources(dir.path(), 1000);
-    assert!(sources.is_empty());
-    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let (paths, errors) = find_sources(dir.path());
+    assert!(errors.is_empty());
+    let messages: Vec<String> = paths
+        .into_iter()
+        .map(|p| read_source(p, 1000).unwrap_err().to_string())
+        .collect();
     assert!(
         messages
             .iter()
