@@ -17,7 +17,11 @@ pub fn project_root() -> PathBuf {
 /// `../shared` beside the project, where the validators live (in CI as on a developer's machine).
 pub fn shared() -> PathBuf {
     let shared = project_root().join("../shared");
-    assert!(shared.join("validators").is_dir(), "../shared/validators is missing: {}", shared.display());
+    assert!(
+        shared.join("validators").is_dir(),
+        "../shared/validators is missing: {}",
+        shared.display()
+    );
     shared
 }
 
@@ -38,7 +42,10 @@ impl TestEnv {
     /// minimal one below plus `extra_config` (TOML appended to it).
     pub fn new(fixture: &str, extra_config: &str) -> TestEnv {
         let env = TestEnv::empty();
-        copy_dir(&project_root().join("tests/fixtures").join(fixture), &env.path().join("articles"));
+        copy_dir(
+            &project_root().join("tests/fixtures").join(fixture),
+            &env.path().join("articles"),
+        );
         env.write_config(extra_config);
         env
     }
@@ -54,12 +61,14 @@ impl TestEnv {
     pub fn sample() -> TestEnv {
         let env = TestEnv::empty();
         copy_dir(&project_root().join("data"), &env.path().join("data"));
-        std::fs::copy(project_root().join("config.toml"), env.path().join("config.toml")).unwrap();
-        for optional in ["templates"] {
-            let from = project_root().join(optional);
-            if from.is_dir() {
-                copy_dir(&from, &env.path().join(optional));
-            }
+        std::fs::copy(
+            project_root().join("config.toml"),
+            env.path().join("config.toml"),
+        )
+        .unwrap();
+        let templates = project_root().join("templates");
+        if templates.is_dir() {
+            copy_dir(&templates, &env.path().join("templates"));
         }
         env
     }
@@ -98,7 +107,11 @@ impl TestEnv {
     pub fn run_ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "tidings {args:?} failed: {stderr}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "tidings {args:?} failed: {stderr}{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         stderr
     }
 
@@ -107,7 +120,8 @@ impl TestEnv {
     }
 
     pub fn read_public(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.public(rel)).unwrap_or_else(|e| panic!("reading public/{rel}: {e}"))
+        std::fs::read_to_string(self.public(rel))
+            .unwrap_or_else(|e| panic!("reading public/{rel}: {e}"))
     }
 }
 
@@ -116,8 +130,14 @@ pub fn run_checker(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); run scripts/test, which installs it"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}); run scripts/test, which installs it")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
     text
 }
