@@ -2,5 +2,6 @@
 //! One integration binary (faster to link than one per file); each module is one area of behaviour.
 
 mod digest;
+mod browser;
 mod feeds;
 mod support;
