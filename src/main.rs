@@ -218,7 +218,15 @@ fn subscribers_command(
         } => {
             let outcome =
                 app::subscribers_add(config, email, name.as_deref(), digests, categories, now)?;
-            eprintln!("{email}: {outcome:?}");
+            let what = match outcome {
+                tidings::state::UpsertOutcome::Added => "added",
+                tidings::state::UpsertOutcome::Updated => "updated",
+                tidings::state::UpsertOutcome::Unchanged => "already subscribed, unchanged",
+                tidings::state::UpsertOutcome::KeptUnsubscribed => {
+                    "unsubscribed or bounced earlier; left as is"
+                }
+            };
+            eprintln!("{email}: {what}");
             Ok(ExitCode::SUCCESS)
         }
         SubscribersCommand::Import { file } => {
@@ -268,6 +276,12 @@ fn digest_command(
     match command {
         DigestCommand::Send { name, now: at } => {
             let report = app::digest_send(config, name, at.unwrap_or(now), secret.as_deref())?;
+            if report.outcome == app::SendOutcome::AlreadySent {
+                eprintln!(
+                    "digest \"{name}\" was already sent for its tick {}; nothing sent again",
+                    report.tick.to_rfc3339()
+                );
+            }
             for location in &report.sent {
                 println!("{location}");
             }
