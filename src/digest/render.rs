@@ -70,8 +70,12 @@ pub struct Templates {
     origins: BTreeMap<String, String>,
 }
 
-/// Which registry a template file belongs to and its name there.
+/// Which registry a template file belongs to and its name there. Only `digest.*.hbs` and `partials/*.hbs` are
+/// digest templates; other files in a shared templates folder (web pages, say) are not ours to compile.
 fn classify(rel: &str) -> Option<(bool, String)> {
+    if !(rel.starts_with("digest.") || rel.starts_with("partials/") && !rel[9..].contains('/')) {
+        return None;
+    }
     let (html, stem) = if let Some(stem) = rel.strip_suffix(".html.hbs") {
         (true, stem)
     } else if let Some(stem) = rel.strip_suffix(".txt.hbs") {
@@ -488,5 +492,10 @@ mod tests {
             Some((false, "footer".into()))
         );
         assert_eq!(classify("README.md"), None);
+        assert_eq!(
+            classify("subscribe.html.hbs"),
+            None,
+            "not a digest template"
+        );
     }
 }
