@@ -13,6 +13,7 @@ use chrono::{DateTime, FixedOffset};
 use crate::config::Config;
 use crate::feed;
 use crate::output::{WriteOutcome, write_if_changed};
+use crate::related::{self, RelatedError, RelatedIndex};
 use crate::store::{self, ArticleError, Catalog};
 
 /// What a build did.
@@ -37,10 +38,56 @@ pub enum BuildError {
 
 /// Reads the store and writes every feed (only files whose bytes changed).
 pub fn build(config: &Config, now: DateTime<FixedOffset>) -> Result<BuildReport, BuildError> {
-    let (catalog, errors) = store::load(config);
+    let (catalog, mut errors) = store::load(config);
     let mut report = write_feeds(config, &catalog, now)?;
+    write_related(config, &catalog, now, &mut report)?;
+    errors.extend(unknown_picks(&catalog));
     report.errors = errors;
     Ok(report)
+}
+
+/// Writes `related.json` (every published article's related list) beside the feeds.
+fn write_related(
+    config: &Config,
+    catalog: &Catalog,
+    now: DateTime<FixedOffset>,
+    report: &mut BuildReport,
+) -> Result<(), BuildError> {
+    let started = std::time::Instant::now();
+    let index = RelatedIndex::build(catalog, now, &config.related, &config.site.language);
+    let bytes = related::render_json(&index);
+    tracing::debug!(
+        articles = index.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "related reading computed"
+    );
+    let path = config.feeds.output.join("related.json");
+    match write_if_changed(&path, &bytes).map_err(|source| BuildError::Write {
+        path: path.clone(),
+        source,
+    })? {
+        WriteOutcome::Written => report.written.push(path),
+        WriteOutcome::Unchanged => report.unchanged += 1,
+    }
+    Ok(())
+}
+
+/// Editor's picks naming no article, located in their files.
+fn unknown_picks(catalog: &Catalog) -> Vec<ArticleError> {
+    related::check_picks(catalog, |path| std::fs::read_to_string(path).ok())
+}
+
+/// The related list of one published article with the reasons behind each score (`tidings related SLUG`).
+pub fn related(
+    config: &Config,
+    slug: &str,
+    now: DateTime<FixedOffset>,
+) -> Result<related::Report, RelatedError> {
+    let (catalog, _) = store::load(config);
+    let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+    index
+        .explain(slug)
+        .ok_or_else(|| index.missing(&catalog, slug))
 }
 
 fn write_feeds(
@@ -71,5 +118,8 @@ fn write_feeds(
 
 /// Every problem `check` finds in the store, in path order.
 pub fn check(config: &Config) -> Vec<ArticleError> {
-    store::load(config).1
+    let (catalog, mut errors) = store::load(config);
+    errors.extend(unknown_picks(&catalog));
+    errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
+    errors
 }

@@ -49,6 +49,8 @@ pub struct Config {
     #[serde(default)]
     pub feeds: FeedsConfig,
     #[serde(default)]
+    pub related: RelatedConfig,
+    #[serde(default)]
     pub newsletter: NewsletterConfig,
     /// `[[digest]]` tables, one per newsletter.
     #[serde(default)]
@@ -295,6 +297,89 @@ fn default_formats() -> Vec<FeedFormat> {
     vec![FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json]
 }
 
+/// `[related]`: related reading (see the `related` module for how the score is made).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelatedConfig {
+    /// Related articles per article, editor's picks included.
+    #[serde(default = "default_related_count")]
+    pub count: usize,
+    /// Weight of text similarity (TF-IDF cosine over title, summary and body) in the blended score.
+    #[serde(default = "default_text_weight")]
+    pub text_weight: f64,
+    /// Weight of shared tags (cosine of IDF-weighted tag sets).
+    #[serde(default = "default_tags_weight")]
+    pub tags_weight: f64,
+    /// Weight of a shared category.
+    #[serde(default = "default_category_weight")]
+    pub category_weight: f64,
+    /// How many times a word in the title counts, against once in the summary or body.
+    #[serde(default = "default_title_boost")]
+    pub title_boost: f64,
+    /// Blended scores run from 0 to 1; below this nothing is suggested, so an article with no real neighbour
+    /// gets a short (or empty) list instead of noise.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+}
+
+impl Default for RelatedConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [related] key has a default")
+    }
+}
+
+impl RelatedConfig {
+    /// Problems as (key, message).
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.count == 0 {
+            problems.push(("related.count".into(), "must be at least 1".into()));
+        }
+        for (key, value) in [
+            ("related.text_weight", self.text_weight),
+            ("related.tags_weight", self.tags_weight),
+            ("related.category_weight", self.category_weight),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                problems.push((key.into(), format!("{value} must be a number >= 0")));
+            }
+        }
+        // NaN weights are reported above; here only "all zero" is left to catch.
+        if self.text_weight + self.tags_weight + self.category_weight <= 0.0 {
+            problems.push((
+                "related.text_weight".into(),
+                "text, tags and category weights are all 0; give one of them a weight".into(),
+            ));
+        }
+        if !(self.title_boost.is_finite() && self.title_boost >= 0.0) {
+            problems.push(("related.title_boost".into(), "must be a number >= 0".into()));
+        }
+        if !(0.0..=1.0).contains(&self.min_score) {
+            problems.push(("related.min_score".into(), "must be between 0 and 1".into()));
+        }
+        problems
+    }
+}
+
+fn default_related_count() -> usize {
+    3
+}
+fn default_text_weight() -> f64 {
+    1.0
+}
+fn default_tags_weight() -> f64 {
+    0.5
+}
+fn default_category_weight() -> f64 {
+    0.1
+}
+fn default_title_boost() -> f64 {
+    3.0
+}
+fn default_min_score() -> f64 {
+    0.1
+}
+
 /// Sections whose keys may be overridden from the environment, longest first so `mail.dkim` wins over `mail`.
 const ENV_SECTIONS: &[&str] = &[
     "mail.dkim",
@@ -420,6 +505,9 @@ impl Config {
                 "site.default_author",
                 format!("\"{key}\" is not a key of [authors]"),
             );
+        }
+        for (key, message) in self.related.problems() {
+            invalid(&key, message);
         }
         match errors.len() {
             0 => Ok(()),

@@ -9,5 +9,6 @@ pub mod digest;
 pub mod feed;
 pub mod mail;
 pub mod output;
+pub mod related;
 pub mod state;
 pub mod store;

@@ -41,6 +41,11 @@ enum Command {
     Build,
     /// Validate config and store; print every problem; exit 1 if there is any.
     Check,
+    /// Print an article's related reading with the scores and the reasons behind them.
+    Related {
+        /// The article's slug (as in its URL and in related.json).
+        slug: String,
+    },
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]
@@ -88,6 +93,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             for path in &report.written {
                 tracing::debug!(path = %path.display(), "wrote");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Related { slug } => {
+            let report = tidings::app::related(&config, slug, now)?;
+            print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Subscribers { command } => subscribers_command(&config, command, now),

@@ -4,4 +4,5 @@
 mod digest;
 mod browser;
 mod feeds;
+mod related;
 mod support;

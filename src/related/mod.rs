@@ -1,0 +1,874 @@
+//! Related reading: for each published article, the few other articles a reader of it would want next.
+//!
+//! This module owns the similarity index and the top-k choice; it does not read files, write
+//! `related.json` to disk or decide which articles a digest contains (`app` and `digest` do).
+//!
+//! **The score.** Each article becomes a TF-IDF vector over its title (each word counted `title_boost` times),
+//! summary and body, after lowercasing, dropping the stop words of `site.language` and Snowball-stemming
+//! (see [`analyze`]). Terms in more than half of a large store are dropped (they relate everything to
+//! everything), and each vector keeps only its strongest terms. Two articles' score is a blend, between 0 and
+//! 1, of the cosine of their text vectors, the cosine of their IDF-weighted tag sets and whether they share a
+//! category, weighted by `[related] text_weight`, `tags_weight` and `category_weight`. Below
+//! `[related] min_score` nothing is suggested, so an article with no real neighbour gets a short list, not noise.
+//!
+//! **Scale.** No all-pairs comparison: an inverted index maps each term (and tag) to the articles where it
+//! weighs most, capped at [`MAX_POSTINGS`] per term. An article's candidates are the articles reached through
+//! its own terms; the best [`CANDIDATES`] of them are scored exactly. Work per article is bounded by
+//! `terms kept × posting cap`, so a build is linear in the store, and memory is linear too (a fixed number of
+//! index entries per article). Articles are scored in parallel (rayon).
+//!
+//! **Which articles.** Only articles published at the index's `now` are ever suggested: never a draft, never
+//! one dated in the future, never the article itself. For an article page any other published article may be
+//! suggested, newer ones included: a reader arriving from a search engine on an old post is well served by a
+//! newer one on the same subject, and the page is rebuilt anyway. A digest wants older articles only; it says
+//! so with the filter of [`RelatedIndex::related_to_set`].
+//!
+//! **Editor's picks** (`related: [slug, …]` in front matter) come first, in the editor's order, then computed
+//! suggestions fill the list up to `[related] count`. A pick that names no article is a `check` error
+//! ([`check_picks`]); a pick that is a draft or not yet published is skipped until it is published.
+//!
+//! **Determinism.** Term ids come from the sorted vocabulary and every score is summed in a fixed order, so the
+//! same store gives the same lists and scores whatever the thread count. Equal scores are ordered by date (newer
+//! first), then slug.
+
+mod analyze;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::RelatedConfig;
+use crate::store::{ArticleError, Catalog};
+use analyze::{Analyzer, DocText, Rows, dot};
+
+/// Terms kept per article vector (its strongest by TF-IDF weight).
+const TERMS_PER_ARTICLE: usize = 64;
+/// Articles kept per term (and per tag) in the inverted index: those where it weighs most.
+pub const MAX_POSTINGS: usize = 512;
+/// An article's strongest terms that look for candidates in the index (all its kept terms score them).
+const QUERY_TERMS: usize = 24;
+/// Candidates per article that are scored exactly, at least; more when `count` is large.
+pub const CANDIDATES: usize = 32;
+
+/// Errors of the `related` command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelatedError {
+    #[error("no article has the slug \"{slug}\"{}", did_you_mean(.suggestion))]
+    UnknownArticle {
+        slug: String,
+        suggestion: Option<String>,
+    },
+    #[error(
+        "article \"{slug}\" is not published (a draft, or dated in the future), so nothing is related to it yet"
+    )]
+    NotPublished { slug: String },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!("; did you mean \"{s}\"?"))
+        .unwrap_or_default()
+}
+
+/// What the index keeps of a published article: what a "Related Articles" block shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub slug: String,
+    pub title: String,
+    pub url: String,
+    pub date: DateTime<FixedOffset>,
+    pub reading_minutes: u32,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// One suggested article with its score and the parts the score was made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion<'i> {
+    pub entry: &'i Entry,
+    /// The blended score, 0 to 1.
+    pub score: f64,
+    /// Cosine of the text vectors, 0 to 1.
+    pub text: f64,
+    /// Cosine of the IDF-weighted tag sets, 0 to 1.
+    pub tags: f64,
+    pub same_category: bool,
+    pub editors_pick: bool,
+}
+
+/// Why one article is related to another, for people: what `tidings related SLUG` prints per line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub slug: String,
+    pub title: String,
+    pub date: String,
+    pub reading_minutes: u32,
+    pub score: f64,
+    pub text: f64,
+    /// The stems that contribute most to the text score, strongest first.
+    pub shared_terms: Vec<String>,
+    pub tags: f64,
+    pub shared_tags: Vec<String>,
+    pub shared_category: Option<String>,
+    pub editors_pick: bool,
+}
+
+/// An article's related list, explained.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub slug: String,
+    pub title: String,
+    pub count: usize,
+    pub min_score: f64,
+    pub related: Vec<Explanation>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "related reading for \"{}\" ({}): {} of at most {}, min score {:.2}",
+            self.title,
+            self.slug,
+            self.related.len(),
+            self.count,
+            self.min_score
+        )?;
+        if self.related.is_empty() {
+            writeln!(
+                f,
+                "  nothing scores {:.2} or more; lower [related] min_score or add tags",
+                self.min_score
+            )?;
+        }
+        for (i, e) in self.related.iter().enumerate() {
+            writeln!(
+                f,
+                "{:>2}. {:.3}  {}  \"{}\" ({}, {} min read)",
+                i + 1,
+                e.score,
+                e.slug,
+                e.title,
+                e.date,
+                e.reading_minutes
+            )?;
+            let mut why = Vec::new();
+            if e.editors_pick {
+                why.push("editor's pick".to_string());
+            }
+            if e.shared_terms.is_empty() {
+                why.push(format!("text {:.3}", e.text));
+            } else {
+                why.push(format!(
+                    "text {:.3} ({})",
+                    e.text,
+                    e.shared_terms.join(", ")
+                ));
+            }
+            if !e.shared_tags.is_empty() {
+                why.push(format!("tags {:.3} ({})", e.tags, e.shared_tags.join(", ")));
+            }
+            if let Some(c) = &e.shared_category {
+                why.push(format!("category \"{c}\""));
+            }
+            writeln!(f, "      {}", why.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Blend weights, normalized so scores run from 0 to 1.
+#[derive(Debug, Clone, Copy)]
+struct Weights {
+    text: f32,
+    tags: f32,
+    category: f32,
+}
+
+/// The parts of one pair's score.
+#[derive(Debug, Clone, Copy)]
+struct Scored {
+    doc: u32,
+    score: f32,
+    text: f32,
+    tags: f32,
+    same_category: bool,
+    pick: bool,
+}
+
+/// The similarity index of a store's published articles; built once, queried many times (a build asks it for
+/// every article, a digest once per subscriber).
+pub struct RelatedIndex {
+    entries: Vec<Entry>,
+    by_slug: HashMap<String, u32>,
+    text: Rows,
+    vocabulary: Vec<String>,
+    tags: Rows,
+    tag_names: Vec<String>,
+    category: Vec<Option<u32>>,
+    category_names: Vec<String>,
+    picks: Vec<Vec<u32>>,
+    text_postings: Vec<Vec<(u32, f32)>>,
+    tag_postings: Vec<Vec<(u32, f32)>>,
+    weights: Weights,
+    count: usize,
+    min_score: f32,
+}
+
+impl fmt::Debug for RelatedIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelatedIndex")
+            .field("articles", &self.entries.len())
+            .field("terms", &self.vocabulary.len())
+            .field("tags", &self.tag_names.len())
+            .field("categories", &self.category_names.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-thread scratch space of a query: a score accumulator over all articles and the articles it touched.
+struct Scratch {
+    acc: Vec<f32>,
+    touched: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(n: usize) -> Scratch {
+        Scratch {
+            acc: vec![0.0; n],
+            touched: Vec::new(),
+        }
+    }
+}
+
+/// Sorted unique keys of `values` and each value's id in them.
+fn intern<'a>(
+    values: impl Iterator<Item = &'a str> + Clone,
+) -> (Vec<String>, HashMap<String, u32>) {
+    let mut names: Vec<String> = values.map(str::to_owned).collect();
+    names.sort_unstable();
+    names.dedup();
+    let ids = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i as u32))
+        .collect();
+    (names, ids)
+}
+
+/// Tags and categories are compared without regard to case or surrounding space ("Rust" = "rust ").
+fn label_key(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// The `n` entries of a row with the largest weights (ties: lower term id), in term order.
+fn strongest((terms, weights): (&[u32], &[f32]), n: usize) -> Vec<(u32, f32)> {
+    let mut row: Vec<(u32, f32)> = terms.iter().copied().zip(weights.iter().copied()).collect();
+    if row.len() > n {
+        row.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        row.truncate(n);
+        row.sort_unstable_by_key(|e| e.0);
+    }
+    row
+}
+
+fn postings(rows: &Rows, vocabulary_len: usize, cap: usize) -> Vec<Vec<(u32, f32)>> {
+    let mut lists: Vec<Vec<(u32, f32)>> = vec![Vec::new(); vocabulary_len];
+    for doc in 0..rows.len() {
+        let (terms, weights) = rows.row(doc);
+        for (&t, &w) in terms.iter().zip(weights) {
+            lists[t as usize].push((doc as u32, w));
+        }
+    }
+    lists.par_iter_mut().for_each(|list| {
+        if list.len() > cap {
+            // Keep the articles where the term weighs most; equal weights by article order.
+            list.select_nth_unstable_by(cap - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            list.truncate(cap);
+            list.sort_unstable_by_key(|e| e.0);
+        }
+        list.shrink_to_fit();
+    });
+    lists
+}
+
+impl RelatedIndex {
+    /// Indexes the articles of `catalog` published at `now`. `language` is `site.language` (stemmer and stop
+    /// words).
+    pub fn build(
+        catalog: &Catalog,
+        now: DateTime<FixedOffset>,
+        config: &RelatedConfig,
+        language: &str,
+    ) -> RelatedIndex {
+        let published: Vec<_> = catalog.published(now).collect();
+        let entries: Vec<Entry> = published
+            .iter()
+            .map(|a| Entry {
+                slug: a.slug.clone(),
+                title: a.title.clone(),
+                url: a.url.clone(),
+                date: a.date,
+                reading_minutes: a.reading_minutes,
+                category: a.category.clone(),
+                tags: a.tags.clone(),
+            })
+            .collect();
+        let by_slug: HashMap<String, u32> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.slug.clone(), i as u32))
+            .collect();
+
+        let analyzer = Analyzer::for_language(language);
+        let docs: Vec<DocText<'_>> = published
+            .iter()
+            .map(|a| DocText {
+                title: &a.title,
+                summary: &a.summary,
+                body: &a.text,
+            })
+            .collect();
+        let text = analyze::text_vectors(
+            &analyzer,
+            &docs,
+            config.title_boost as f32,
+            TERMS_PER_ARTICLE,
+        );
+
+        let tag_keys: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                e.tags
+                    .iter()
+                    .map(|t| label_key(t))
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .collect();
+        let (tag_names, tag_ids) = intern(tag_keys.iter().flatten().map(String::as_str));
+        let tag_rows: Vec<Vec<u32>> = tag_keys
+            .iter()
+            .map(|ts| ts.iter().map(|t| tag_ids[t]).collect())
+            .collect();
+        let tags = analyze::label_vectors(&tag_rows, tag_names.len());
+
+        let category_keys: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| {
+                e.category
+                    .as_deref()
+                    .map(label_key)
+                    .filter(|c| !c.is_empty())
+            })
+            .collect();
+        let (category_names, category_ids) =
+            intern(category_keys.iter().flatten().map(String::as_str));
+        let category = category_keys
+            .iter()
+            .map(|c| c.as_ref().map(|c| category_ids[c]))
+            .collect();
+
+        let picks = published
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut seen = HashSet::new();
+                a.related
+                    .iter()
+                    .filter_map(|slug| by_slug.get(slug.trim()).copied())
+                    .filter(|&j| j as usize != i && seen.insert(j))
+                    .collect()
+            })
+            .collect();
+
+        let text_postings = postings(&text.rows, text.vocabulary.len(), MAX_POSTINGS);
+        let tag_postings = postings(&tags, tag_names.len(), MAX_POSTINGS);
+        let sum = (config.text_weight + config.tags_weight + config.category_weight)
+            .max(f64::MIN_POSITIVE);
+        RelatedIndex {
+            entries,
+            by_slug,
+            text: text.rows,
+            vocabulary: text.vocabulary,
+            tags,
+            tag_names,
+            category,
+            category_names,
+            picks,
+            text_postings,
+            tag_postings,
+            weights: Weights {
+                text: (config.text_weight / sum) as f32,
+                tags: (config.tags_weight / sum) as f32,
+                category: (config.category_weight / sum) as f32,
+            },
+            count: config.count,
+            min_score: config.min_score as f32,
+        }
+    }
+
+    /// The number of indexed (published) articles.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `[related] count`: the length of a full list.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// A published article by slug.
+    pub fn entry(&self, slug: &str) -> Option<&Entry> {
+        self.by_slug.get(slug).map(|&i| &self.entries[i as usize])
+    }
+
+    /// Every published article, newest first (the catalog's order).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    fn score_pair(&self, a: u32, b: u32, pick: bool) -> Scored {
+        let text = dot(self.text.row(a as usize), self.text.row(b as usize)).min(1.0);
+        let tags = dot(self.tags.row(a as usize), self.tags.row(b as usize)).min(1.0);
+        let same_category = matches!(
+            (self.category[a as usize], self.category[b as usize]),
+            (Some(x), Some(y)) if x == y
+        );
+        let w = self.weights;
+        let score = w.text * text + w.tags * tags + if same_category { w.category } else { 0.0 };
+        Scored {
+            doc: b,
+            score,
+            text,
+            tags,
+            same_category,
+            pick,
+        }
+    }
+
+    /// The best computed (not picked) suggestions for article `q`, at most `limit`, each allowed by `allow`,
+    /// scoring at least `min_score`, best first.
+    fn computed(
+        &self,
+        q: u32,
+        limit: usize,
+        scratch: &mut Scratch,
+        allow: &dyn Fn(u32) -> bool,
+    ) -> Vec<Scored> {
+        let Scratch { acc, touched } = scratch;
+        let w = self.weights;
+        for (rows, postings, weight) in [
+            (&self.text, &self.text_postings, w.text),
+            (&self.tags, &self.tag_postings, w.tags),
+        ] {
+            if weight <= 0.0 {
+                continue;
+            }
+            for (t, wq) in strongest(rows.row(q as usize), QUERY_TERMS) {
+                for &(d, wd) in &postings[t as usize] {
+                    let slot = &mut acc[d as usize];
+                    if *slot == 0.0 {
+                        touched.push(d);
+                    }
+                    *slot += weight * wq * wd;
+                }
+            }
+        }
+        let mut reached: Vec<(u32, f32)> = touched
+            .iter()
+            .map(|&d| (d, acc[d as usize]))
+            .filter(|&(d, _)| d != q)
+            .collect();
+        for &d in touched.iter() {
+            acc[d as usize] = 0.0;
+        }
+        touched.clear();
+
+        // The best reached articles by their approximate score; `allow` is asked only about those, unless it
+        // turns too many of them down (a digest's "older than" filter), then about every reached article.
+        let wanted = CANDIDATES.max(limit * 4);
+        let best_first = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let mut candidates: Vec<(u32, f32)> = if reached.len() > 2 * wanted {
+            reached.select_nth_unstable_by(2 * wanted - 1, best_first);
+            let mut top: Vec<(u32, f32)> = reached[..2 * wanted].to_vec();
+            top.retain(|&(d, _)| allow(d));
+            if top.len() >= wanted {
+                top
+            } else {
+                reached.retain(|&(d, _)| allow(d));
+                reached
+            }
+        } else {
+            reached.retain(|&(d, _)| allow(d));
+            reached
+        };
+        if candidates.len() > wanted {
+            candidates.select_nth_unstable_by(wanted - 1, best_first);
+            candidates.truncate(wanted);
+        }
+        let mut scored: Vec<Scored> = candidates
+            .into_iter()
+            .map(|(d, _)| self.score_pair(q, d, false))
+            .filter(|s| s.score >= self.min_score && s.score > 0.0)
+            .collect();
+        self.sort(&mut scored);
+        scored.truncate(limit);
+        scored
+    }
+
+    /// Best first; equal scores by date (newer first), then slug.
+    fn sort(&self, list: &mut [Scored]) {
+        list.sort_by(|a, b| {
+            b.score.total_cmp(&a.score).then_with(|| {
+                let (ea, eb) = (&self.entries[a.doc as usize], &self.entries[b.doc as usize]);
+                eb.date.cmp(&ea.date).then_with(|| ea.slug.cmp(&eb.slug))
+            })
+        });
+    }
+
+    /// Article `q`'s list: its published picks first, then computed suggestions, `count` in all.
+    fn list(&self, q: u32, scratch: &mut Scratch) -> Vec<Scored> {
+        let mut list: Vec<Scored> = self.picks[q as usize]
+            .iter()
+            .take(self.count)
+            .map(|&p| self.score_pair(q, p, true))
+            .collect();
+        if list.len() < self.count {
+            let picked: Vec<u32> = list.iter().map(|s| s.doc).collect();
+            let rest = self.count - list.len();
+            list.extend(self.computed(q, rest, scratch, &|d| !picked.contains(&d)));
+        }
+        list
+    }
+
+    fn suggestion(&self, s: Scored) -> Suggestion<'_> {
+        Suggestion {
+            entry: &self.entries[s.doc as usize],
+            score: f64::from(s.score),
+            text: f64::from(s.text),
+            tags: f64::from(s.tags),
+            same_category: s.same_category,
+            editors_pick: s.pick,
+        }
+    }
+
+    /// The related list of one published article (picks first), or `None` for a slug that is not published.
+    pub fn related(&self, slug: &str) -> Option<Vec<Suggestion<'_>>> {
+        let &q = self.by_slug.get(slug)?;
+        let mut scratch = Scratch::new(self.entries.len());
+        Some(
+            self.list(q, &mut scratch)
+                .into_iter()
+                .map(|s| self.suggestion(s))
+                .collect(),
+        )
+    }
+
+    /// Every published article's related list, in the catalog's order; computed in parallel.
+    pub fn all(&self) -> Vec<(&Entry, Vec<Suggestion<'_>>)> {
+        let n = self.entries.len();
+        (0..n as u32)
+            .into_par_iter()
+            .with_min_len(256)
+            .map_init(
+                || Scratch::new(n),
+                |scratch, q| {
+                    let list = self.list(q, scratch);
+                    (
+                        &self.entries[q as usize],
+                        list.into_iter().map(|s| self.suggestion(s)).collect(),
+                    )
+                },
+            )
+            .collect()
+    }
+
+    /// Related reading for a set of articles (a digest's new articles): the articles best related to any of
+    /// `slugs`, never one of them, never one in `exclude`, only those `filter` accepts (a digest passes
+    /// "published before the digest's first article"), at most `k`, best first. The seeds' editor's picks come
+    /// first (in seed order); then each candidate scores its best score against any seed. Unknown or
+    /// unpublished slugs among `slugs` are ignored. Returns (slug, score) pairs; [`RelatedIndex::entry`] gives
+    /// title, date, URL and reading time.
+    pub fn related_to_set(
+        &self,
+        slugs: &[&str],
+        exclude: &HashSet<String>,
+        k: usize,
+        filter: impl Fn(&Entry) -> bool,
+    ) -> Vec<(String, f64)> {
+        let seeds: Vec<u32> = slugs
+            .iter()
+            .filter_map(|s| self.by_slug.get(*s).copied())
+            .collect();
+        let allowed = |d: u32| {
+            let e = &self.entries[d as usize];
+            !seeds.contains(&d) && !exclude.contains(&e.slug) && filter(e)
+        };
+        let mut chosen: Vec<Scored> = Vec::new();
+        for &q in &seeds {
+            for &p in &self.picks[q as usize] {
+                if chosen.len() < k && allowed(p) && !chosen.iter().any(|c| c.doc == p) {
+                    chosen.push(self.score_pair(q, p, true));
+                }
+            }
+        }
+        if chosen.len() < k {
+            let rest = k - chosen.len();
+            let mut scratch = Scratch::new(self.entries.len());
+            let mut best: HashMap<u32, Scored> = HashMap::new();
+            for &q in &seeds {
+                let found = self.computed(q, rest, &mut scratch, &|d| {
+                    allowed(d) && !chosen.iter().any(|c| c.doc == d)
+                });
+                for s in found {
+                    best.entry(s.doc)
+                        .and_modify(|b| {
+                            if s.score > b.score {
+                                *b = s;
+                            }
+                        })
+                        .or_insert(s);
+                }
+            }
+            let mut merged: Vec<Scored> = best.into_values().collect();
+            self.sort(&mut merged);
+            merged.truncate(rest);
+            chosen.extend(merged);
+        }
+        chosen
+            .into_iter()
+            .map(|s| {
+                (
+                    self.entries[s.doc as usize].slug.clone(),
+                    f64::from(s.score),
+                )
+            })
+            .collect()
+    }
+
+    /// One article's related list with the reasons behind each score.
+    pub fn explain(&self, slug: &str) -> Option<Report> {
+        let &q = self.by_slug.get(slug)?;
+        let list = self.related(slug)?;
+        let from = &self.entries[q as usize];
+        let related = list
+            .iter()
+            .map(|s| {
+                let d = self.by_slug[&s.entry.slug];
+                Explanation {
+                    slug: s.entry.slug.clone(),
+                    title: s.entry.title.clone(),
+                    date: s.entry.date.format("%Y-%m-%d").to_string(),
+                    reading_minutes: s.entry.reading_minutes,
+                    score: round(s.score),
+                    text: round(s.text),
+                    shared_terms: self.shared_terms(q, d, 5),
+                    tags: round(s.tags),
+                    shared_tags: self.shared(&self.tags, &self.tag_names, q, d),
+                    shared_category: from.category.clone().filter(|_| s.same_category),
+                    editors_pick: s.editors_pick,
+                }
+            })
+            .collect();
+        Some(Report {
+            slug: from.slug.clone(),
+            title: from.title.clone(),
+            count: self.count,
+            min_score: f64::from(self.min_score),
+            related,
+        })
+    }
+
+    /// The `limit` stems contributing most to the text score of `a` and `b`.
+    fn shared_terms(&self, a: u32, b: u32, limit: usize) -> Vec<String> {
+        let (ta, wa) = self.text.row(a as usize);
+        let (tb, wb) = self.text.row(b as usize);
+        let mut shared: Vec<(u32, f32)> = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < ta.len() && j < tb.len() {
+            match ta[i].cmp(&tb[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    shared.push((ta[i], wa[i] * wb[j]));
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        shared.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        shared
+            .into_iter()
+            .take(limit)
+            .map(|(t, _)| self.vocabulary[t as usize].clone())
+            .collect()
+    }
+
+    fn shared(&self, rows: &Rows, names: &[String], a: u32, b: u32) -> Vec<String> {
+        let (ta, _) = rows.row(a as usize);
+        let (tb, _) = rows.row(b as usize);
+        ta.iter()
+            .filter(|t| tb.contains(t))
+            .map(|&t| names[t as usize].clone())
+            .collect()
+    }
+
+    /// An error for a slug that has no related list: unknown (with the closest known slug), or not published.
+    pub fn missing(&self, catalog: &Catalog, slug: &str) -> RelatedError {
+        if catalog.by_slug(slug).is_some() {
+            return RelatedError::NotPublished { slug: slug.into() };
+        }
+        let suggestion = catalog
+            .all()
+            .iter()
+            .map(|a| (edit_distance(slug, &a.slug), &a.slug))
+            .filter(|(d, _)| *d <= slug.chars().count().max(3) / 3)
+            .min()
+            .map(|(_, s)| s.clone());
+        RelatedError::UnknownArticle {
+            slug: slug.into(),
+            suggestion,
+        }
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// One item of `related.json`.
+#[derive(Serialize)]
+struct JsonItem<'a> {
+    slug: &'a str,
+    title: &'a str,
+    url: &'a str,
+    date: String,
+    reading_minutes: u32,
+    score: f64,
+}
+
+/// `related.json`: an object from every published article's slug (sorted) to its list of
+/// `{slug, title, url, date, reading_minutes, score}`, best first; one article per line so a diff of two builds
+/// reads well. The same index gives the same bytes.
+pub fn render_json(index: &RelatedIndex) -> Vec<u8> {
+    let mut lists = index.all();
+    lists.sort_by(|a, b| a.0.slug.cmp(&b.0.slug));
+    let mut out = Vec::with_capacity(lists.len() * 400 + 4);
+    out.extend_from_slice(b"{");
+    for (i, (entry, list)) in lists.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        let items: Vec<JsonItem<'_>> = list
+            .iter()
+            .map(|s| JsonItem {
+                slug: &s.entry.slug,
+                title: &s.entry.title,
+                url: &s.entry.url,
+                date: s.entry.date.to_rfc3339_opts(SecondsFormat::Secs, true),
+                reading_minutes: s.entry.reading_minutes,
+                score: round(s.score),
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &entry.slug).expect("writing JSON to a Vec cannot fail");
+        out.extend_from_slice(b": ");
+        serde_json::to_writer(&mut out, &items).expect("writing JSON to a Vec cannot fail");
+    }
+    out.extend_from_slice(b"\n}\n");
+    out
+}
+
+/// Editor's picks that name no article of the store, as `path:line:col: error:` problems. `read` gives a file's
+/// text (to find the line of the pick); it is only called for files with a bad pick.
+pub fn check_picks(catalog: &Catalog, read: impl Fn(&Path) -> Option<String>) -> Vec<ArticleError> {
+    let mut errors = Vec::new();
+    for article in catalog.all() {
+        let unknown: Vec<&String> = article
+            .related
+            .iter()
+            .filter(|slug| catalog.by_slug(slug.trim()).is_none())
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let text = read(&article.source);
+        for slug in unknown {
+            let (line, col) = text.as_deref().map_or((1, 1), |t| locate_pick(t, slug));
+            errors.push(ArticleError {
+                path: article.source.clone(),
+                line,
+                col,
+                message: format!(
+                    "editor's pick \"{slug}\" in `related:` is not the slug of any article; fix the slug or remove it"
+                ),
+            });
+        }
+    }
+    errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
+    errors
+}
+
+/// Line and column (1-based) of `slug` in the `related:` entry of a file's front matter; the `related:` key
+/// itself when the slug is not found verbatim, 1:1 when neither is.
+fn locate_pick(text: &str, slug: &str) -> (usize, usize) {
+    let mut key_at = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if key_at.is_none() {
+            if trimmed.starts_with("related")
+                && trimmed["related".len()..]
+                    .trim_start()
+                    .starts_with([':', '='])
+            {
+                key_at = Some((i + 1, line.len() - trimmed.len() + 1));
+            } else {
+                continue;
+            }
+        }
+        if let Some(byte) = find_word(line, slug) {
+            return (i + 1, line[..byte].chars().count() + 1);
+        }
+        if i + 1 > key_at.map_or(0, |k| k.0) && (trimmed == "---" || trimmed == "+++") {
+            break;
+        }
+    }
+    key_at.unwrap_or((1, 1))
+}
+
+/// The byte offset of `word` in `line` where it is not part of a longer slug.
+fn find_word(line: &str, word: &str) -> Option<usize> {
+    let is_slug_char = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    line.match_indices(word).map(|(i, _)| i).find(|&i| {
+        !line[..i].chars().next_back().is_some_and(is_slug_char)
+            && !line[i + word.len()..]
+                .chars()
+                .next()
+                .is_some_and(is_slug_char)
+    })
+}
+
+#[cfg(test)]
+mod tests;
