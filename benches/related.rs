@@ -40,6 +40,7 @@ fn main() {
         panic!("the store has {} errors, the first: {e}", errors.len());
     }
 
+    let rss_loaded_mb = rss_mb("VmRSS");
     let mut timings = Vec::new();
     let mut lists = Vec::new();
     for _ in 0..runs.max(1) {
@@ -59,6 +60,10 @@ fn main() {
         timings.push((built, started.elapsed().as_secs_f64()));
         lists = all;
     }
+    // The index of the last run is dropped by now; build one more to see what it holds while alive.
+    let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+    let rss_with_index_mb = rss_mb("VmRSS");
+    drop(index);
     timings.sort_by(|a, b| a.1.total_cmp(&b.1));
     let (index_s, related_s) = timings[timings.len() / 2];
 
@@ -87,8 +92,22 @@ fn main() {
             "runs": runs,
             "precision_at_5": precision.map(round),
             "lists_shorter_than_5": short,
+            "rss_store_loaded_mb": rss_loaded_mb,
+            "rss_with_index_mb": rss_with_index_mb,
+            "peak_rss_mb": rss_mb("VmHWM"),
         })
     );
+}
+
+/// A memory figure of this process from /proc/self/status, in MB (0 where there is no /proc).
+fn rss_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    round(kb / 1024.0)
 }
 
 fn round(x: f64) -> f64 {

@@ -33,7 +33,7 @@
 
 mod analyze;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -48,7 +48,7 @@ use analyze::{Analyzer, DocText, Rows, dot};
 /// Terms kept per article vector (its strongest by TF-IDF weight).
 const TERMS_PER_ARTICLE: usize = 64;
 /// Articles kept per term (and per tag) in the inverted index: those where it weighs most.
-pub const MAX_POSTINGS: usize = 512;
+pub const MAX_POSTINGS: usize = 256;
 /// An article's strongest terms that look for candidates in the index (all its kept terms score them).
 const QUERY_TERMS: usize = 24;
 /// Candidates per article that are scored exactly, at least; more when `count` is large.
@@ -235,6 +235,7 @@ impl fmt::Debug for RelatedIndex {
 struct Scratch {
     acc: Vec<f32>,
     touched: Vec<u32>,
+    reached: Vec<(u32, f32)>,
 }
 
 impl Scratch {
@@ -242,6 +243,7 @@ impl Scratch {
         Scratch {
             acc: vec![0.0; n],
             touched: Vec::new(),
+            reached: Vec::new(),
         }
     }
 }
@@ -465,7 +467,11 @@ impl RelatedIndex {
         scratch: &mut Scratch,
         allow: &dyn Fn(u32) -> bool,
     ) -> Vec<Scored> {
-        let Scratch { acc, touched } = scratch;
+        let Scratch {
+            acc,
+            touched,
+            reached,
+        } = scratch;
         let w = self.weights;
         for (rows, postings, weight) in [
             (&self.text, &self.text_postings, w.text),
@@ -484,11 +490,13 @@ impl RelatedIndex {
                 }
             }
         }
-        let mut reached: Vec<(u32, f32)> = touched
-            .iter()
-            .map(|&d| (d, acc[d as usize]))
-            .filter(|&(d, _)| d != q)
-            .collect();
+        reached.clear();
+        reached.extend(
+            touched
+                .iter()
+                .map(|&d| (d, acc[d as usize]))
+                .filter(|&(d, _)| d != q),
+        );
         for &d in touched.iter() {
             acc[d as usize] = 0.0;
         }
@@ -505,12 +513,10 @@ impl RelatedIndex {
             if top.len() >= wanted {
                 top
             } else {
-                reached.retain(|&(d, _)| allow(d));
-                reached
+                reached.iter().copied().filter(|&(d, _)| allow(d)).collect()
             }
         } else {
-            reached.retain(|&(d, _)| allow(d));
-            reached
+            reached.iter().copied().filter(|&(d, _)| allow(d)).collect()
         };
         if candidates.len() > wanted {
             candidates.select_nth_unstable_by(wanted - 1, best_first);
@@ -606,14 +612,21 @@ impl RelatedIndex {
         k: usize,
         filter: impl Fn(&Entry) -> bool,
     ) -> Vec<(String, f64)> {
+        self.related_to_set_where(slugs, k, |e| !exclude.contains(&e.slug) && filter(e))
+    }
+
+    /// [`RelatedIndex::related_to_set`] with one predicate for "may be suggested".
+    fn related_to_set_where(
+        &self,
+        slugs: &[&str],
+        k: usize,
+        filter: impl Fn(&Entry) -> bool,
+    ) -> Vec<(String, f64)> {
         let seeds: Vec<u32> = slugs
             .iter()
             .filter_map(|s| self.by_slug.get(*s).copied())
             .collect();
-        let allowed = |d: u32| {
-            let e = &self.entries[d as usize];
-            !seeds.contains(&d) && !exclude.contains(&e.slug) && filter(e)
-        };
+        let allowed = |d: u32| !seeds.contains(&d) && filter(&self.entries[d as usize]);
         let mut chosen: Vec<Scored> = Vec::new();
         for &q in &seeds {
             for &p in &self.picks[q as usize] {
@@ -739,6 +752,17 @@ impl RelatedIndex {
             slug: slug.into(),
             suggestion,
         }
+    }
+}
+
+/// The index as the digest asks for related reading: per new article, up to `k` others, none in `exclude` (the
+/// digest excludes what is newer than its window, already in the digest or recently received).
+impl crate::digest::RelatedSource for RelatedIndex {
+    fn related(&self, slug: &str, k: usize, exclude: &BTreeSet<String>) -> Vec<String> {
+        self.related_to_set_where(&[slug], k, |e| !exclude.contains(&e.slug))
+            .into_iter()
+            .map(|(slug, _)| slug)
+            .collect()
     }
 }
 

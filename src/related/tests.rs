@@ -371,6 +371,26 @@ fn related_to_set_puts_the_seeds_picks_first() {
 }
 
 #[test]
+fn the_digest_gets_the_same_answers_through_its_trait() {
+    use crate::digest::RelatedSource;
+    let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config(), "en");
+    let exclude: std::collections::BTreeSet<String> = ["post-04".to_string()].into();
+    let via_trait = RelatedSource::related(&index, "post-00", 4, &exclude);
+    let direct: Vec<String> = index
+        .related_to_set(&["post-00"], &exclude.iter().cloned().collect(), 4, |_| {
+            true
+        })
+        .into_iter()
+        .map(|(slug, _)| slug)
+        .collect();
+    assert_eq!(via_trait, direct);
+    assert_eq!(via_trait.len(), 4);
+    assert!(
+        !via_trait.contains(&"post-04".to_string()) && !via_trait.contains(&"post-00".to_string())
+    );
+}
+
+#[test]
 fn explain_names_shared_terms_tags_category_and_picks() {
     let mut articles = filler();
     let mut origin = article(
