@@ -10,12 +10,13 @@ use lettre::Message;
 use crate::config::{Config, DigestConfig, MailTransport};
 use crate::digest::{
     self, DigestError, DigestPlan, GMAIL_CLIP_BYTES, PlanOutcome, RECENT_DIGESTS, RelatedPick,
-    RelatedSource, RenderSettings, RenderedDigest, Schedule, SharedTopics, Skip, SubscriberView,
-    Templates, Window, WindowStart,
+    RelatedSource, RenderSettings, RenderedDigest, Schedule, Skip, SubscriberView, Templates,
+    Window, WindowStart,
 };
 use crate::mail::{
     self, DeliveryOutcome, DkimSigner, Envelope, FileOutbox, LinkTokens, MailError, Transport,
 };
+use crate::related::RelatedIndex;
 use crate::state::{
     DeliveryStatus, EmailAddress, ImportProblem, InvalidEmail, NewDelivery, NewSubscriber,
     RemoveOutcome, SecretOrigin, SqliteState, State, StateError, Subscriber, SubscriberStatus,
@@ -463,8 +464,13 @@ fn views(
         .collect()
 }
 
-fn related_source(catalog: &Catalog) -> impl RelatedSource + '_ {
-    SharedTopics::new(catalog)
+/// The related-reading index as of `tick`, so only articles published by then can be suggested.
+fn related_source(
+    config: &Config,
+    catalog: &Catalog,
+    tick: DateTime<FixedOffset>,
+) -> impl RelatedSource {
+    RelatedIndex::build(catalog, tick, &config.related, &config.site.language)
 }
 
 /// How a `digest send` ended.
@@ -562,7 +568,7 @@ pub fn digest_send_with(
             run.id
         }
         None => {
-            let related = related_source(&catalog);
+            let related = related_source(config, &catalog, tick);
             let outcomes = digest::plan(digest, &catalog, &views, tick, &related);
             let mut planned = Vec::new();
             for outcome in &outcomes {
@@ -741,7 +747,7 @@ pub fn digest_preview(
     let sender = Sender::new(config, digest, tokens)?;
     let (catalog, _) = store::load(config);
     let views = views(&state, name, vec![subscriber], tick.with_timezone(&Utc))?;
-    let related = related_source(&catalog);
+    let related = related_source(config, &catalog, tick);
     let outcome = digest::plan(digest, &catalog, &views, tick, &related)
         .pop()
         .expect("one view gives one outcome");
@@ -876,7 +882,7 @@ pub fn check_digests(config: &Config, now: DateTime<FixedOffset>) -> DigestCheck
             last_delivered: None,
             recently_received: BTreeSet::new(),
         };
-        let related = related_source(&catalog);
+        let related = related_source(config, &catalog, now);
         let Some(PlanOutcome::Send(plan)) =
             digest::plan(digest, &catalog, &[view], now, &related).pop()
         else {

@@ -15,7 +15,7 @@ pub use plan::{
     DigestPlan, PlanOutcome, RECENT_DIGESTS, RelatedPick, Skip, SubscriberView, Window,
     WindowStart, plan, window,
 };
-pub use related::{RelatedSource, SharedTopics};
+pub use related::RelatedSource;
 pub use render::{
     GMAIL_CLIP_BYTES, RenderSettings, RenderedDigest, Templates, header_safe, wrap_text,
 };

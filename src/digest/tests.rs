@@ -39,6 +39,65 @@ fn article(slug: &str, date: &str, category: &str, tags: &[&str]) -> Article {
     }
 }
 
+/// A simple, predictable related source for these tests (the real index scores by TF-IDF, which would make the
+/// expectations below depend on its tuning): editor's picks first, then shared category (2 points) and shared
+/// tags (1 point each); articles sharing nothing are never related. Ties: newer first, then slug.
+pub struct SharedTopics<'a> {
+    catalog: &'a Catalog,
+}
+
+impl<'a> SharedTopics<'a> {
+    pub fn new(catalog: &'a Catalog) -> Self {
+        SharedTopics { catalog }
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn score(of: &Article, candidate: &Article) -> u32 {
+    if let Some(pos) = of.related.iter().position(|s| s == &candidate.slug) {
+        return 1000 - pos as u32;
+    }
+    let category = match (&of.category, &candidate.category) {
+        (Some(a), Some(b)) if same(a, b) => 2,
+        _ => 0,
+    };
+    let tags = of
+        .tags
+        .iter()
+        .filter(|t| candidate.tags.iter().any(|u| same(t, u)))
+        .count() as u32;
+    category + tags
+}
+
+impl RelatedSource for SharedTopics<'_> {
+    fn related(&self, slug: &str, k: usize, exclude: &BTreeSet<String>) -> Vec<String> {
+        let Some(of) = self.catalog.by_slug(slug) else {
+            return Vec::new();
+        };
+        let mut scored: Vec<(u32, &Article)> = self
+            .catalog
+            .all()
+            .iter()
+            .filter(|a| a.slug != slug && !exclude.contains(&a.slug))
+            .map(|a| (score(of, a), a))
+            .filter(|(s, _)| *s > 0)
+            .collect();
+        scored.sort_by(|(sa, a), (sb, b)| {
+            sb.cmp(sa)
+                .then(b.date.cmp(&a.date))
+                .then(a.slug.cmp(&b.slug))
+        });
+        scored
+            .into_iter()
+            .take(k)
+            .map(|(_, a)| a.slug.clone())
+            .collect()
+    }
+}
+
 /// Tick: Monday 2026-11-30 08:00 Berlin. Last week's tick: 2026-11-23 08:00.
 const TICK: &str = "2026-11-30T08:00:00+01:00";
 const LAST_TICK: &str = "2026-11-23T08:00:00+01:00";
