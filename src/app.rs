@@ -116,6 +116,37 @@ fn write_feeds(
     Ok(report)
 }
 
+/// What one round of `run --once` did: the build, then each configured digest's latest tick.
+#[derive(Debug)]
+pub struct RoundReport {
+    pub build: BuildReport,
+    pub digests: Vec<SendReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Digest(#[from] NewsletterError),
+}
+
+/// `run --once`: one build, then every digest's latest tick at or before `now`. A tick that already has a run
+/// sends nothing again, so this is safe to call from cron as often as one likes.
+pub fn run_once(
+    config: &Config,
+    now: DateTime<FixedOffset>,
+    env_secret: Option<&str>,
+) -> Result<RoundReport, RoundError> {
+    let build = build(config, now)?;
+    let digests = config
+        .digest
+        .iter()
+        .map(|d| digest_send(config, &d.name, now, env_secret))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RoundReport { build, digests })
+}
+
 /// Every problem `check` finds in the store, in path order.
 pub fn check(config: &Config) -> Vec<ArticleError> {
     let (catalog, mut errors) = store::load(config);

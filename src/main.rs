@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 use chrono::{DateTime, FixedOffset};
+use clap::{Parser, Subcommand};
 use tidings::config::Config;
 
 #[derive(Parser)]
@@ -41,6 +41,16 @@ enum Command {
     Build,
     /// Validate config and store; print every problem; exit 1 if there is any.
     Check,
+    /// One round of the service's work: build, then send every digest's latest tick that has no run yet.
+    Run {
+        /// Do one round and exit, for system cron. (Required: the long-running daemon with its own schedule
+        /// and web server is not part of this release.)
+        #[arg(long, required = true)]
+        once: bool,
+        /// Pretend it is this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<FixedOffset>>,
+    },
     /// Print an article's related reading with the scores and the reasons behind them.
     Related {
         /// The article's slug (as in its URL and in related.json).
@@ -79,21 +89,25 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let spinner = progress("reading articles and writing feeds");
             let report = tidings::app::build(&config, now)?;
             spinner.finish_and_clear();
-            for e in &report.errors {
-                eprintln!("{e}");
-            }
-            tracing::info!(
-                published = report.published,
-                feeds = report.feeds,
-                written = report.written.len(),
-                unchanged = report.unchanged,
-                skipped = report.errors.len(),
-                "build finished"
-            );
-            for path in &report.written {
-                tracing::debug!(path = %path.display(), "wrote");
-            }
+            print_build(&report);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { once: _, now: at } => {
+            let spinner = progress("building feeds and sending digests");
+            let round =
+                tidings::app::run_once(&config, at.unwrap_or(now), env_secret().as_deref())?;
+            spinner.finish_and_clear();
+            print_build(&round.build);
+            let all_sent = round
+                .digests
+                .iter()
+                .map(print_send)
+                .fold(true, |a, b| a && b);
+            Ok(if all_sent {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Command::Related { slug } => {
             let report = tidings::app::related(&config, slug, now)?;
@@ -124,6 +138,52 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Reports a build: skipped articles on stderr, counts in the log.
+fn print_build(report: &tidings::app::BuildReport) {
+    for e in &report.errors {
+        eprintln!("{e}");
+    }
+    tracing::info!(
+        published = report.published,
+        feeds = report.feeds,
+        written = report.written.len(),
+        unchanged = report.unchanged,
+        skipped = report.errors.len(),
+        "build finished"
+    );
+    for path in &report.written {
+        tracing::debug!(path = %path.display(), "wrote");
+    }
+}
+
+/// Reports a digest send: each written message on stdout, failures on stderr. Returns whether all went out.
+fn print_send(report: &tidings::app::SendReport) -> bool {
+    if report.outcome == tidings::app::SendOutcome::AlreadySent {
+        eprintln!(
+            "digest \"{}\" was already sent for its tick {}; nothing sent again",
+            report.digest,
+            report.tick.to_rfc3339()
+        );
+    }
+    for location in &report.sent {
+        println!("{location}");
+    }
+    for (email, error) in &report.failed {
+        eprintln!("{email}: not sent: {error}");
+    }
+    tracing::info!(
+        digest = %report.digest,
+        tick = %report.tick.to_rfc3339(),
+        outcome = ?report.outcome,
+        sent = report.sent.len(),
+        failed = report.failed.len(),
+        nothing_new = report.nothing_new,
+        not_confirmed = report.not_confirmed,
+        "digest send finished"
+    );
+    report.failed.is_empty()
 }
 
 /// A spinner on a terminal; nothing in a pipe or under cron.
@@ -263,7 +323,10 @@ fn subscribers_command(
             })
         }
         SubscribersCommand::List { digest, format } => {
-            print!("{}", app::subscribers_list(config, digest.as_deref(), *format)?);
+            print!(
+                "{}",
+                app::subscribers_list(config, digest.as_deref(), *format)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         SubscribersCommand::Remove { email } => {
@@ -286,29 +349,7 @@ fn digest_command(
     match command {
         DigestCommand::Send { name, now: at } => {
             let report = app::digest_send(config, name, at.unwrap_or(now), secret.as_deref())?;
-            if report.outcome == app::SendOutcome::AlreadySent {
-                eprintln!(
-                    "digest \"{name}\" was already sent for its tick {}; nothing sent again",
-                    report.tick.to_rfc3339()
-                );
-            }
-            for location in &report.sent {
-                println!("{location}");
-            }
-            for (email, error) in &report.failed {
-                eprintln!("{email}: not sent: {error}");
-            }
-            tracing::info!(
-                digest = %report.digest,
-                tick = %report.tick.to_rfc3339(),
-                outcome = ?report.outcome,
-                sent = report.sent.len(),
-                failed = report.failed.len(),
-                nothing_new = report.nothing_new,
-                not_confirmed = report.not_confirmed,
-                "digest send finished"
-            );
-            Ok(if report.failed.is_empty() {
+            Ok(if print_send(&report) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
@@ -320,8 +361,13 @@ fn digest_command(
             now: at,
             out,
         } => {
-            let preview =
-                app::digest_preview(config, name, to.as_deref(), at.unwrap_or(now), secret.as_deref())?;
+            let preview = app::digest_preview(
+                config,
+                name,
+                to.as_deref(),
+                at.unwrap_or(now),
+                secret.as_deref(),
+            )?;
             print!("{}", preview.explanation);
             match (&preview.message, out) {
                 (Some(message), Some(path)) => {

@@ -673,3 +673,32 @@ fn check_warns_when_a_full_digest_would_be_clipped_by_gmail() {
         "{stderr}"
     );
 }
+
+/// The README's first command on the sample site: import the sample subscribers, then one round of the service.
+#[test]
+fn run_once_builds_feeds_and_sends_each_digest_tick_once() {
+    let env = TestEnv::sample();
+    ok(&env, &["subscribers", "import", "data/subscribers.csv"]);
+    let first = ok(
+        &env,
+        &["run", "--once", "--now", "2026-11-30T09:00:00+01:00"],
+    );
+    assert!(
+        env.public("atom.xml").is_file() && env.public("related.json").is_file(),
+        "{first}"
+    );
+    let sent = outbox(&env);
+    assert_eq!(sent.len(), 6, "one digest per sample subscriber: {sent:?}");
+    let again = ok(
+        &env,
+        &["run", "--once", "--now", "2026-11-30T10:00:00+01:00"],
+    );
+    assert!(again.contains("was already sent for its tick"), "{again}");
+    assert_eq!(outbox(&env).len(), 6, "the same tick is never sent twice");
+    let no_flag = tidings(&env, &["run"]);
+    assert_eq!(
+        no_flag.status.code(),
+        Some(2),
+        "the daemon is not built: `run` needs --once"
+    );
+}

@@ -60,7 +60,18 @@ impl TestEnv {
     /// A world with a copy of the project's own sample site (config.toml and data/).
     pub fn sample() -> TestEnv {
         let env = TestEnv::empty();
-        copy_dir(&project_root().join("data"), &env.path().join("data"));
+        // The sample's sources only: never a developer's local state database or outbox.
+        for part in ["articles", "static"] {
+            copy_dir(
+                &project_root().join("data").join(part),
+                &env.path().join("data").join(part),
+            );
+        }
+        std::fs::copy(
+            project_root().join("data/subscribers.csv"),
+            env.path().join("data/subscribers.csv"),
+        )
+        .unwrap();
         std::fs::copy(
             project_root().join("config.toml"),
             env.path().join("config.toml"),
