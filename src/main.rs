@@ -98,11 +98,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 tidings::app::run_once(&config, at.unwrap_or(now), env_secret().as_deref())?;
             spinner.finish_and_clear();
             print_build(&round.build);
-            let all_sent = round
-                .digests
-                .iter()
-                .map(print_send)
-                .fold(true, |a, b| a && b);
+            // Print every digest's report before deciding the exit code.
+            let sent: Vec<bool> = round.digests.iter().map(print_send).collect();
+            let all_sent = sent.iter().all(|&ok| ok);
             Ok(if all_sent {
                 ExitCode::SUCCESS
             } else {
