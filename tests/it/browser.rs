@@ -4,10 +4,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use crate::support::{TestEnv, project_root};
+use crate::support::{TestEnv, artifacts, assert_screenshot, chromium};
 
 /// Serves `root` over HTTP on 127.0.0.1 (a thread that lives as long as the test process); returns the base URL.
 fn serve(root: PathBuf) -> String {
@@ -51,49 +50,6 @@ fn serve(root: PathBuf) -> String {
     base
 }
 
-/// Runs headless Chromium with the flags this machine needs (no network beyond loopback, fresh profile).
-fn chromium(args: &[&str]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run chromium ({e}); run scripts/test, which installs it")
-        });
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn artifacts() -> PathBuf {
-    let dir = project_root().join("target/test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn assert_png(path: &Path) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
-        "{} is not a real screenshot",
-        path.display()
-    );
-}
-
 #[test]
 fn a_feed_opened_in_a_browser_is_a_readable_page() {
     let env = TestEnv::sample();
@@ -129,5 +85,5 @@ fn a_feed_opened_in_a_browser_is_a_readable_page() {
         "--window-size=900,1200",
         &format!("{base}/atom.xml"),
     ]);
-    assert_png(&shot);
+    assert_screenshot(&shot, 10_000);
 }

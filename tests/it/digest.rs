@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::support::{TestEnv, project_root, run_checker, shared};
+use crate::support::{
+    TestEnv, artifacts, assert_screenshot, chromium, project_root, run_checker, shared,
+};
 
 const SECRET: &str = "test-secret-for-golden-files";
 
@@ -52,15 +54,7 @@ const TICK_3: &str = "2026-12-07T09:00:00+01:00";
 
 /// Runs the binary with a fixed link-token secret.
 fn tidings(env: &TestEnv, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .arg("--config")
-        .arg(env.path().join("config.toml"))
-        .args(args)
-        .current_dir(env.path())
-        .env_remove("TIDINGS_CONFIG")
-        .env("TIDINGS_SECRET", SECRET)
-        .output()
-        .expect("the tidings binary runs")
+    env.run_with_env(args, &[("TIDINGS_SECRET", SECRET)])
 }
 
 fn ok(env: &TestEnv, args: &[&str]) -> String {
@@ -605,42 +599,16 @@ fn sample_digest_screenshot_in_headless_chromium() {
         .unwrap()
         .into_owned();
 
-    let artifacts = project_root().join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let page = artifacts.join("digest.html");
+    let page = artifacts().join("digest.html");
     std::fs::write(&page, &html).unwrap();
-    let png = artifacts.join("digest.png");
+    let png = artifacts().join("digest.png");
     std::fs::remove_file(&png).ok();
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--window-size=760,1700")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run chromium ({e}); run scripts/test, which installs it")
-        });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
-    assert!(
-        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
-        "a real, non-blank screenshot"
-    );
+    chromium(&[
+        &format!("--screenshot={}", png.display()),
+        "--window-size=760,1700",
+        &format!("file://{}", page.display()),
+    ]);
+    assert_screenshot(&png, 20_000);
 }
 
 #[test]

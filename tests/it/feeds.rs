@@ -476,14 +476,13 @@ fn empty_store_still_writes_valid_empty_feeds() {
 #[test]
 fn environment_overrides_config_keys() {
     let env = TestEnv::new("zola", "");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["build"])
-        .current_dir(env.path())
-        .env("TIDINGS_CONFIG", env.path().join("config.toml"))
-        .env("TIDINGS_FEEDS_LIMIT", "1")
-        .env("TIDINGS_FEEDS_OUTPUT", "elsewhere")
-        .output()
-        .unwrap();
+    let out = env.run_with_env(
+        &["build"],
+        &[
+            ("TIDINGS_FEEDS_LIMIT", "1"),
+            ("TIDINGS_FEEDS_OUTPUT", "elsewhere"),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

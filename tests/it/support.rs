@@ -104,12 +104,18 @@ impl TestEnv {
 
     /// Runs `tidings --config <env>/config.toml ARGS` in the env's folder.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_env(args, &[])
+    }
+
+    /// [`TestEnv::run`] with extra environment variables (`TIDINGS_*` overrides, secrets, thread counts).
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_tidings"))
             .arg("--config")
             .arg(self.path().join("config.toml"))
             .args(args)
             .current_dir(self.path())
             .env_remove("TIDINGS_CONFIG")
+            .envs(vars.iter().copied())
             .output()
             .expect("the tidings binary runs")
     }
@@ -151,4 +157,50 @@ pub fn run_checker(program: &str, args: &[&str]) -> String {
     );
     assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
     text
+}
+
+/// Runs headless Chromium with the flags this machine needs (no network beyond loopback, a fresh profile);
+/// returns its stdout (the DOM with `--dump-dom`).
+pub fn chromium(args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run chromium ({e}); run scripts/test, which installs it")
+        });
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `target/test-artifacts/`: screenshots and pages kept for a reviewer.
+pub fn artifacts() -> PathBuf {
+    let dir = project_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts `path` is a PNG of at least `min_bytes` (a blank page compresses to far less).
+pub fn assert_screenshot(path: &Path, min_bytes: usize) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > min_bytes,
+        "{} is not a real screenshot",
+        path.display()
+    );
 }
