@@ -1,8 +1,8 @@
 //! The whole program against real parts: the real binary on fixture stores, real feed parsers and validators.
 //! One integration binary (faster to link than one per file); each module is one area of behaviour.
 
-mod digest;
 mod browser;
+mod digest;
 mod feeds;
 mod related;
 mod support;

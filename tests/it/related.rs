@@ -133,7 +133,11 @@ fn config_count_and_min_score_shape_the_lists() {
     for (slug, list) in related_json(&env) {
         let len = slugs_of(&list).len();
         // Articles sharing no word, tag or category with any other are related to nothing, even at 0.
-        let expected = if slug.starts_with("rust-") { 1 } else { len.min(1) };
+        let expected = if slug.starts_with("rust-") {
+            1
+        } else {
+            len.min(1)
+        };
         assert_eq!(len, expected, "{slug}");
     }
     let env = TestEnv::new("related-basic", "[related]\nmin_score = 1.0\n");
