@@ -158,6 +158,13 @@ fn print_build(report: &tidings::app::BuildReport) {
 
 /// Reports a digest send: each written message on stdout, failures on stderr. Returns whether all went out.
 fn print_send(report: &tidings::app::SendReport) -> bool {
+    if report.outcome == tidings::app::SendOutcome::Superseded {
+        eprintln!(
+            "digest \"{}\": a newer tick than {} already has a run; an older tick is never sent after it",
+            report.digest,
+            report.tick.to_rfc3339()
+        );
+    }
     if report.outcome == tidings::app::SendOutcome::AlreadySent {
         eprintln!(
             "digest \"{}\" was already sent for its tick {}; nothing sent again",

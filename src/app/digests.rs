@@ -60,6 +60,40 @@ pub enum NewsletterError {
     NobodyToPreview(String),
     #[error("cannot generate a random secret: {0}")]
     Random(String),
+    #[error("{path}: cannot lock for sending: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// An exclusive lock on `<database>.lock`, held while a digest is sent (released when dropped, or when the
+/// process dies). The state database has one sender at a time; a PostgreSQL backend would claim rows instead.
+struct SendLock {
+    _file: std::fs::File,
+}
+
+impl SendLock {
+    fn acquire(config: &Config) -> Result<SendLock, NewsletterError> {
+        let mut path = config.state.database.clone().into_os_string();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        let fail = |source| NewsletterError::Lock {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(fail)?;
+        file.lock().map_err(fail)?;
+        Ok(SendLock { _file: file })
+    }
 }
 
 fn digest_config<'a>(config: &'a Config, name: &str) -> Result<&'a DigestConfig, NewsletterError> {
@@ -300,17 +334,10 @@ fn link_tokens(
     if let Some(secret) = env_secret.filter(|s| !s.is_empty()) {
         return Ok(LinkTokens::new(secret.as_bytes().to_vec()));
     }
-    let mut failure = None;
-    let (secret, origin) = state.secret(&mut || {
-        let mut bytes = vec![0u8; 32];
-        if let Err(e) = getrandom::fill(&mut bytes) {
-            failure = Some(e.to_string());
-        }
-        bytes
-    })?;
-    if let Some(e) = failure {
-        return Err(NewsletterError::Random(e));
-    }
+    // Drawn before the state is asked, so a failing random source can never store a weak secret.
+    let mut candidate = vec![0u8; 32];
+    getrandom::fill(&mut candidate).map_err(|e| NewsletterError::Random(e.to_string()))?;
+    let (secret, origin) = state.secret(&mut || candidate.clone())?;
     if origin == SecretOrigin::Generated {
         tracing::warn!(
             "TIDINGS_SECRET is not set: generated a random link-token secret and stored it in the state database; \
@@ -446,12 +473,7 @@ fn views(
     subscribers
         .into_iter()
         .map(|subscriber| {
-            let received: Vec<_> = state
-                .received(digest, &subscriber.email, RECENT_DIGESTS + 1)?
-                .into_iter()
-                .filter(|r| r.tick < before)
-                .take(RECENT_DIGESTS)
-                .collect();
+            let received = state.received(digest, &subscriber.email, before, RECENT_DIGESTS)?;
             Ok(SubscriberView {
                 last_delivered: received.first().map(|r| r.tick),
                 recently_received: received
@@ -482,6 +504,8 @@ pub enum SendOutcome {
     Resumed,
     /// The tick's run is complete: nothing was sent again.
     AlreadySent,
+    /// A newer tick already has a run: an older tick is never sent after it (its articles went out then).
+    Superseded,
 }
 
 /// What `digest send` did.
@@ -548,9 +572,20 @@ pub fn digest_send_with(
         nothing_new: 0,
         not_confirmed: 0,
     };
+    // One sender per state database at a time: a second `digest send` or `run --once` (an overlapping cron
+    // job) waits here instead of sending the same pending deliveries again.
+    let _lock = SendLock::acquire(config)?;
     let existing = state.run(name, tick_utc)?;
     if existing.as_ref().is_some_and(|r| r.finished.is_some()) {
         report.outcome = SendOutcome::AlreadySent;
+        return Ok(report);
+    }
+    if existing.is_none()
+        && state
+            .latest_tick(name)?
+            .is_some_and(|latest| latest > tick_utc)
+    {
+        report.outcome = SendOutcome::Superseded;
         return Ok(report);
     }
     let tokens = link_tokens(&mut state, env_secret)?;
@@ -607,18 +642,26 @@ pub fn digest_send_with(
         if delivery.status == DeliveryStatus::Sent {
             continue;
         }
-        let Some(view) = views.iter().find(|v| v.subscriber.email == delivery.email) else {
+        // A resumed delivery goes out only to someone who still wants it: an unsubscribe between planning
+        // and sending takes effect.
+        let view = views.iter().find(|v| {
+            v.subscriber.email == delivery.email
+                && v.subscriber.status == SubscriberStatus::Confirmed
+                && v.subscriber.takes(name)
+        });
+        let Some(view) = view else {
+            state.mark_cancelled(
+                delivery.id,
+                "no longer a confirmed subscriber of this digest",
+            )?;
             continue;
         };
         let plan = replan(&catalog, view, tick, &delivery.articles, &delivery.related);
         if plan.articles.is_empty() {
-            state.mark_failed(
+            state.mark_cancelled(
                 delivery.id,
                 "none of the planned articles is in the store any more",
             )?;
-            report
-                .failed
-                .push((delivery.email.clone(), "planned articles are gone".into()));
             continue;
         }
         let parts = sender.render(&plan)?;
@@ -995,6 +1038,70 @@ mod tests {
             .find(|d| d.email.as_str() == "bob@example.com")
             .unwrap();
         assert_eq!((bob.status, bob.attempts), (DeliveryStatus::Sent, 2));
+    }
+
+    #[test]
+    fn a_subscriber_who_leaves_before_a_resumed_send_gets_nothing() {
+        let (_dir, config) = world();
+        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
+        let mut flaky = Flaky {
+            refuse: Some("bob@example.com".into()),
+            accepted: Vec::new(),
+        };
+        digest_send_with(&config, "weekly", now, Some("s"), &mut flaky).unwrap();
+        let state = open_state(&config).unwrap();
+        state
+            .conn_for_tests()
+            .execute(
+                "UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'bob@example.com'",
+                [],
+            )
+            .unwrap();
+
+        let mut healthy = Flaky {
+            refuse: None,
+            accepted: Vec::new(),
+        };
+        let resumed = digest_send_with(&config, "weekly", now, Some("s"), &mut healthy).unwrap();
+        assert_eq!(resumed.outcome, SendOutcome::Resumed);
+        assert!(
+            healthy.accepted.is_empty(),
+            "bob unsubscribed: {:?}",
+            healthy.accepted
+        );
+        let run = state.run("weekly", resumed.tick.to_utc()).unwrap().unwrap();
+        assert!(
+            run.finished.is_some(),
+            "a cancelled delivery does not keep the run open"
+        );
+        let bob = state
+            .deliveries(run.id)
+            .unwrap()
+            .into_iter()
+            .find(|d| d.email.as_str() == "bob@example.com")
+            .unwrap();
+        assert_eq!(bob.status, DeliveryStatus::Cancelled);
+    }
+
+    #[test]
+    fn an_older_tick_is_never_sent_after_a_newer_one() {
+        let (_dir, config) = world();
+        let mut t = Flaky {
+            refuse: None,
+            accepted: Vec::new(),
+        };
+        let later = DateTime::parse_from_rfc3339("2026-12-07T09:00:00+01:00").unwrap();
+        let sent = digest_send_with(&config, "weekly", later, Some("s"), &mut t).unwrap();
+        assert_eq!((sent.outcome, t.accepted.len()), (SendOutcome::Planned, 2));
+        let earlier = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
+        let old = digest_send_with(&config, "weekly", earlier, Some("s"), &mut t).unwrap();
+        assert_eq!(old.outcome, SendOutcome::Superseded);
+        assert_eq!(t.accepted.len(), 2, "nothing sent for the older tick");
+        let state = open_state(&config).unwrap();
+        assert!(
+            state.run("weekly", old.tick.to_utc()).unwrap().is_none(),
+            "and nothing recorded"
+        );
     }
 
     #[test]

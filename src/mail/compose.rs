@@ -46,7 +46,7 @@ pub fn message_id(
     let short: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!(
         "<{digest}.{}.{short}@{domain}>",
-        tick.naive_utc().format("%Y%m%dT%H%MZ")
+        tick.naive_utc().format("%Y%m%dT%H%M%SZ")
     )
 }
 
@@ -189,7 +189,7 @@ mod tests {
         let ada = EmailAddress::parse("ada@example.com").unwrap();
         let id = message_id("weekly", tick, &ada, "blog.example.com");
         assert!(
-            id.starts_with("<weekly.20261130T0700Z.") && id.ends_with("@blog.example.com>"),
+            id.starts_with("<weekly.20261130T070000Z.") && id.ends_with("@blog.example.com>"),
             "{id}"
         );
         assert_eq!(id, message_id("weekly", tick, &ada, "blog.example.com"));

@@ -171,6 +171,8 @@ pub enum DeliveryStatus {
     Pending,
     Sent,
     Failed,
+    /// Not sent and never to be: the subscriber left (or the articles went) before it went out.
+    Cancelled,
 }
 
 impl DeliveryStatus {
@@ -179,6 +181,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
         }
     }
 
@@ -187,6 +190,7 @@ impl DeliveryStatus {
             "pending" => DeliveryStatus::Pending,
             "sent" => DeliveryStatus::Sent,
             "failed" => DeliveryStatus::Failed,
+            "cancelled" => DeliveryStatus::Cancelled,
             _ => {
                 return Err(StateError::Corrupt {
                     what: "delivery status",
@@ -244,13 +248,16 @@ pub trait State {
         &mut self,
         generate: &mut dyn FnMut() -> Vec<u8>,
     ) -> Result<(Vec<u8>, SecretOrigin), StateError>;
-    /// The `last` digests of `digest` that `email` was sent, newest first.
+    /// The `last` digests of `digest` that `email` was sent for ticks before `before`, newest first.
     fn received(
         &self,
         digest: &str,
         email: &EmailAddress,
+        before: DateTime<Utc>,
         last: usize,
     ) -> Result<Vec<Received>, StateError>;
+    /// The newest tick of `digest` that has a run.
+    fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError>;
     fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError>;
     /// Records a run and its pending deliveries in one transaction; [`StateError::RunExists`] if the tick has one.
     fn plan_run(
@@ -265,6 +272,8 @@ pub trait State {
     fn mark_sent(&mut self, delivery: DeliveryId, at: DateTime<Utc>) -> Result<(), StateError>;
     /// The transport refused it or failed; counts an attempt and keeps the error.
     fn mark_failed(&mut self, delivery: DeliveryId, error: &str) -> Result<(), StateError>;
+    /// It will never be sent (the subscriber left, or its articles are gone); the run can finish without it.
+    fn mark_cancelled(&mut self, delivery: DeliveryId, reason: &str) -> Result<(), StateError>;
     fn finish_run(&mut self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError>;
 }
 

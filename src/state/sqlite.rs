@@ -38,7 +38,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY,
         run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         subscriber INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
         attempts INTEGER NOT NULL DEFAULT 0,
         last_error TEXT,
         message_id TEXT NOT NULL,
@@ -316,22 +316,28 @@ impl State for SqliteState {
         &self,
         digest: &str,
         email: &EmailAddress,
+        before: DateTime<Utc>,
         last: usize,
     ) -> Result<Vec<Received>, StateError> {
+        // Ticks are stored as fixed-width RFC 3339 UTC text, so text order is time order.
         let mut stmt = self.conn.prepare(
             "SELECT runs.tick, deliveries.articles, deliveries.related
              FROM deliveries JOIN runs ON runs.id = deliveries.run
              JOIN subscribers ON subscribers.id = deliveries.subscriber
              WHERE runs.digest = ?1 AND subscribers.email = ?2 AND deliveries.status = 'sent'
-             ORDER BY runs.tick DESC LIMIT ?3",
+               AND runs.tick < ?3
+             ORDER BY runs.tick DESC LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![digest, email.as_str(), last as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
+        let rows = stmt.query_map(
+            params![digest, email.as_str(), ts(before), last as i64],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
         rows.map(|r| {
             let (tick, articles, related) = r?;
             Ok(Received {
@@ -483,6 +489,23 @@ impl State for SqliteState {
             params![delivery, DeliveryStatus::Failed.as_str(), error],
         )?;
         Ok(())
+    }
+
+    fn mark_cancelled(&mut self, delivery: DeliveryId, reason: &str) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE deliveries SET status = ?2, last_error = ?3 WHERE id = ?1",
+            params![delivery, DeliveryStatus::Cancelled.as_str(), reason],
+        )?;
+        Ok(())
+    }
+
+    fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let latest: Option<String> = self.conn.query_row(
+            "SELECT MAX(tick) FROM runs WHERE digest = ?1",
+            [digest],
+            |r| r.get(0),
+        )?;
+        latest.as_deref().map(parse_ts).transpose()
     }
 
     fn finish_run(&mut self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError> {

@@ -168,7 +168,12 @@ fn deliveries_are_pending_until_marked_and_only_sent_ones_count_as_received() {
         .unwrap();
     let pending = state.deliveries(run).unwrap();
     assert_eq!(pending[0].status, DeliveryStatus::Pending);
-    assert!(state.received("weekly", &a, 3).unwrap().is_empty());
+    assert!(
+        state
+            .received("weekly", &a, far_future(), 3)
+            .unwrap()
+            .is_empty()
+    );
 
     state
         .mark_failed(pending[0].id, "connection refused")
@@ -182,7 +187,7 @@ fn deliveries_are_pending_until_marked_and_only_sent_ones_count_as_received() {
 
     state.mark_sent(pending[0].id, t(9)).unwrap();
     state.finish_run(run, t(9)).unwrap();
-    let got = state.received("weekly", &a, 3).unwrap();
+    let got = state.received("weekly", &a, far_future(), 3).unwrap();
     assert_eq!(got[0].tick, t(9));
     assert_eq!(got[0].articles, ["x", "y"]);
     let stored = state.run("weekly", t(9)).unwrap().unwrap();
@@ -210,7 +215,7 @@ fn received_lists_the_newest_digests_first() {
         state.mark_sent(id, t(day)).unwrap();
     }
     let ticks: Vec<_> = state
-        .received("weekly", &a, 2)
+        .received("weekly", &a, far_future(), 2)
         .unwrap()
         .into_iter()
         .map(|r| r.tick)
@@ -232,4 +237,10 @@ fn the_secret_is_generated_once_and_then_read_back() {
     assert_eq!(origin, SecretOrigin::Stored);
     assert_eq!(first, second);
     assert_eq!(calls, 1);
+}
+
+fn far_future() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }

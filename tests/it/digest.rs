@@ -260,7 +260,7 @@ fn messages_parse_back_part_by_part() {
     assert_eq!(message.subject(), Some("Test Blog: New Career Piece"));
     let id = message.message_id().unwrap();
     assert!(
-        id.starts_with("weekly.20261130T0700Z.") && id.ends_with("@example.com"),
+        id.starts_with("weekly.20261130T070000Z.") && id.ends_with("@example.com"),
         "{id}"
     );
     let unsubscribe = message.header_raw("List-Unsubscribe").unwrap();
