@@ -151,6 +151,7 @@ pub fn subscribers_add(
         digests,
         categories: categories.to_vec(),
         subscribed_at: now.with_timezone(&Utc),
+        changed_at: now.with_timezone(&Utc),
     })?)
 }
 
@@ -475,6 +476,7 @@ fn views(
         .map(|subscriber| {
             let received = state.received(digest, &subscriber.email, before, RECENT_DIGESTS)?;
             Ok(SubscriberView {
+                joined: subscriber.joined_at(digest),
                 last_delivered: received.first().map(|r| r.tick),
                 recently_received: received
                     .iter()
@@ -919,8 +921,10 @@ pub fn check_digests(config: &Config, now: DateTime<FixedOffset>) -> DigestCheck
             categories: Vec::new(),
             created: DateTime::<Utc>::MIN_UTC,
             confirmed: None,
+            joined: Default::default(),
         };
         let view = SubscriberView {
+            joined: reader.created,
             subscriber: reader,
             last_delivered: None,
             recently_received: BTreeSet::new(),
@@ -992,6 +996,9 @@ mod tests {
                     digests: vec!["weekly".into()],
                     categories: Vec::new(),
                     subscribed_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+                        .unwrap()
+                        .to_utc(),
+                    changed_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
                         .unwrap()
                         .to_utc(),
                 })
@@ -1140,6 +1147,7 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
             confirmed: None,
+            joined: Default::default(),
         };
         let table = render_subscribers(&[s], ListFormat::Table);
         let lines: Vec<&str> = table.lines().collect();

@@ -17,6 +17,8 @@ pub const RECENT_DIGESTS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct SubscriberView {
     pub subscriber: Subscriber,
+    /// When they joined this digest: the start of their first window.
+    pub joined: DateTime<Utc>,
     /// The tick of the last run of this digest they were sent, if any.
     pub last_delivered: Option<DateTime<Utc>>,
     /// Slugs (new and related) of their last [`RECENT_DIGESTS`] digests.
@@ -100,7 +102,7 @@ pub fn window(view: &SubscriberView, tick: DateTime<FixedOffset>) -> Window {
             start: WindowStart::LastDigest,
         },
         None => Window {
-            after: view.subscriber.created,
+            after: view.joined,
             until: tick,
             start: WindowStart::Subscribed,
         },

@@ -162,7 +162,9 @@ fn view(email: &str, created: &str, last: Option<&str>, categories: &[&str]) -> 
             categories: categories.iter().map(|c| c.to_string()).collect(),
             created: utc(created),
             confirmed: Some(utc(created)),
+            joined: Default::default(),
         },
+        joined: utc(created),
         last_delivered: last.map(utc),
         recently_received: BTreeSet::new(),
     }

@@ -125,6 +125,7 @@ pub fn parse_subscribers_csv(
             digests: wanted,
             categories: list(field(categories_col)),
             subscribed_at,
+            changed_at: now,
         });
     }
     (subscribers, problems)

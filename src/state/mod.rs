@@ -14,6 +14,7 @@
 //! Times are stored as RFC 3339 UTC text (sortable); lists (digests, categories, article slugs) as JSON arrays.
 //! This module does not decide what anyone gets (that is `digest`) nor send anything (that is `mail`).
 
+use std::collections::BTreeMap;
 mod email;
 mod import;
 mod sqlite;
@@ -107,11 +108,18 @@ pub struct Subscriber {
     pub categories: Vec<String>,
     pub created: DateTime<Utc>,
     pub confirmed: Option<DateTime<Utc>>,
+    /// When they joined each digest (a digest added after subscribing starts then).
+    pub joined: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Subscriber {
     pub fn takes(&self, digest: &str) -> bool {
         self.digests.iter().any(|d| d == digest)
+    }
+
+    /// When they joined `digest`: where a new subscriber's first window starts.
+    pub fn joined_at(&self, digest: &str) -> DateTime<Utc> {
+        self.joined.get(digest).copied().unwrap_or(self.created)
     }
 }
 
@@ -124,6 +132,8 @@ pub struct NewSubscriber {
     pub categories: Vec<String>,
     /// When they subscribed (a migrated list keeps its original time).
     pub subscribed_at: DateTime<Utc>,
+    /// When this add or import happens: a digest added to an existing subscriber is joined then.
+    pub changed_at: DateTime<Utc>,
 }
 
 /// What an add or import did to one address.

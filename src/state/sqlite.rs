@@ -1,5 +1,6 @@
 //! [`SqliteState`]: the embedded [`State`] backend, one SQLite file with versioned migrations.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -23,7 +24,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         digests TEXT NOT NULL DEFAULT '[]',
         categories TEXT NOT NULL DEFAULT '[]',
         created TEXT NOT NULL,
-        confirmed TEXT
+        confirmed TEXT,
+        -- digest name -> when they joined it (RFC 3339): a digest added later starts its window then.
+        joined TEXT NOT NULL DEFAULT '{}'
     );
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -159,7 +162,7 @@ impl SqliteState {
             .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize)
     }
 
-    fn row_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 7]> {
+    fn row_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
         Ok([
             row.get(0)?,
             row.get(1)?,
@@ -168,11 +171,21 @@ impl SqliteState {
             row.get(4)?,
             row.get(5)?,
             row.get(6)?,
+            row.get(7)?,
         ])
     }
 
-    fn to_subscriber(cols: [Option<String>; 7]) -> Result<Subscriber, StateError> {
-        let [email, name, status, digests, categories, created, confirmed] = cols;
+    fn to_subscriber(cols: [Option<String>; 8]) -> Result<Subscriber, StateError> {
+        let [
+            email,
+            name,
+            status,
+            digests,
+            categories,
+            created,
+            confirmed,
+            joined,
+        ] = cols;
         let text = |v: Option<String>| v.unwrap_or_default();
         Ok(Subscriber {
             email: parse_email(&text(email))?,
@@ -182,11 +195,29 @@ impl SqliteState {
             categories: parse_list(&text(categories))?,
             created: parse_ts(&text(created))?,
             confirmed: confirmed.as_deref().map(parse_ts).transpose()?,
+            joined: parse_joined(&text(joined))?,
         })
     }
 }
 
-const SUBSCRIBER_COLUMNS: &str = "email, name, status, digests, categories, created, confirmed";
+fn parse_joined(s: &str) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
+    let raw: BTreeMap<String, String> =
+        serde_json::from_str(s).map_err(|_| StateError::Corrupt {
+            what: "joined times",
+            value: s.into(),
+        })?;
+    raw.into_iter()
+        .map(|(d, t)| Ok((d, parse_ts(&t)?)))
+        .collect()
+}
+
+fn json_joined(joined: &BTreeMap<String, DateTime<Utc>>) -> String {
+    let raw: BTreeMap<&str, String> = joined.iter().map(|(d, t)| (d.as_str(), ts(*t))).collect();
+    serde_json::to_string(&raw).expect("a map of strings serializes")
+}
+
+const SUBSCRIBER_COLUMNS: &str =
+    "email, name, status, digests, categories, created, confirmed, joined";
 
 impl State for SqliteState {
     fn upsert_subscriber(&mut self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError> {
@@ -204,14 +235,15 @@ impl State for SqliteState {
         let outcome = match existing {
             None => {
                 tx.execute(
-                    "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed)
-                     VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5)",
+                    "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined)
+                     VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6)",
                     params![
                         new.email.as_str(),
                         new.name,
                         json_list(&new.digests),
                         json_list(&new.categories),
-                        at
+                        at,
+                        json_joined(&new.digests.iter().map(|d| (d.clone(), new.subscribed_at)).collect())
                     ],
                 )?;
                 UpsertOutcome::Added
@@ -232,16 +264,28 @@ impl State for SqliteState {
                 if same {
                     UpsertOutcome::Unchanged
                 } else {
-                    // Keep the original subscription time: it bounds what a new subscriber gets.
+                    // Keep the original subscription time and each digest's join time: they bound what a
+                    // new subscriber gets. A digest added now starts now, never with its archive.
+                    let joined: BTreeMap<String, DateTime<Utc>> = new
+                        .digests
+                        .iter()
+                        .map(|d| {
+                            (
+                                d.clone(),
+                                old.joined.get(d).copied().unwrap_or(new.changed_at),
+                            )
+                        })
+                        .collect();
                     tx.execute(
                         "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, status = 'confirmed',
-                         confirmed = COALESCE(confirmed, ?5) WHERE email = ?1",
+                         confirmed = COALESCE(confirmed, ?5), joined = ?6 WHERE email = ?1",
                         params![
                             new.email.as_str(),
                             new.name,
                             json_list(&new.digests),
                             json_list(&new.categories),
-                            at
+                            at,
+                            json_joined(&joined)
                         ],
                     )?;
                     UpsertOutcome::Updated

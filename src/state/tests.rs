@@ -17,6 +17,7 @@ fn new(addr: &str, digests: &[&str], categories: &[&str]) -> NewSubscriber {
         digests: digests.iter().map(|s| s.to_string()).collect(),
         categories: categories.iter().map(|s| s.to_string()).collect(),
         subscribed_at: t(1),
+        changed_at: t(1),
     }
 }
 
@@ -82,6 +83,31 @@ fn upsert_is_idempotent_and_reports_what_it_did() {
     );
     assert_eq!(stored.status, SubscriberStatus::Confirmed);
     assert_eq!(stored.categories, vec!["Tools".to_string()]);
+}
+
+#[test]
+fn a_digest_added_later_is_joined_when_it_is_added_not_at_subscription() {
+    let mut state = SqliteState::in_memory().unwrap();
+    let ada = new("ada@example.com", &["weekly"], &[]);
+    state.upsert_subscriber(&ada).unwrap();
+    let mut more = ada.clone();
+    more.digests = vec!["weekly".into(), "daily".into()];
+    more.changed_at = t(20);
+    assert_eq!(
+        state.upsert_subscriber(&more).unwrap(),
+        UpsertOutcome::Updated
+    );
+    let stored = state.subscriber(&ada.email).unwrap().unwrap();
+    assert_eq!(
+        stored.joined_at("weekly"),
+        t(1),
+        "the first digest keeps its join time"
+    );
+    assert_eq!(
+        stored.joined_at("daily"),
+        t(20),
+        "the added digest starts now, without its archive"
+    );
 }
 
 #[test]
