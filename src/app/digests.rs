@@ -599,6 +599,7 @@ pub fn digest_send_with(
     let subscribers = state.subscribers(Some(name))?;
     let views = views(&state, name, subscribers, tick_utc)?;
 
+    let mut rendered = std::collections::HashMap::new();
     let run = match existing {
         Some(run) => {
             report.outcome = SendOutcome::Resumed;
@@ -631,25 +632,26 @@ pub fn digest_send_with(
                 }
             }
             // Render every message before recording anything: a template error must not leave a half run.
+            // The parts are kept for the send below, so nothing is rendered twice.
             for outcome in &outcomes {
                 if let PlanOutcome::Send(plan) = outcome {
-                    sender.render(plan)?;
+                    rendered.insert(plan.subscriber.email.clone(), sender.render(plan)?);
                 }
             }
             state.plan_run(name, tick_utc, now.with_timezone(&Utc), &planned)?
         }
     };
 
+    let views_by_email: std::collections::HashMap<&EmailAddress, &SubscriberView> =
+        views.iter().map(|v| (&v.subscriber.email, v)).collect();
     for delivery in state.deliveries(run)? {
         if delivery.status == DeliveryStatus::Sent {
             continue;
         }
         // A resumed delivery goes out only to someone who still wants it: an unsubscribe between planning
         // and sending takes effect.
-        let view = views.iter().find(|v| {
-            v.subscriber.email == delivery.email
-                && v.subscriber.status == SubscriberStatus::Confirmed
-                && v.subscriber.takes(name)
+        let view = views_by_email.get(&delivery.email).filter(|v| {
+            v.subscriber.status == SubscriberStatus::Confirmed && v.subscriber.takes(name)
         });
         let Some(view) = view else {
             state.mark_cancelled(
@@ -666,7 +668,10 @@ pub fn digest_send_with(
             )?;
             continue;
         }
-        let parts = sender.render(&plan)?;
+        let parts = match rendered.remove(&delivery.email) {
+            Some(parts) => parts,
+            None => sender.render(&plan)?,
+        };
         let message = sender.compose(&plan, &parts, &delivery.message_id, now)?;
         match transport.send(&message, &delivery.message_id) {
             DeliveryOutcome::Sent { location } => {
