@@ -33,7 +33,7 @@ mod tests {
             category: Some(category.into()),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             author: None,
-            html: String::new(),
+            body: String::new(),
             text: text.into(),
             reading_minutes: 1,
             draft: false,

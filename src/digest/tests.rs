@@ -30,7 +30,7 @@ fn article(slug: &str, date: &str, category: &str, tags: &[&str]) -> Article {
         category: Some(category.into()),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         author: None,
-        html: String::new(),
+        body: String::new(),
         text: String::new(),
         reading_minutes: 3,
         draft: false,

@@ -11,7 +11,7 @@ mod json;
 mod rss;
 pub mod urls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, FixedOffset};
 
@@ -164,11 +164,20 @@ pub fn render_all(
     }
     // An empty feed still needs an `updated`: the site's newest article, or the epoch for an empty site.
     let site_updated = newest.map_or_else(epoch, |a| a.updated);
+    // An article sits in several feeds (site, category, author): render its content once.
+    let mut contents: HashMap<&str, String> = HashMap::new();
+    if config.feeds.full_content {
+        for a in plans.iter().flat_map(|p| p.items.iter()) {
+            contents
+                .entry(a.url.as_str())
+                .or_insert_with(|| urls::absolutize_html(&a.html(), &a.url));
+        }
+    }
     for plan in plans {
         let items: Vec<ItemContent<'_>> = plan
             .items
             .iter()
-            .map(|a| item_content(a, config.feeds.full_content))
+            .map(|a| item_content(a, contents.get(a.url.as_str()).cloned()))
             .collect();
         let updated = plan
             .items
@@ -199,12 +208,12 @@ fn epoch() -> DateTime<FixedOffset> {
     DateTime::UNIX_EPOCH.fixed_offset()
 }
 
-fn item_content(article: &Article, full_content: bool) -> ItemContent<'_> {
+fn item_content(article: &Article, html: Option<String>) -> ItemContent<'_> {
     ItemContent {
         article,
         title: xml_safe(&article.title),
         summary: xml_safe(&article.summary),
-        html: full_content.then(|| urls::absolutize_html(&article.html, &article.url)),
+        html,
     }
 }
 

@@ -29,7 +29,7 @@ fn article(slug: &str, title: &str, body: &str, days: i64) -> Article {
         category: None,
         tags: Vec::new(),
         author: None,
-        html: String::new(),
+        body: String::new(),
         text: body.into(),
         reading_minutes: 2,
         draft: false,

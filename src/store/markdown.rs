@@ -5,10 +5,9 @@
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-/// What the store keeps of a rendered body.
+/// What the store keeps from a body's text; the HTML is rendered only for the articles a feed carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub html: String,
+pub struct Analysis {
     /// The body as plain text (words separated by spaces), for related reading and word counts.
     pub text: String,
     /// The first paragraph as plain text.
@@ -25,44 +24,50 @@ fn options() -> Options {
         | Options::ENABLE_HEADING_ATTRIBUTES
 }
 
-pub fn render(markdown: &str) -> Rendered {
+/// The body's plain text, first paragraph and word count, in one pass of the parser.
+pub fn analyze(markdown: &str) -> Analysis {
     let mut text = String::with_capacity(markdown.len());
     let mut first_paragraph = String::new();
     let mut in_paragraph = false;
     let mut first_done = false;
-    // One pass: the HTML writer consumes the events while the closure collects plain text on the way.
-    let events = Parser::new_ext(markdown, options()).inspect(|event| match event {
-        Event::Start(Tag::Paragraph) => in_paragraph = true,
-        Event::End(TagEnd::Paragraph) => {
-            in_paragraph = false;
-            if !first_paragraph.trim().is_empty() {
-                first_done = true;
+    for event in Parser::new_ext(markdown, options()) {
+        match event {
+            Event::Start(Tag::Paragraph) => in_paragraph = true,
+            Event::End(TagEnd::Paragraph) => {
+                in_paragraph = false;
+                if !first_paragraph.trim().is_empty() {
+                    first_done = true;
+                }
             }
-        }
-        Event::Text(t) | Event::Code(t) => {
-            text.push_str(t);
-            if in_paragraph && !first_done {
-                first_paragraph.push_str(t);
+            Event::Text(t) | Event::Code(t) => {
+                text.push_str(&t);
+                if in_paragraph && !first_done {
+                    first_paragraph.push_str(&t);
+                }
             }
-        }
-        Event::SoftBreak | Event::HardBreak => {
-            text.push(' ');
-            if in_paragraph && !first_done {
-                first_paragraph.push(' ');
+            Event::SoftBreak | Event::HardBreak => {
+                text.push(' ');
+                if in_paragraph && !first_done {
+                    first_paragraph.push(' ');
+                }
             }
+            Event::End(_) => text.push(' '),
+            _ => {}
         }
-        Event::End(_) => text.push(' '),
-        _ => {}
-    });
-    let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events);
+    }
     let words = text.split_whitespace().count();
-    Rendered {
-        html,
+    Analysis {
         text,
         first_paragraph: collapse_whitespace(&first_paragraph),
         words,
     }
+}
+
+/// The body as HTML (CommonMark with tables, footnotes, strikethrough, task lists, smart punctuation).
+pub fn to_html(markdown: &str) -> String {
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, Parser::new_ext(markdown, options()));
+    html
 }
 
 pub fn collapse_whitespace(s: &str) -> String {
@@ -97,27 +102,29 @@ mod tests {
 
     #[test]
     fn first_paragraph_skips_headings_and_is_plain_text() {
-        let r = render("# Title\n\nHello *world* and `code`.\n\nSecond.");
-        assert_eq!(r.first_paragraph, "Hello world and code.");
-        assert!(r.html.contains("<em>world</em>"));
+        let md = "# Title\n\nHello *world* and `code`.\n\nSecond.";
+        assert_eq!(analyze(md).first_paragraph, "Hello world and code.");
+        assert!(to_html(md).contains("<em>world</em>"));
     }
 
     #[test]
     fn extensions_are_enabled() {
-        let r = render(
+        let html = to_html(
             "| a | b |\n|---|---|\n| 1 | 2 |\n\n~~x~~ \"q\" note[^1]\n\n[^1]: f\n\n- [x] done\n",
         );
-        assert!(r.html.contains("<table>"));
-        assert!(r.html.contains("<del>x</del>"));
-        assert!(r.html.contains("\u{201c}q\u{201d}"));
-        assert!(r.html.contains("footnote-definition"));
-        assert!(r.html.contains("checkbox"));
+        assert!(html.contains("<table>"));
+        assert!(html.contains("<del>x</del>"));
+        assert!(html.contains("\u{201c}q\u{201d}"));
+        assert!(html.contains("footnote-definition"));
+        assert!(html.contains("checkbox"));
     }
 
     #[test]
     fn words_are_counted_from_text_not_markup() {
-        let r = render("## Head\n\none two [three](http://x) **four**");
-        assert_eq!(r.words, 5);
+        assert_eq!(
+            analyze("## Head\n\none two [three](http://x) **four**").words,
+            5
+        );
     }
 
     #[test]

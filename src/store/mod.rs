@@ -38,8 +38,8 @@ pub struct Article {
     pub category: Option<String>,
     pub tags: Vec<String>,
     pub author: Option<Author>,
-    /// The body as HTML, URLs as written.
-    pub html: String,
+    /// The Markdown body (its HTML is rendered on demand by [`Article::html`]: most articles never need it).
+    pub body: String,
     /// The body as plain text.
     pub text: String,
     pub reading_minutes: u32,
@@ -64,6 +64,12 @@ impl Article {
     /// Whether readers may see it at `now`: not a draft and its date has come.
     pub fn is_published(&self, now: DateTime<FixedOffset>) -> bool {
         !self.draft && self.date <= now
+    }
+
+    /// The body as HTML, URLs as written. XML-safe: a character reference like `&#8;` in the Markdown cannot
+    /// bring back a forbidden character.
+    pub fn html(&self) -> String {
+        xml_safe(&markdown::to_html(&self.body))
     }
 }
 
@@ -430,7 +436,7 @@ pub fn parse_article(
         .collect();
     tags.dedup();
 
-    let rendered = markdown::render(split.body);
+    let rendered = markdown::analyze(split.body);
     let summary = match fm.summary {
         Some(s) if !s.trim().is_empty() => single_line(&s),
         _ => markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS),
@@ -457,7 +463,7 @@ pub fn parse_article(
         category,
         tags,
         author,
-        html: xml_safe(&rendered.html),
+        body: xml_safe(split.body),
         text: xml_safe(&rendered.text),
         reading_minutes: markdown::reading_minutes(rendered.words, ctx.reading_wpm),
         draft: fm.draft.unwrap_or(false),

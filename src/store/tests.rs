@@ -151,7 +151,16 @@ fn forbidden_xml_characters_are_dropped_from_the_body() {
         "---\ntitle: T\ndate: 2024-01-01\n---\nbell\u{7} form\u{c}feed",
     )
     .unwrap();
-    assert!(!a.html.contains('\u{7}') && !a.html.contains('\u{c}'));
+    assert!(!a.html().contains('\u{7}') && !a.html().contains('\u{c}'));
+    let b = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\n---\nref &#8; here",
+    )
+    .unwrap();
+    assert!(
+        !b.html().contains('\u{8}'),
+        "a character reference cannot bring one back"
+    );
 }
 
 #[test]
