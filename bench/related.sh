@@ -7,7 +7,8 @@
 # Idempotent setup: a Python venv with scikit-learn (pip), Debian's hugo and GNU time (apt-get), corpora under
 # $BENCH_DIR (default /tmp/related-bench; never inside the repository). Results: $BENCH_DIR/results.jsonl (one
 # JSON object per measurement) and a Markdown table on stdout. Environment: RUNS (tidings runs, median taken;
-# default 3), PEER_RUNS (peer runs at <= 10k articles; default 3; 1 above), PEER_TIMEOUT (seconds; default 900).
+# default 3), PEER_RUNS (peer runs at <= 10k articles; default 3; 1 above), PEER_TIMEOUT (seconds; default 900),
+# PEERS (default "sklearn hugo"; empty: tidings only).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,7 @@ venv=${BENCH_VENV:-/tmp/bench-venv}
 runs=${RUNS:-3}
 peer_runs=${PEER_RUNS:-3}
 peer_timeout=${PEER_TIMEOUT:-900}
+peers_to_run=${PEERS-sklearn hugo}
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 100000)
 peers="$repo/bench/related_peers.py"
@@ -98,36 +100,40 @@ for n in "${sizes[@]}"; do
     max_rss_kb "$rss" precision_at_5 "$p")"
 
   # scikit-learn: TfidfVectorizer(stop_words="english") + cosine, exact top-5, text only.
-  log "[$n] scikit-learn ($these_peer_runs run(s), timeout ${peer_timeout}s)"
-  walls=(); inner=(); rss=0
-  for _ in $(seq "$these_peer_runs"); do
-    read -r wall kb rc < <(timed "$bench_dir/sklearn.out" timeout "$peer_timeout" "$py" "$peers" sklearn "$corpus")
-    [ "$rc" = 0 ] || break
-    walls+=("$wall"); [ "$kb" -gt "$rss" ] && rss=$kb
-    inner+=("$("$py" -c 'import json,sys; print(json.load(sys.stdin)["related_s"])' <"$bench_dir/sklearn.out")")
-  done
-  if [ ${#walls[@]} -eq "$these_peer_runs" ]; then
-    record "$(merge "$(tail -1 "$bench_dir/sklearn.out")" wall_s "$(printf '%s\n' "${walls[@]}" | median)" \
-      related_s "$(printf '%s\n' "${inner[@]}" | median)" max_rss_kb "$rss")"
-  else
-    record "{\"peer\": \"scikit-learn\", \"articles\": $n, \"timed_out_after_s\": $peer_timeout}"
+  if [[ " $peers_to_run " == *" sklearn "* ]]; then
+    log "[$n] scikit-learn ($these_peer_runs run(s), timeout ${peer_timeout}s)"
+    walls=(); inner=(); rss=0
+    for _ in $(seq "$these_peer_runs"); do
+      read -r wall kb rc < <(timed "$bench_dir/sklearn.out" timeout "$peer_timeout" "$py" "$peers" sklearn "$corpus")
+      [ "$rc" = 0 ] || break
+      walls+=("$wall"); [ "$kb" -gt "$rss" ] && rss=$kb
+      inner+=("$("$py" -c 'import json,sys; print(json.load(sys.stdin)["related_s"])' <"$bench_dir/sklearn.out")")
+    done
+    if [ ${#walls[@]} -eq "$these_peer_runs" ]; then
+      record "$(merge "$(tail -1 "$bench_dir/sklearn.out")" wall_s "$(printf '%s\n' "${walls[@]}" | median)" \
+        related_s "$(printf '%s\n' "${inner[@]}" | median)" max_rss_kb "$rss")"
+    else
+      record "{\"peer\": \"scikit-learn\", \"articles\": $n, \"timed_out_after_s\": $peer_timeout}"
+    fi
   fi
 
   # Hugo: related content with tags (100) and category (20) as indices; the home page lists every page's top 5.
-  log "[$n] hugo ($these_peer_runs run(s), timeout ${peer_timeout}s)"
-  walls=(); rss=0
-  for _ in $(seq "$these_peer_runs"); do
-    rm -rf "$bench_dir/hugo-$n/public" "$bench_dir/hugo-$n/resources"
-    read -r wall kb rc < <(timed /dev/null timeout "$peer_timeout" hugo --quiet --source "$bench_dir/hugo-$n" \
-      --destination "$bench_dir/hugo-$n/public")
-    [ "$rc" = 0 ] || break
-    walls+=("$wall"); [ "$kb" -gt "$rss" ] && rss=$kb
-  done
-  if [ ${#walls[@]} -eq "$these_peer_runs" ]; then
-    p=$("$py" "$peers" precision-hugo "$corpus" "$bench_dir/hugo-$n/public/index.html")
-    record "$(merge '{"peer": "hugo"}' articles "$n" wall_s "$(printf '%s\n' "${walls[@]}" | median)" \
-      max_rss_kb "$rss" precision_at_5 "$p")"
-  else
-    record "{\"peer\": \"hugo\", \"articles\": $n, \"timed_out_after_s\": $peer_timeout}"
+  if [[ " $peers_to_run " == *" hugo "* ]]; then
+    log "[$n] hugo ($these_peer_runs run(s), timeout ${peer_timeout}s)"
+    walls=(); rss=0
+    for _ in $(seq "$these_peer_runs"); do
+      rm -rf "$bench_dir/hugo-$n/public" "$bench_dir/hugo-$n/resources"
+      read -r wall kb rc < <(timed /dev/null timeout "$peer_timeout" hugo --quiet --source "$bench_dir/hugo-$n" \
+        --destination "$bench_dir/hugo-$n/public")
+      [ "$rc" = 0 ] || break
+      walls+=("$wall"); [ "$kb" -gt "$rss" ] && rss=$kb
+    done
+    if [ ${#walls[@]} -eq "$these_peer_runs" ]; then
+      p=$("$py" "$peers" precision-hugo "$corpus" "$bench_dir/hugo-$n/public/index.html")
+      record "$(merge '{"peer": "hugo"}' articles "$n" wall_s "$(printf '%s\n' "${walls[@]}" | median)" \
+        max_rss_kb "$rss" precision_at_5 "$p")"
+    else
+      record "{\"peer\": \"hugo\", \"articles\": $n, \"timed_out_after_s\": $peer_timeout}"
+    fi
   fi
 done

@@ -16,7 +16,7 @@
 //! `QUERY_TERMS` strongest terms and its tags; the best `CANDIDATES` of those are scored exactly. Work per
 //! article is bounded by `query terms × posting cap`, so a build is linear in the store, and so is memory (a
 //! fixed number of index entries per article). Articles are scored in parallel (rayon). On a generated store
-//! of 10,000 articles every list takes 0.8 s on two cores, at 100,000 about 12 s (BENCHMARKS.md).
+//! of 10,000 articles every list takes 0.8 s on two cores, at 100,000 about 11 s (BENCHMARKS.md).
 //!
 //! **Which articles.** Only articles published at the index's `now` are ever suggested: never a draft, never
 //! one dated in the future, never the article itself. For an article page any other published article may be
