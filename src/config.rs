@@ -530,7 +530,10 @@ impl Config {
             if !valid_name {
                 problems.push((
                     key("name"),
-                    format!("\"{}\" is not a digest name; use lowercase letters, digits, - and _", digest.name),
+                    format!(
+                        "\"{}\" is not a digest name; use lowercase letters, digits, - and _",
+                        digest.name
+                    ),
                 ));
             } else if !seen.insert(digest.name.clone()) {
                 problems.push((key("name"), format!("\"{}\" is defined twice", digest.name)));
@@ -584,7 +587,10 @@ impl Config {
         if let Some(dkim) = &self.mail.dkim
             && (dkim.selector.trim().is_empty() || dkim.domain.trim().is_empty())
         {
-            problems.push(("mail.dkim".into(), "selector and domain must not be empty".into()));
+            problems.push((
+                "mail.dkim".into(),
+                "selector and domain must not be empty".into(),
+            ));
         }
         problems
     }
@@ -596,7 +602,10 @@ impl Config {
 
     /// Where subscribe / unsubscribe pages live: `[newsletter] public_url`, else the site.
     pub fn public_url(&self) -> &Url {
-        self.newsletter.public_url.as_ref().unwrap_or(&self.site.base_url)
+        self.newsletter
+            .public_url
+            .as_ref()
+            .unwrap_or(&self.site.base_url)
     }
 
     /// The site's time zone (validated at load).
@@ -792,7 +801,10 @@ mod tests {
         let config = parse(&text, &[]).unwrap();
         let digest = config.digest("weekly").unwrap();
         assert_eq!((digest.max_articles, digest.related), (10, 2));
-        assert_eq!(config.state.database, Path::new("/srv/blog/data/tidings.db"));
+        assert_eq!(
+            config.state.database,
+            Path::new("/srv/blog/data/tidings.db")
+        );
         assert_eq!(config.mail.outbox, Path::new("/srv/blog/outbox"));
         assert_eq!(config.mail.transport, MailTransport::File);
         assert_eq!(config.public_url().as_str(), "https://example.com/");
@@ -819,6 +831,9 @@ mod tests {
     fn a_sender_that_is_not_a_mailbox_is_rejected() {
         let text = format!("{MINIMAL}[newsletter]\nfrom = \"news at example\"\n");
         let err = parse(&text, &[]).unwrap_err().to_string();
-        assert!(err.contains("newsletter.from") && err.contains("is not a mailbox"), "{err}");
+        assert!(
+            err.contains("newsletter.from") && err.contains("is not a mailbox"),
+            "{err}"
+        );
     }
 }
