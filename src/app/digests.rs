@@ -147,7 +147,7 @@ pub fn subscribers_add(
     let mut state = open_state(config)?;
     Ok(state.upsert_subscriber(&NewSubscriber {
         email,
-        name: digest::header_safe(name.unwrap_or("")),
+        name: store::single_line(name.unwrap_or("")),
         digests,
         categories: categories.to_vec(),
         subscribed_at: now.with_timezone(&Utc),

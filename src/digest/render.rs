@@ -223,7 +223,7 @@ impl Templates {
             .map_err(|e| {
                 self.render_error(&format!("{}.txt", subject_name(settings.digest)), &e)
             })?;
-        let subject = header_safe(&subject);
+        let subject = crate::store::single_line(&subject);
         context.subject = subject.clone();
         let text = self
             .text
@@ -278,17 +278,6 @@ fn template_error(origin: &str, e: &handlebars::TemplateError) -> DigestError {
         col,
         message: e.reason().to_string(),
     }
-}
-
-/// Anything bound for a header: control characters (CR/LF included) become spaces, runs of spaces collapse.
-pub fn header_safe(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Trailing spaces removed and runs of blank lines collapsed to one, so template whitespace does not show.
@@ -466,14 +455,6 @@ fn context(plan: &DigestPlan<'_>, s: &RenderSettings<'_>) -> Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_safe_removes_line_breaks_and_controls() {
-        assert_eq!(
-            header_safe("Evil\r\nBcc: x@y.z\t\u{7}end"),
-            "Evil Bcc: x@y.z end"
-        );
-    }
 
     #[test]
     fn wrap_text_breaks_at_word_boundaries() {

@@ -11,8 +11,9 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use super::MailError;
-use crate::digest::{RenderedDigest, header_safe};
+use crate::digest::RenderedDigest;
 use crate::state::EmailAddress;
+use crate::store::single_line;
 
 /// Everything about a message besides its rendered parts.
 #[derive(Debug, Clone)]
@@ -59,7 +60,7 @@ fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MailError> {
 }
 
 fn raw(name: &'static str, value: String) -> HeaderValue {
-    HeaderValue::new(HeaderName::new_from_ascii_str(name), header_safe(&value))
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(&value))
 }
 
 /// Builds the message. Every header value has control characters (CR/LF) removed; the subject is RFC 2047
@@ -75,14 +76,14 @@ pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, M
             value: envelope.to.to_string(),
             reason: e.to_string(),
         })?;
-    let name = header_safe(&envelope.to_name);
+    let name = single_line(&envelope.to_name);
     let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(header_safe(&parts.subject))
+        .subject(single_line(&parts.subject))
         .date(SystemTime::from(envelope.date))
-        .message_id(Some(header_safe(&envelope.message_id)))
+        .message_id(Some(single_line(&envelope.message_id)))
         .raw_header(raw("List-Id", envelope.list_id.clone()))
         .raw_header(raw(
             "List-Unsubscribe",

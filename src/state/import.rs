@@ -121,7 +121,7 @@ pub fn parse_subscribers_csv(
         };
         subscribers.push(NewSubscriber {
             email,
-            name: crate::digest::header_safe(field(name_col)),
+            name: crate::store::single_line(field(name_col)),
             digests: wanted,
             categories: list(field(categories_col)),
             subscribed_at,

@@ -135,6 +135,11 @@ fn author_that_is_not_a_key_is_taken_as_a_name() {
 }
 
 #[test]
+fn single_line_removes_line_breaks_and_controls() {
+    assert_eq!(single_line("Evil\r\nBcc: x@y.z\t\u{7}end"), "Evil Bcc: x@y.z end");
+}
+
+#[test]
 fn title_control_characters_and_newlines_are_removed() {
     let a = parse(
         "x.md",
