@@ -136,7 +136,10 @@ fn author_that_is_not_a_key_is_taken_as_a_name() {
 
 #[test]
 fn single_line_removes_line_breaks_and_controls() {
-    assert_eq!(single_line("Evil\r\nBcc: x@y.z\t\u{7}end"), "Evil Bcc: x@y.z end");
+    assert_eq!(
+        single_line("Evil\r\nBcc: x@y.z\t\u{7}end"),
+        "Evil Bcc: x@y.z end"
+    );
 }
 
 #[test]
