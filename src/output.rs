@@ -13,8 +13,23 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
-/// Writes `bytes` to `path` unless it already holds exactly them; creates parent folders.
+/// Writes a public file (mode 0644: published files are meant to be read by a web server) unless it already
+/// holds exactly `bytes`; creates parent folders.
 pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<WriteOutcome> {
+    write_if_changed_with_mode(path, bytes, 0o644)
+}
+
+/// [`write_if_changed`] for a file only its owner may read (mode 0600), such as a message in the outbox, which
+/// carries the recipient's address and unsubscribe token.
+pub fn write_private_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<WriteOutcome> {
+    write_if_changed_with_mode(path, bytes, 0o600)
+}
+
+fn write_if_changed_with_mode(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<WriteOutcome> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(WriteOutcome::Unchanged);
     }
@@ -28,13 +43,14 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<WriteOutco
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    // tempfile creates files 0600; published files are meant to be read by a web server.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(WriteOutcome::Written)
 }
@@ -65,5 +81,19 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn public_files_are_world_readable_and_private_ones_are_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let feed = dir.path().join("rss.xml");
+        write_if_changed(&feed, b"x").unwrap();
+        assert_eq!(mode(&feed), 0o644);
+        let mail = dir.path().join("a.eml");
+        write_private_if_changed(&mail, b"x").unwrap();
+        assert_eq!(mode(&mail), 0o600);
     }
 }

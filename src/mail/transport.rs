@@ -58,7 +58,7 @@ impl FileOutbox {
 impl Transport for FileOutbox {
     fn send(&mut self, message: &Message, message_id: &str) -> DeliveryOutcome {
         let path = self.path_for(message_id);
-        match crate::output::write_if_changed(&path, &message.formatted()) {
+        match crate::output::write_private_if_changed(&path, &message.formatted()) {
             Ok(_) => DeliveryOutcome::Sent {
                 location: path.display().to_string(),
             },
