@@ -713,8 +713,6 @@ fn replan<'a>(
     DigestPlan {
         subscriber: view.subscriber.clone(),
         window: digest::window(view, tick),
-        digest_categories: Vec::new(),
-        subscriber_categories: view.subscriber.categories.clone(),
         articles,
         over_limit: 0,
         related,

@@ -55,9 +55,6 @@ pub struct RelatedPick<'a> {
 pub struct DigestPlan<'a> {
     pub subscriber: Subscriber,
     pub window: Window,
-    /// The digest's and the subscriber's category filters (empty: all).
-    pub digest_categories: Vec<String>,
-    pub subscriber_categories: Vec<String>,
     /// New articles, newest first, at most `max_articles`.
     pub articles: Vec<&'a Article>,
     /// New articles left out by `max_articles` (the oldest ones).
@@ -168,8 +165,6 @@ fn plan_one<'a>(
     PlanOutcome::Send(DigestPlan {
         subscriber: view.subscriber.clone(),
         window,
-        digest_categories: digest.categories.clone(),
-        subscriber_categories: view.subscriber.categories.clone(),
         articles,
         over_limit,
         related,

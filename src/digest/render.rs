@@ -399,8 +399,6 @@ fn context(plan: &DigestPlan<'_>, s: &RenderSettings<'_>) -> Context {
         .map(|a| article_context(a, s.timezone))
         .collect();
     let subscriber = &plan.subscriber;
-    let mut filters: Vec<String> = Vec::new();
-    filters.extend(plan.subscriber_categories.iter().cloned());
     let mut reason = format!(
         "You are receiving the {} digest of {} because you subscribed as {} on {}.",
         s.digest,
@@ -408,8 +406,11 @@ fn context(plan: &DigestPlan<'_>, s: &RenderSettings<'_>) -> Context {
         subscriber.email,
         day(subscriber.created, s.timezone)
     );
-    if !filters.is_empty() {
-        reason.push_str(&format!(" You follow: {}.", filters.join(", ")));
+    if !subscriber.categories.is_empty() {
+        reason.push_str(&format!(
+            " You follow: {}.",
+            subscriber.categories.join(", ")
+        ));
     }
     Context {
         site: SiteContext {

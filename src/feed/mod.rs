@@ -77,76 +77,119 @@ pub fn plan_feeds<'a>(
 ) -> Vec<FeedPlan<'a>> {
     let limit = config.feeds.limit;
     let published: Vec<&Article> = catalog.published(now).collect();
-    let take = |pred: &dyn Fn(&Article) -> bool| -> Vec<&'a Article> {
-        published
-            .iter()
-            .copied()
-            .filter(|a| pred(a))
-            .take(limit)
-            .collect()
-    };
     let mut plans = vec![FeedPlan {
         scope: Scope::Site,
         dir: String::new(),
-        items: take(&|_| true),
+        items: published.iter().copied().take(limit).collect(),
     }];
+    let groups = Groups {
+        catalog,
+        published: &published,
+        limit,
+    };
     if config.feeds.per_category {
-        // Every category named anywhere (drafts and future articles included, plus configured ones) gets a
-        // feed, so a reader who subscribes early sees a valid empty feed, not a 404.
-        let mut names: BTreeMap<String, String> = BTreeMap::new();
-        let named = catalog.all().iter().filter_map(|a| a.category.clone());
-        for name in config.feeds.categories.iter().cloned().chain(named) {
-            names.entry(slug::slugify(&name)).or_insert(name);
-        }
-        for (slug, name) in names {
-            plans.push(FeedPlan {
-                items: take(&|a| {
-                    a.category
-                        .as_deref()
-                        .is_some_and(|c| slug::slugify(c) == slug)
-                }),
-                scope: Scope::Category(name),
-                dir: format!("category/{slug}/"),
-            });
-        }
+        let configured = config
+            .feeds
+            .categories
+            .iter()
+            .map(|c| (slug::slugify(c), c.clone()));
+        plans.extend(
+            groups.feeds("category", configured, category_of, |_, name| {
+                Scope::Category(name)
+            }),
+        );
     }
     if config.feeds.per_tag {
-        let mut names: BTreeMap<String, String> = BTreeMap::new();
-        for tag in catalog.all().iter().flat_map(|a| a.tags.iter()) {
-            names
-                .entry(slug::slugify(tag))
-                .or_insert_with(|| tag.clone());
-        }
-        for (slug, name) in names {
-            plans.push(FeedPlan {
-                items: take(&|a| a.tags.iter().any(|t| slug::slugify(t) == slug)),
-                scope: Scope::Tag(name),
-                dir: format!("tag/{slug}/"),
-            });
-        }
+        plans.extend(groups.feeds("tag", [], tags_of, |_, name| Scope::Tag(name)));
     }
     if config.feeds.per_author {
-        let mut authors: BTreeMap<String, String> = BTreeMap::new();
-        for (key, author) in &config.authors {
-            authors.insert(slug::slugify(key), author.name.clone());
-        }
-        for author in catalog.all().iter().filter_map(|a| a.author.as_ref()) {
-            let key = slug::slugify(author.key.as_deref().unwrap_or(&author.name));
-            authors.entry(key).or_insert_with(|| author.name.clone());
-        }
-        for (key, name) in authors {
-            plans.push(FeedPlan {
-                items: take(&|a| {
-                    a.author.as_ref().is_some_and(|au| {
-                        slug::slugify(au.key.as_deref().unwrap_or(&au.name)) == key
-                    })
-                }),
-                dir: format!("author/{key}/"),
-                scope: Scope::Author { key, name },
-            });
-        }
+        let configured = config
+            .authors
+            .iter()
+            .map(|(key, a)| (slug::slugify(key), a.name.clone()));
+        plans.extend(
+            groups.feeds("author", configured, author_of, |key, name| Scope::Author {
+                key,
+                name,
+            }),
+        );
     }
     plans
+}
+
+/// A group an article belongs to: its URL slug and its display name.
+type Group = (String, String);
+
+fn category_of(a: &Article) -> Vec<Group> {
+    a.category
+        .iter()
+        .map(|c| (slug::slugify(c), c.clone()))
+        .collect()
+}
+
+fn tags_of(a: &Article) -> Vec<Group> {
+    a.tags
+        .iter()
+        .map(|t| (slug::slugify(t), t.clone()))
+        .collect()
+}
+
+fn author_of(a: &Article) -> Vec<Group> {
+    a.author
+        .iter()
+        .map(|au| {
+            (
+                slug::slugify(au.key.as_deref().unwrap_or(&au.name)),
+                au.name.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Per-group feeds (categories, tags, authors), grouped in one pass over the store.
+struct Groups<'a, 'p> {
+    catalog: &'a Catalog,
+    /// Published articles, newest first.
+    published: &'p [&'a Article],
+    limit: usize,
+}
+
+impl<'a> Groups<'a, '_> {
+    /// One feed under `<kind>/<slug>/` for every group named by a configured entry or by any article (drafts
+    /// and future ones included, so a reader who subscribes early sees a valid empty feed, not a 404), holding
+    /// the group's newest `limit` published articles.
+    fn feeds(
+        &self,
+        kind: &str,
+        configured: impl IntoIterator<Item = Group>,
+        groups_of: fn(&Article) -> Vec<Group>,
+        scope: impl Fn(String, String) -> Scope,
+    ) -> Vec<FeedPlan<'a>> {
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for (slug, name) in configured
+            .into_iter()
+            .chain(self.catalog.all().iter().flat_map(groups_of))
+        {
+            names.entry(slug).or_insert(name);
+        }
+        let mut items: HashMap<String, Vec<&'a Article>> = HashMap::new();
+        for &a in self.published {
+            for (slug, _) in groups_of(a) {
+                let group = items.entry(slug).or_default();
+                if group.len() < self.limit {
+                    group.push(a);
+                }
+            }
+        }
+        names
+            .into_iter()
+            .map(|(slug, name)| FeedPlan {
+                items: items.remove(&slug).unwrap_or_default(),
+                dir: format!("{kind}/{slug}/"),
+                scope: scope(slug, name),
+            })
+            .collect()
+    }
 }
 
 /// Renders every planned feed in every configured format, plus the stylesheet when enabled.
