@@ -27,6 +27,18 @@ pub struct BuildReport {
     pub errors: Vec<ArticleError>,
 }
 
+impl BuildReport {
+    /// Writes one output file (only when its bytes changed) and counts it.
+    fn write(&mut self, path: PathBuf, bytes: &[u8]) -> Result<(), BuildError> {
+        match write_if_changed(&path, bytes) {
+            Ok(WriteOutcome::Written) => self.written.push(path),
+            Ok(WriteOutcome::Unchanged) => self.unchanged += 1,
+            Err(source) => return Err(BuildError::Write { path, source }),
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot write {path}: {source}")]
@@ -38,10 +50,20 @@ pub enum BuildError {
 
 /// Reads the store and writes every feed (only files whose bytes changed).
 pub fn build(config: &Config, now: DateTime<FixedOffset>) -> Result<BuildReport, BuildError> {
-    let (catalog, mut errors) = store::load(config);
-    let mut report = write_feeds(config, &catalog, now)?;
-    write_related(config, &catalog, now, &mut report)?;
-    errors.extend(unknown_picks(&catalog));
+    let (catalog, errors) = store::load(config);
+    publish(config, &catalog, errors, now)
+}
+
+/// Writes every feed and `related.json` from a loaded store; `errors` are the store's, reported with the build.
+fn publish(
+    config: &Config,
+    catalog: &Catalog,
+    mut errors: Vec<ArticleError>,
+    now: DateTime<FixedOffset>,
+) -> Result<BuildReport, BuildError> {
+    let mut report = write_feeds(config, catalog, now)?;
+    write_related(config, catalog, now, &mut report)?;
+    errors.extend(unknown_picks(catalog));
     report.errors = errors;
     Ok(report)
 }
@@ -61,15 +83,7 @@ fn write_related(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "related reading computed"
     );
-    let path = config.feeds.output.join("related.json");
-    match write_if_changed(&path, &bytes).map_err(|source| BuildError::Write {
-        path: path.clone(),
-        source,
-    })? {
-        WriteOutcome::Written => report.written.push(path),
-        WriteOutcome::Unchanged => report.unchanged += 1,
-    }
-    Ok(())
+    report.write(config.feeds.output.join("related.json"), &bytes)
 }
 
 /// Editor's picks naming no article, located in their files.
@@ -104,14 +118,7 @@ fn write_feeds(
         ..Default::default()
     };
     for file in files {
-        let path = config.feeds.output.join(&file.path);
-        match write_if_changed(&path, &file.bytes).map_err(|source| BuildError::Write {
-            path: path.clone(),
-            source,
-        })? {
-            WriteOutcome::Written => report.written.push(path),
-            WriteOutcome::Unchanged => report.unchanged += 1,
-        }
+        report.write(config.feeds.output.join(&file.path), &file.bytes)?;
     }
     Ok(report)
 }
@@ -131,26 +138,52 @@ pub enum RoundError {
     Digest(#[from] NewsletterError),
 }
 
-/// `run --once`: one build, then every digest's latest tick at or before `now`. A tick that already has a run
-/// sends nothing again, so this is safe to call from cron as often as one likes.
+/// `run --once`: one build, then every digest's latest tick at or before `now`, all from one reading of the
+/// store. A tick that already has a run sends nothing again, so this is safe to call from cron as often as one
+/// likes.
 pub fn run_once(
     config: &Config,
     now: DateTime<FixedOffset>,
     env_secret: Option<&str>,
 ) -> Result<RoundReport, RoundError> {
-    let build = build(config, now)?;
+    let (catalog, errors) = store::load(config);
+    let build = publish(config, &catalog, errors, now)?;
     let digests = config
         .digest
         .iter()
-        .map(|d| digest_send(config, &d.name, now, env_secret))
+        .map(|d| {
+            let mut transport = transport(config);
+            digest_send_with(
+                config,
+                &catalog,
+                &d.name,
+                now,
+                env_secret,
+                transport.as_mut(),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RoundReport { build, digests })
 }
 
-/// Every problem `check` finds in the store, in path order.
-pub fn check(config: &Config) -> Vec<ArticleError> {
+/// What `check` found: invalid content (problems, in path order) and things worth a look (warnings).
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// `check`: the store's problems (bad articles, unknown editor's picks) and the digests' (templates, Gmail
+/// clipping), from one reading of the store.
+pub fn check(config: &Config, now: DateTime<FixedOffset>) -> CheckReport {
     let (catalog, mut errors) = store::load(config);
     errors.extend(unknown_picks(&catalog));
     errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
-    errors
+    let digests = check_digests(config, &catalog, now);
+    let mut problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(digests.problems);
+    CheckReport {
+        problems,
+        warnings: digests.warnings,
+    }
 }

@@ -115,23 +115,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Subscribers { command } => subscribers_command(&config, command, now),
         Command::Digest { command } => digest_command(&config, command, now),
         Command::Check => {
-            let mut problems: Vec<String> = tidings::app::check(&config)
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
-            let digests = tidings::app::check_digests(&config, now);
-            for warning in &digests.warnings {
+            let report = tidings::app::check(&config, now);
+            for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
-            problems.extend(digests.problems);
-            for e in &problems {
-                println!("{e}");
+            for problem in &report.problems {
+                println!("{problem}");
             }
-            if problems.is_empty() {
+            if report.problems.is_empty() {
                 tracing::info!("no problems found");
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} problem(s) found", problems.len());
+                eprintln!("{} problem(s) found", report.problems.len());
                 Ok(ExitCode::from(1))
             }
         }

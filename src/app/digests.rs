@@ -526,7 +526,8 @@ pub struct SendReport {
     pub not_confirmed: usize,
 }
 
-fn transport(config: &Config) -> Box<dyn Transport> {
+/// The transport `[mail] transport` names.
+pub(super) fn transport(config: &Config) -> Box<dyn Transport> {
     match config.mail.transport {
         MailTransport::File => Box::new(FileOutbox::new(&config.mail.outbox)),
     }
@@ -541,13 +542,18 @@ pub fn digest_send(
     now: DateTime<FixedOffset>,
     env_secret: Option<&str>,
 ) -> Result<SendReport, NewsletterError> {
+    let (catalog, errors) = store::load(config);
+    for e in &errors {
+        tracing::warn!("{e}");
+    }
     let mut transport = transport(config);
-    digest_send_with(config, name, now, env_secret, transport.as_mut())
+    digest_send_with(config, &catalog, name, now, env_secret, transport.as_mut())
 }
 
-/// [`digest_send`] with a given transport (tests pass one that fails).
+/// [`digest_send`] from a loaded store, with a given transport (tests pass one that fails).
 pub fn digest_send_with(
     config: &Config,
+    catalog: &Catalog,
     name: &str,
     now: DateTime<FixedOffset>,
     env_secret: Option<&str>,
@@ -592,10 +598,6 @@ pub fn digest_send_with(
     }
     let tokens = link_tokens(&mut state, env_secret)?;
     let sender = Sender::new(config, digest, tokens)?;
-    let (catalog, errors) = store::load(config);
-    for e in &errors {
-        tracing::warn!("{e}");
-    }
     let subscribers = state.subscribers(Some(name))?;
     let views = views(&state, name, subscribers, tick_utc)?;
 
@@ -606,8 +608,8 @@ pub fn digest_send_with(
             run.id
         }
         None => {
-            let related = related_source(config, &catalog, tick);
-            let outcomes = digest::plan(digest, &catalog, &views, tick, &related);
+            let related = related_source(config, catalog, tick);
+            let outcomes = digest::plan(digest, catalog, &views, tick, &related);
             let mut planned = Vec::new();
             for outcome in &outcomes {
                 match outcome {
@@ -660,7 +662,7 @@ pub fn digest_send_with(
             )?;
             continue;
         };
-        let plan = replan(&catalog, view, tick, &delivery.articles, &delivery.related);
+        let plan = replan(catalog, view, tick, &delivery.articles, &delivery.related);
         if plan.articles.is_empty() {
             state.mark_cancelled(
                 delivery.id,
@@ -902,12 +904,16 @@ pub struct DigestCheck {
 
 /// Compiles the templates and renders each digest at its fullest on the current store (the newest
 /// `max_articles` published articles with their related picks) to measure the HTML against Gmail's limit.
-pub fn check_digests(config: &Config, now: DateTime<FixedOffset>) -> DigestCheck {
+pub(super) fn check_digests(
+    config: &Config,
+    catalog: &Catalog,
+    now: DateTime<FixedOffset>,
+) -> DigestCheck {
     let mut check = DigestCheck::default();
     if config.digest.is_empty() {
         return check;
     }
-    let (catalog, _) = store::load(config);
+    let related = related_source(config, catalog, now);
     for digest in &config.digest {
         let sender = match Sender::new(config, digest, LinkTokens::new(b"check".to_vec())) {
             Ok(s) => s,
@@ -932,9 +938,8 @@ pub fn check_digests(config: &Config, now: DateTime<FixedOffset>) -> DigestCheck
             last_delivered: None,
             recently_received: BTreeSet::new(),
         };
-        let related = related_source(config, &catalog, now);
         let Some(PlanOutcome::Send(plan)) =
-            digest::plan(digest, &catalog, &[view], now, &related).pop()
+            digest::plan(digest, catalog, &[view], now, &related).pop()
         else {
             continue;
         };
@@ -1018,7 +1023,15 @@ mod tests {
             refuse: Some("bob@example.com".into()),
             accepted: Vec::new(),
         };
-        let first = digest_send_with(&config, "weekly", now, Some("s"), &mut flaky).unwrap();
+        let first = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            now,
+            Some("s"),
+            &mut flaky,
+        )
+        .unwrap();
         assert_eq!(first.outcome, SendOutcome::Planned);
         assert_eq!(flaky.accepted, ["ada@example.com"]);
         assert_eq!(first.failed.len(), 1);
@@ -1028,7 +1041,15 @@ mod tests {
             refuse: None,
             accepted: Vec::new(),
         };
-        let second = digest_send_with(&config, "weekly", now, Some("s"), &mut healthy).unwrap();
+        let second = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            now,
+            Some("s"),
+            &mut healthy,
+        )
+        .unwrap();
         assert_eq!(second.outcome, SendOutcome::Resumed);
         assert_eq!(
             healthy.accepted,
@@ -1036,7 +1057,15 @@ mod tests {
             "only the failed one is sent again"
         );
 
-        let third = digest_send_with(&config, "weekly", now, Some("s"), &mut healthy).unwrap();
+        let third = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            now,
+            Some("s"),
+            &mut healthy,
+        )
+        .unwrap();
         assert_eq!(third.outcome, SendOutcome::AlreadySent);
         assert_eq!(healthy.accepted.len(), 1);
 
@@ -1058,7 +1087,15 @@ mod tests {
             refuse: Some("bob@example.com".into()),
             accepted: Vec::new(),
         };
-        digest_send_with(&config, "weekly", now, Some("s"), &mut flaky).unwrap();
+        digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            now,
+            Some("s"),
+            &mut flaky,
+        )
+        .unwrap();
         let state = open_state(&config).unwrap();
         state
             .conn_for_tests()
@@ -1072,7 +1109,15 @@ mod tests {
             refuse: None,
             accepted: Vec::new(),
         };
-        let resumed = digest_send_with(&config, "weekly", now, Some("s"), &mut healthy).unwrap();
+        let resumed = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            now,
+            Some("s"),
+            &mut healthy,
+        )
+        .unwrap();
         assert_eq!(resumed.outcome, SendOutcome::Resumed);
         assert!(
             healthy.accepted.is_empty(),
@@ -1101,10 +1146,26 @@ mod tests {
             accepted: Vec::new(),
         };
         let later = DateTime::parse_from_rfc3339("2026-12-07T09:00:00+01:00").unwrap();
-        let sent = digest_send_with(&config, "weekly", later, Some("s"), &mut t).unwrap();
+        let sent = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            later,
+            Some("s"),
+            &mut t,
+        )
+        .unwrap();
         assert_eq!((sent.outcome, t.accepted.len()), (SendOutcome::Planned, 2));
         let earlier = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let old = digest_send_with(&config, "weekly", earlier, Some("s"), &mut t).unwrap();
+        let old = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            earlier,
+            Some("s"),
+            &mut t,
+        )
+        .unwrap();
         assert_eq!(old.outcome, SendOutcome::Superseded);
         assert_eq!(t.accepted.len(), 2, "nothing sent for the older tick");
         let state = open_state(&config).unwrap();
@@ -1125,7 +1186,15 @@ mod tests {
             refuse: None,
             accepted: Vec::new(),
         };
-        let err = digest_send_with(&config, "weekly", now, Some("s"), &mut t).unwrap_err();
+        let err = digest_send_with(
+            &config,
+            &store::load(&config).0,
+            "weekly",
+            now,
+            Some("s"),
+            &mut t,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("digest.txt.hbs:1:"), "{err}");
         let tick = DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap();
         assert!(
