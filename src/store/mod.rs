@@ -87,13 +87,20 @@ pub struct ArticleError {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     articles: Vec<Article>,
+    /// Slug → position in `articles`: digests and editor's picks look articles up by slug many times.
+    by_slug: HashMap<String, usize>,
 }
 
 impl Catalog {
     /// Sorts `articles` into the catalog's order: date descending, then permalink.
     pub fn new(mut articles: Vec<Article>) -> Catalog {
         articles.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.url.cmp(&b.url)));
-        Catalog { articles }
+        let mut by_slug = HashMap::with_capacity(articles.len());
+        for (i, a) in articles.iter().enumerate() {
+            // Slugs are unique after `collect_articles`; should a caller pass duplicates, the newest wins.
+            by_slug.entry(a.slug.clone()).or_insert(i);
+        }
+        Catalog { articles, by_slug }
     }
 
     /// Every article, drafts and future ones included.
@@ -107,7 +114,7 @@ impl Catalog {
     }
 
     pub fn by_slug(&self, slug: &str) -> Option<&Article> {
-        self.articles.iter().find(|a| a.slug == slug)
+        self.by_slug.get(slug).map(|&i| &self.articles[i])
     }
 }
 
