@@ -138,9 +138,10 @@ fn plan_one<'a>(
         };
     }
     let window = window(view, tick);
+    // The catalog is newest first, so the window's articles are a prefix: stop at the first older one.
     let new: Vec<&Article> = catalog
         .published(tick)
-        .filter(|a| a.date > window.after)
+        .take_while(|a| a.date > window.after)
         .filter(|a| category_matches(&digest.categories, a))
         .filter(|a| category_matches(&view.subscriber.categories, a))
         .collect();
