@@ -121,10 +121,51 @@ fn registry(escape: bool) -> Handlebars<'static> {
     hb
 }
 
+/// The template files under `dir` that override a built-in one or add a partial (relative path → (origin,
+/// text)), and the files that could not be read.
+fn read_overrides(dir: &Path) -> (BTreeMap<String, (String, String)>, Vec<DigestError>) {
+    let mut files = BTreeMap::new();
+    let mut errors = Vec::new();
+    if !dir.is_dir() {
+        return (files, errors);
+    }
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let Ok(entry) = entry else { continue };
+        let Ok(rel) = entry.path().strip_prefix(dir) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        if !entry.file_type().is_file() || classify(&rel).is_none() {
+            continue;
+        }
+        match std::fs::read_to_string(entry.path()) {
+            Ok(text) => {
+                files.insert(rel, (entry.path().display().to_string(), text));
+            }
+            Err(source) => errors.push(DigestError::TemplateRead {
+                path: PathBuf::from(entry.path()),
+                source,
+            }),
+        }
+    }
+    (files, errors)
+}
+
 impl Templates {
     /// The built-in templates, each overridden by a file of the same path under `dir` when one exists, plus each
     /// digest's subject. Every problem is collected and reported with its file and line.
     pub fn load(dir: Option<&Path>, digests: &[DigestConfig]) -> Result<Templates, DigestError> {
+        let (overrides, errors) = dir.map(read_overrides).unwrap_or_default();
+        Templates::parse(overrides, errors, digests)
+    }
+
+    /// Compiles the built-in templates with `overrides` (relative path → (origin, text)) on top, plus each
+    /// digest's subject; `errors` are problems found while reading, reported with the compile errors.
+    pub fn parse(
+        overrides: BTreeMap<String, (String, String)>,
+        mut errors: Vec<DigestError>,
+        digests: &[DigestConfig],
+    ) -> Result<Templates, DigestError> {
         let mut sources: BTreeMap<String, (String, String)> = BUILTIN
             .iter()
             .map(|(rel, text)| {
@@ -134,28 +175,7 @@ impl Templates {
                 )
             })
             .collect();
-        let mut errors = Vec::new();
-        if let Some(dir) = dir.filter(|d| d.is_dir()) {
-            for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-                let Ok(entry) = entry else { continue };
-                let Ok(rel) = entry.path().strip_prefix(dir) else {
-                    continue;
-                };
-                let rel = rel.to_string_lossy().replace('\\', "/");
-                if !entry.file_type().is_file() || classify(&rel).is_none() {
-                    continue;
-                }
-                match std::fs::read_to_string(entry.path()) {
-                    Ok(text) => {
-                        sources.insert(rel, (entry.path().display().to_string(), text));
-                    }
-                    Err(source) => errors.push(DigestError::TemplateRead {
-                        path: PathBuf::from(entry.path()),
-                        source,
-                    }),
-                }
-            }
-        }
+        sources.extend(overrides);
         let mut templates = Templates {
             html: registry(true),
             text: registry(false),
