@@ -393,8 +393,13 @@ const ENV_SECTIONS: &[&str] = &[
     "server",
 ];
 
-/// Environment variables that are not config keys (secrets and the config path itself).
-const ENV_NOT_KEYS: &[&str] = &["TIDINGS_CONFIG", "TIDINGS_SECRET", "TIDINGS_MAIL_PASSWORD"];
+/// Environment variables that are not config keys (secrets, the config path and the log filter).
+const ENV_NOT_KEYS: &[&str] = &[
+    "TIDINGS_CONFIG",
+    "TIDINGS_SECRET",
+    "TIDINGS_MAIL_PASSWORD",
+    "TIDINGS_LOG",
+];
 
 impl Config {
     /// Reads `path`, applies the process environment's overrides and validates.

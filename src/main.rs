@@ -31,6 +31,10 @@ struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Pretend it is this time (RFC 3339), for trying things and for tests: every command that depends on
+    /// "now" (what is published, which tick is due) reads it from here instead of the clock.
+    #[arg(long, global = true, value_parser = parse_time)]
+    now: Option<DateTime<FixedOffset>>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,9 +51,6 @@ enum Command {
         /// and web server is not part of this release.)
         #[arg(long, required = true)]
         once: bool,
-        /// Pretend it is this time (RFC 3339).
-        #[arg(long, value_parser = parse_time)]
-        now: Option<DateTime<FixedOffset>>,
     },
     /// Print an article's related reading with the scores and the reasons behind them.
     Related {
@@ -83,7 +84,9 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
-    let now = chrono::Local::now().fixed_offset();
+    let now = cli
+        .now
+        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
     match &cli.command {
         Command::Build => {
             let spinner = progress("reading articles and writing feeds");
@@ -92,10 +95,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             print_build(&report);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { once: _, now: at } => {
+        Command::Run { once: _ } => {
             let spinner = progress("building feeds and sending digests");
-            let round =
-                tidings::app::run_once(&config, at.unwrap_or(now), env_secret().as_deref())?;
+            let round = tidings::app::run_once(&config, now, env_secret().as_deref())?;
             spinner.finish_and_clear();
             print_build(&round.build);
             // Print every digest's report before deciding the exit code.
@@ -243,20 +245,13 @@ enum SubscribersCommand {
 #[derive(Subcommand)]
 enum DigestCommand {
     /// Send the run for the latest tick of NAME's schedule at or before now (a tick is sent once).
-    Send {
-        name: String,
-        /// Pretend it is this time (RFC 3339).
-        #[arg(long, value_parser = parse_time)]
-        now: Option<DateTime<FixedOffset>>,
-    },
+    Send { name: String },
     /// Show what one subscriber would get at the next tick, and why; sends and records nothing.
     Preview {
         name: String,
         /// The subscriber (default: the first confirmed one of the digest).
         #[arg(long)]
         to: Option<String>,
-        #[arg(long, value_parser = parse_time)]
-        now: Option<DateTime<FixedOffset>>,
         /// Write the whole message (.eml) here instead of printing its text part.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -347,27 +342,16 @@ fn digest_command(
     use tidings::app;
     let secret = env_secret();
     match command {
-        DigestCommand::Send { name, now: at } => {
-            let report = app::digest_send(config, name, at.unwrap_or(now), secret.as_deref())?;
+        DigestCommand::Send { name } => {
+            let report = app::digest_send(config, name, now, secret.as_deref())?;
             Ok(if print_send(&report) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
             })
         }
-        DigestCommand::Preview {
-            name,
-            to,
-            now: at,
-            out,
-        } => {
-            let preview = app::digest_preview(
-                config,
-                name,
-                to.as_deref(),
-                at.unwrap_or(now),
-                secret.as_deref(),
-            )?;
+        DigestCommand::Preview { name, to, out } => {
+            let preview = app::digest_preview(config, name, to.as_deref(), now, secret.as_deref())?;
             print!("{}", preview.explanation);
             match (&preview.message, out) {
                 (Some(message), Some(path)) => {
