@@ -1,20 +1,143 @@
-//! The composition root: the one place that wires disk, clock-derived time and the pure modules together for
-//! each command. Functions here take `now` from the caller (only `main` reads the clock) and return reports;
-//! printing is the caller's job.
+//! The composition root: the one place that wires disk, the state database, mail and the caller's `now` together
+//! around the pure modules, one submodule per command family. Functions here take `now` from the caller (only
+//! `main` reads the clock) and return reports; printing is the caller's job.
 
-mod digests;
+mod check;
+mod composer;
+mod preview;
+mod send;
+mod subscribers;
 
-pub use digests::*;
+pub use check::{CheckReport, check};
+pub use preview::{Preview, digest_preview, write_preview};
+pub use send::{SendOutcome, SendReport, digest_send, digest_send_with};
+pub use subscribers::{
+    ImportReport, ListFormat, subscribers_add, subscribers_import, subscribers_list,
+    subscribers_remove,
+};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::config::Config;
+use crate::config::{Config, DigestConfig};
+use crate::digest::{DigestError, RECENT_DIGESTS, RelatedSource, SubscriberView};
+use crate::domain::{EmailAddress, InvalidEmail, Subscriber};
 use crate::feed;
+use crate::mail::MailError;
 use crate::output::{WriteOutcome, write_if_changed};
 use crate::related::{self, RelatedError, RelatedIndex};
+use crate::state::{self, State, StateError};
 use crate::store::{self, ArticleError, Catalog};
+
+/// Everything a digest or subscriber command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum NewsletterError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Email(#[from] InvalidEmail),
+    #[error("no [[digest]] named \"{name}\" in config.toml; configured: {known}")]
+    UnknownDigest { name: String, known: String },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("digest \"{digest}\": schedule \"{schedule}\" has no tick {when} {now}")]
+    NoTick {
+        digest: String,
+        schedule: String,
+        when: &'static str,
+        now: DateTime<FixedOffset>,
+    },
+    #[error("{0} is not a subscriber of this digest; add them with `tidings subscribers add`")]
+    NotSubscribed(EmailAddress),
+    #[error("digest \"{0}\" has no confirmed subscriber to preview; pass --to EMAIL or add one")]
+    NobodyToPreview(String),
+    #[error("cannot generate a random secret: {0}")]
+    Random(String),
+    #[error("{path}: cannot lock for sending: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Opens (and migrates) the state named in `[state] database`.
+pub fn open_state(config: &Config) -> Result<Arc<dyn State>, StateError> {
+    state::open(&config.state.database)
+}
+
+fn digest_config<'a>(config: &'a Config, name: &str) -> Result<&'a DigestConfig, NewsletterError> {
+    config
+        .digest(name)
+        .ok_or_else(|| NewsletterError::UnknownDigest {
+            name: name.into(),
+            known: if config.digest.is_empty() {
+                "none (add a [[digest]] table)".into()
+            } else {
+                config
+                    .digest
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+fn digest_names(config: &Config) -> Vec<String> {
+    config.digest.iter().map(|d| d.name.clone()).collect()
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What each subscriber's last digests say: their window start and what not to offer again (one query for all).
+async fn views(
+    state: &dyn State,
+    digest: &str,
+    subscribers: Vec<Subscriber>,
+    before: DateTime<Utc>,
+) -> Result<Vec<SubscriberView>, NewsletterError> {
+    let mut received = state.received(digest, before, RECENT_DIGESTS).await?;
+    Ok(subscribers
+        .into_iter()
+        .map(|subscriber| {
+            let received = received.remove(&subscriber.email).unwrap_or_default();
+            SubscriberView {
+                joined: subscriber.joined_at(digest),
+                last_delivered: received.first().map(|r| r.tick),
+                recently_received: received
+                    .iter()
+                    .flat_map(|r| r.articles.iter().chain(&r.related).cloned())
+                    .collect(),
+                subscriber,
+            }
+        })
+        .collect())
+}
+
+/// The related-reading index as of `tick`, so only articles published by then can be suggested.
+fn related_source(
+    config: &Config,
+    catalog: &Catalog,
+    tick: DateTime<FixedOffset>,
+) -> impl RelatedSource {
+    RelatedIndex::build(catalog, tick, &config.related, &config.site.language)
+}
 
 /// What a build did.
 #[derive(Debug, Default)]
@@ -87,7 +210,7 @@ fn write_related(
 }
 
 /// Editor's picks naming no article, located in their files.
-fn unknown_picks(catalog: &Catalog) -> Vec<ArticleError> {
+pub(crate) fn unknown_picks(catalog: &Catalog) -> Vec<ArticleError> {
     related::check_picks(catalog, |path| std::fs::read_to_string(path).ok())
 }
 
@@ -141,49 +264,26 @@ pub enum RoundError {
 /// `run --once`: one build, then every digest's latest tick at or before `now`, all from one reading of the
 /// store. A tick that already has a run sends nothing again, so this is safe to call from cron as often as one
 /// likes.
-pub fn run_once(
+pub async fn run_once(
     config: &Config,
     now: DateTime<FixedOffset>,
     env_secret: Option<&str>,
 ) -> Result<RoundReport, RoundError> {
     let (catalog, errors) = store::load(config);
     let build = publish(config, &catalog, errors, now)?;
-    let digests = config
-        .digest
-        .iter()
-        .map(|d| {
-            let mut transport = transport(config);
-            digest_send_with(
-                config,
-                &catalog,
-                &d.name,
-                now,
-                env_secret,
-                transport.as_mut(),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RoundReport { build, digests })
-}
-
-/// What `check` found: invalid content (problems, in path order) and things worth a look (warnings).
-#[derive(Debug, Default)]
-pub struct CheckReport {
-    pub problems: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
-/// `check`: the store's problems (bad articles, unknown editor's picks) and the digests' (templates, Gmail
-/// clipping), from one reading of the store.
-pub fn check(config: &Config, now: DateTime<FixedOffset>) -> CheckReport {
-    let (catalog, mut errors) = store::load(config);
-    errors.extend(unknown_picks(&catalog));
-    errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
-    let digests = check_digests(config, &catalog, now);
-    let mut problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-    problems.extend(digests.problems);
-    CheckReport {
-        problems,
-        warnings: digests.warnings,
+    let mut digests = Vec::new();
+    for d in &config.digest {
+        let mut transport = send::transport(config);
+        let report = digest_send_with(
+            config,
+            &catalog,
+            &d.name,
+            now,
+            env_secret,
+            transport.as_mut(),
+        )
+        .await?;
+        digests.push(report);
     }
+    Ok(RoundReport { build, digests })
 }

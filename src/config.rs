@@ -1,8 +1,10 @@
 //! `config.toml` → a typed, validated [`Config`].
 //!
 //! Loading goes in two steps, as in ripgrep: the raw TOML (plus `TIDINGS_<SECTION>_<KEY>` environment overrides)
-//! is deserialized into serde structs with defaults, then [`Config::validate`] checks what serde cannot (URLs,
-//! time zones, paths) and collects every problem before reporting. Relative paths are resolved against the
+//! is deserialized into serde structs with defaults, where values with a shape of their own are parsed once into
+//! their real types (the time zone, cron schedules, mailboxes, the state location) and a bad one is reported with
+//! its key path (`serde_path_to_error`) and, when it came from the environment, the variable's name; then
+//! [`Config::validate`] checks what one value alone cannot say and collects every such problem before reporting. Relative paths are resolved against the
 //! config file's folder so `tidings --config /srv/blog/config.toml build` works from any directory.
 //!
 //! This module owns the config's shape and defaults; it does not read articles or secrets other than through the
@@ -11,8 +13,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use chrono_tz::Tz;
+use lettre::message::Mailbox;
+use serde::{Deserialize, Deserializer, de::Error as _};
 use url::Url;
+
+use crate::digest::Schedule;
+use crate::state::StateLocation;
 
 /// Every problem with the configuration, each naming the key (and, for TOML syntax, the line) and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +78,9 @@ pub struct SiteConfig {
     pub description: String,
     #[serde(default = "default_language")]
     pub language: String,
-    /// An IANA zone name; naive dates in front matter are read in it.
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
+    /// An IANA zone name; naive dates in front matter and digest schedules are read in it.
+    #[serde(default = "default_timezone", deserialize_with = "timezone")]
+    pub timezone: Tz,
     /// The article store: a folder searched recursively for `*.md`.
     #[serde(default = "default_articles")]
     pub articles: PathBuf,
@@ -149,10 +156,10 @@ impl Default for FeedsConfig {
 #[serde(deny_unknown_fields)]
 pub struct NewsletterConfig {
     /// The sender, `"Name <address>"` or a bare address; required once a `[[digest]]` exists.
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub reply_to: Option<String>,
+    #[serde(default, deserialize_with = "mailbox")]
+    pub from: Option<Mailbox>,
+    #[serde(default, deserialize_with = "mailbox")]
+    pub reply_to: Option<Mailbox>,
     /// Where the subscribe / unsubscribe pages live; defaults to `site.base_url`.
     #[serde(default)]
     pub public_url: Option<Url>,
@@ -180,7 +187,8 @@ pub struct DigestConfig {
     /// Lowercase letters, digits, `-` and `_`; subscribers name it in their `digests`.
     pub name: String,
     /// A cron expression in `site.timezone`: 5-field crontab (`0 8 * * MON`) or 6/7 fields with seconds.
-    pub schedule: String,
+    #[serde(deserialize_with = "schedule")]
+    pub schedule: Schedule,
     /// A Handlebars template for the Subject header (rendered without HTML escaping).
     #[serde(default = "default_subject")]
     pub subject: String,
@@ -236,9 +244,9 @@ pub struct DkimSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// The SQLite database file (created with its folder on first use).
-    #[serde(default = "default_database")]
-    pub database: PathBuf,
+    /// An SQLite file path (created with its folder on first use), or a URL (see [`StateLocation::parse`]).
+    #[serde(default = "default_database", deserialize_with = "state_location")]
+    pub database: StateLocation,
 }
 
 impl Default for StateConfig {
@@ -262,15 +270,43 @@ fn default_related() -> usize {
 fn default_outbox() -> PathBuf {
     "outbox".into()
 }
-fn default_database() -> PathBuf {
-    "data/tidings.db".into()
+fn default_database() -> StateLocation {
+    StateLocation::Sqlite("data/tidings.db".into())
+}
+
+// Values with a shape of their own, parsed once here; the message names the fix (the key is added by the caller).
+
+fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(|_| {
+        D::Error::custom(format!(
+            "\"{name}\" is not a time zone; use an IANA name like \"Europe/Berlin\" or \"UTC\""
+        ))
+    })
+}
+
+fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
+    Schedule::parse(&String::deserialize(d)?).map_err(D::Error::custom)
+}
+
+fn mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mailbox>, D::Error> {
+    let value = String::deserialize(d)?;
+    value.parse().map(Some).map_err(|_| {
+        D::Error::custom(format!(
+            "\"{value}\" is not a mailbox; use \"Name <news@example.com>\" or \"news@example.com\""
+        ))
+    })
+}
+
+fn state_location<'de, D: Deserializer<'de>>(d: D) -> Result<StateLocation, D::Error> {
+    StateLocation::parse(&String::deserialize(d)?).map_err(D::Error::custom)
 }
 
 fn default_language() -> String {
     "en".into()
 }
-fn default_timezone() -> String {
-    "UTC".into()
+fn default_timezone() -> Tz {
+    Tz::UTC
 }
 fn default_articles() -> PathBuf {
     "data/articles".into()
@@ -389,8 +425,6 @@ const ENV_SECTIONS: &[&str] = &[
     "newsletter",
     "mail",
     "state",
-    "schedule",
-    "server",
 ];
 
 /// Environment variables that are not config keys (secrets, the config path and the log filter).
@@ -421,17 +455,9 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| syntax_error(origin, text, &e))?;
-        apply_env_overrides(&mut table, env)?;
-        // Re-serialize so a type error in an override or the file is reported by serde with its key path.
-        let merged = toml::to_string(&table).expect("a parsed TOML table serializes");
-        let mut config: Config = toml::from_str(&merged).map_err(|e| ConfigError::Invalid {
-            origin: origin.display().to_string(),
-            key: e
-                .span()
-                .map(|s| key_at(&merged, s.start))
-                .unwrap_or_default(),
-            message: e.message().to_string(),
-        })?;
+        let overridden = apply_env_overrides(&mut table, env)?;
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| invalid_value(origin, &overridden, e))?;
         config.resolve_paths(base);
         config.validate(origin)?;
         Ok(config)
@@ -447,7 +473,9 @@ impl Config {
         resolve(&mut self.feeds.output);
         resolve(&mut self.newsletter.templates);
         resolve(&mut self.mail.outbox);
-        resolve(&mut self.state.database);
+        if let StateLocation::Sqlite(path) = &mut self.state.database {
+            resolve(path);
+        }
         if let Some(dkim) = &mut self.mail.dkim {
             resolve(&mut dkim.key_file);
         }
@@ -475,15 +503,6 @@ impl Config {
         }
         if self.site.title.trim().is_empty() {
             invalid("site.title", "must not be empty".into());
-        }
-        if self.site.timezone.parse::<chrono_tz::Tz>().is_err() {
-            invalid(
-                "site.timezone",
-                format!(
-                    "\"{}\" is not a time zone; use an IANA name like \"Europe/Berlin\" or \"UTC\"",
-                    self.site.timezone
-                ),
-            );
         }
         if !self.site.permalink.contains("{slug}") {
             invalid(
@@ -543,9 +562,6 @@ impl Config {
             } else if !seen.insert(digest.name.clone()) {
                 problems.push((key("name"), format!("\"{}\" is defined twice", digest.name)));
             }
-            if let Err(e) = crate::digest::Schedule::parse(&digest.schedule) {
-                problems.push((key("schedule"), e.to_string()));
-            }
             if digest.max_articles == 0 {
                 problems.push((key("max_articles"), "must be at least 1".into()));
             }
@@ -560,19 +576,6 @@ impl Config {
             if !url.path().ends_with('/') {
                 let path = format!("{}/", url.path());
                 url.set_path(&path);
-            }
-        }
-        for (key, value) in [
-            ("newsletter.from", &self.newsletter.from),
-            ("newsletter.reply_to", &self.newsletter.reply_to),
-        ] {
-            if let Some(value) = value
-                && value.parse::<lettre::message::Mailbox>().is_err()
-            {
-                problems.push((
-                    key.into(),
-                    format!("\"{value}\" is not a mailbox; use \"Name <news@example.com>\" or \"news@example.com\""),
-                ));
             }
         }
         if !self.digest.is_empty() {
@@ -613,21 +616,21 @@ impl Config {
             .unwrap_or(&self.site.base_url)
     }
 
-    /// The site's time zone (validated at load).
-    pub fn timezone(&self) -> chrono_tz::Tz {
-        self.site
-            .timezone
-            .parse()
-            .expect("site.timezone is validated at load")
+    /// The site's time zone.
+    pub fn timezone(&self) -> Tz {
+        self.site.timezone
     }
 }
 
 /// Applies `TIDINGS_<SECTION>_<KEY>=value` to the table. Values are read as TOML when they parse as one
 /// (`50`, `true`, `["rss", "atom"]`), otherwise as a string, so `TIDINGS_SITE_TITLE=My blog` needs no quotes.
+/// Returns which variable set each overridden key (`feeds.limit` → `TIDINGS_FEEDS_LIMIT`), so an invalid value
+/// is reported against the variable and not the file.
 fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut overridden = BTreeMap::new();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("TIDINGS_") && !ENV_NOT_KEYS.contains(&k.as_str()))
@@ -665,9 +668,36 @@ fn apply_env_overrides(
                     message: format!("[{section}] in the config file is not a table"),
                 })?;
         }
+        overridden.insert(format!("{section}.{key}"), var);
         node.insert(key, value);
     }
-    Ok(())
+    Ok(overridden)
+}
+
+/// A value serde refused, located by its key path (`digest[1].schedule`) and attributed to the environment variable that set it, if one did.
+fn invalid_value(
+    origin: &Path,
+    overridden: &BTreeMap<String, String>,
+    e: serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigError {
+    // The path ends with the offending key, an unknown one included (`feed` for a misspelled `[feed]`).
+    let key = match e.path().to_string() {
+        root if root == "." => String::new(),
+        path => path,
+    };
+    let message = e.into_inner().message().trim().to_string();
+    let from_env = overridden
+        .iter()
+        .find(|(k, _)| **k == key || k.starts_with(&format!("{key}.")))
+        .map(|(_, var)| var);
+    ConfigError::Invalid {
+        origin: match from_env {
+            Some(var) => format!("environment variable {var}"),
+            None => origin.display().to_string(),
+        },
+        key,
+        message,
+    }
 }
 
 fn syntax_error(origin: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
@@ -686,29 +716,6 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
-}
-
-/// The dotted key (`feeds.limit`) that the line at `offset` of re-serialized TOML assigns.
-fn key_at(text: &str, offset: usize) -> String {
-    let mut section = String::new();
-    let mut key = String::new();
-    for line in text[..offset.min(text.len())]
-        .lines()
-        .chain(text[offset.min(text.len())..].lines().take(1))
-    {
-        let line = line.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim_matches(['[', ']']).to_string();
-            key.clear();
-        } else if let Some((k, _)) = line.split_once('=') {
-            key = k.trim().to_string();
-        }
-    }
-    match (section.is_empty(), key.is_empty()) {
-        (true, _) => key,
-        (false, true) => section,
-        (false, false) => format!("{section}.{key}"),
-    }
 }
 
 #[cfg(test)]
@@ -774,14 +781,107 @@ mod tests {
     #[test]
     fn every_semantic_problem_is_reported_at_once() {
         let err = parse(
-            "[site]\ntitle = \"\"\nbase_url = \"ftp://x/\"\ntimezone = \"Mars/Olympus\"\n",
+            "[site]\ntitle = \"\"\nbase_url = \"ftp://x/\"\nreading_wpm = 0\n",
             &[],
         )
         .unwrap_err();
         let text = err.to_string();
-        for key in ["site.title", "site.base_url", "site.timezone"] {
+        for key in ["site.title", "site.base_url", "site.reading_wpm"] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
+    }
+
+    #[test]
+    fn values_with_a_shape_are_parsed_once_into_their_types() {
+        let text = format!(
+            "{MINIMAL}timezone = \"Europe/Berlin\"\n[newsletter]\nfrom = \"Blog <news@example.com>\"\n\
+             postal_address = \"1 Street\"\n[state]\ndatabase = \"sqlite:state/t.db\"\n{DIGEST}"
+        );
+        let config = parse(&text, &[]).unwrap();
+        assert_eq!(config.timezone(), chrono_tz::Europe::Berlin);
+        let from = config.newsletter.from.as_ref().unwrap();
+        assert_eq!(
+            (from.name.as_deref(), from.email.to_string().as_str()),
+            (Some("Blog"), "news@example.com")
+        );
+        assert_eq!(
+            config.digest("weekly").unwrap().schedule.as_str(),
+            "0 8 * * MON"
+        );
+        assert_eq!(
+            config.state.database,
+            StateLocation::Sqlite("/srv/blog/state/t.db".into())
+        );
+    }
+
+    #[test]
+    fn a_bad_time_zone_names_its_key_and_the_fix() {
+        let err = parse(&format!("{MINIMAL}timezone = \"Mars/Olympus\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "config.toml: error: site.timezone: \"Mars/Olympus\" is not a time zone"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("Europe/Berlin"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_section_is_reported_as_that_section() {
+        let err = parse(&format!("{MINIMAL}{DIGEST}[feed]\nlimit = 3\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("error: feed: unknown field `feed`"), "{err}");
+        assert!(
+            !err.contains("digest["),
+            "not blamed on the section before it: {err}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_override_names_the_variable_not_the_file() {
+        let err = parse(MINIMAL, &[("TIDINGS_FEEDS_LIMIT", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("environment variable TIDINGS_FEEDS_LIMIT: error: feeds.limit:"),
+            "{err}"
+        );
+        let err = parse(MINIMAL, &[("TIDINGS_FEEDS_PER_TAGS", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("environment variable TIDINGS_FEEDS_PER_TAGS: error: feeds.per_tags:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_log_filter_and_secrets_are_not_config_keys() {
+        let config = parse(
+            MINIMAL,
+            &[
+                ("TIDINGS_LOG", "debug"),
+                ("TIDINGS_SECRET", "s"),
+                ("TIDINGS_MAIL_PASSWORD", "p"),
+                ("TIDINGS_CONFIG", "/x.toml"),
+            ],
+        );
+        assert!(config.is_ok(), "{:?}", config.err());
+    }
+
+    #[test]
+    fn sections_without_keys_yet_are_unknown_to_the_environment() {
+        let err = parse(MINIMAL, &[("TIDINGS_SERVER_PORT", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TIDINGS_SERVER_PORT") && err.contains("unknown section"),
+            "{err}"
+        );
+        assert!(!err.contains("feeds.per_tag"), "{err}");
     }
 
     #[test]
@@ -808,7 +908,7 @@ mod tests {
         assert_eq!((digest.max_articles, digest.related), (10, 2));
         assert_eq!(
             config.state.database,
-            Path::new("/srv/blog/data/tidings.db")
+            StateLocation::Sqlite("/srv/blog/data/tidings.db".into())
         );
         assert_eq!(config.mail.outbox, Path::new("/srv/blog/outbox"));
         assert_eq!(config.mail.transport, MailTransport::File);
@@ -818,18 +918,28 @@ mod tests {
     #[test]
     fn digest_problems_name_their_keys() {
         let text = format!(
-            "{MINIMAL}{DIGEST}[[digest]]\nname = \"Weekly Digest\"\nschedule = \"every monday\"\nmax_articles = 0\n"
+            "{MINIMAL}{DIGEST}[[digest]]\nname = \"Weekly Digest\"\nschedule = \"0 9 * * *\"\nmax_articles = 0\n"
         );
         let text = parse(&text, &[]).unwrap_err().to_string();
         for key in [
             "newsletter.from",
             "newsletter.postal_address",
             "digest[1].name",
-            "digest[1].schedule",
             "digest[1].max_articles",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
+    }
+
+    #[test]
+    fn a_bad_schedule_names_its_digest() {
+        let text =
+            format!("{MINIMAL}{DIGEST}[[digest]]\nname = \"daily\"\nschedule = \"every monday\"\n");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("error: digest[1].schedule: \"every monday\" is not a cron schedule"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! tidings: a blog's article store in, RSS / Atom / JSON feeds and email digests out.
 //!
-//! The modules follow the data: `config` → `store` → `feed` (and later `related`, `digest`, `mail`, `state`),
-//! with `app` as the composition root that does the I/O. See DESIGN.md in the project docs for the shape.
+//! The modules follow the data: `config` → `store` → `feed` and `related` → `digest` → `mail`, with `domain`
+//! holding the values they share about subscribers and deliveries, `state` remembering them, and `app` as the
+//! composition root that does the I/O. The README's "How it is built" lists each module's one job.
 
 pub mod app;
 pub mod config;
 pub mod digest;
+pub mod domain;
 pub mod feed;
 pub mod mail;
 pub mod output;

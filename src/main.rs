@@ -72,7 +72,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match run(&cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -81,7 +91,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
     let now = cli
@@ -97,7 +107,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { once: _ } => {
             let spinner = progress("building feeds and sending digests");
-            let round = tidings::app::run_once(&config, now, env_secret().as_deref())?;
+            let round = tidings::app::run_once(&config, now, env_secret().as_deref()).await?;
             spinner.finish_and_clear();
             print_build(&round.build);
             // Print every digest's report before deciding the exit code.
@@ -114,8 +124,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Subscribers { command } => subscribers_command(&config, command, now),
-        Command::Digest { command } => digest_command(&config, command, now),
+        Command::Subscribers { command } => subscribers_command(&config, command, now).await,
+        Command::Digest { command } => digest_command(&config, command, now).await,
         Command::Check => {
             let report = tidings::app::check(&config, now);
             for warning in &report.warnings {
@@ -153,7 +163,8 @@ fn print_build(report: &tidings::app::BuildReport) {
     }
 }
 
-/// Reports a digest send: each written message on stdout, failures on stderr. Returns whether all went out.
+/// Reports a digest send: each written message on stdout, failures on stderr. Returns whether the run is closed
+/// (false: deferred messages wait for the next send of this tick).
 fn print_send(report: &tidings::app::SendReport) -> bool {
     if report.outcome == tidings::app::SendOutcome::Superseded {
         eprintln!(
@@ -172,20 +183,25 @@ fn print_send(report: &tidings::app::SendReport) -> bool {
     for location in &report.sent {
         println!("{location}");
     }
-    for (email, error) in &report.failed {
-        eprintln!("{email}: not sent: {error}");
+    for (email, reply) in &report.deferred {
+        eprintln!("{email}: deferred, retried on the next send of this tick: {reply}");
+    }
+    for (email, reply) in &report.failed {
+        eprintln!("{email}: refused for good, not retried: {reply}");
     }
     tracing::info!(
         digest = %report.digest,
         tick = %report.tick.to_rfc3339(),
         outcome = ?report.outcome,
         sent = report.sent.len(),
+        deferred = report.deferred.len(),
         failed = report.failed.len(),
+        cancelled = report.cancelled,
         nothing_new = report.nothing_new,
         not_confirmed = report.not_confirmed,
         "digest send finished"
     );
-    report.failed.is_empty()
+    report.progress == tidings::state::RunProgress::Finished
 }
 
 /// A spinner on a terminal; nothing in a pipe or under cron.
@@ -268,7 +284,7 @@ fn env_secret() -> Option<String> {
     std::env::var("TIDINGS_SECRET").ok()
 }
 
-fn subscribers_command(
+async fn subscribers_command(
     config: &Config,
     command: &SubscribersCommand,
     now: DateTime<FixedOffset>,
@@ -282,7 +298,8 @@ fn subscribers_command(
             categories,
         } => {
             let outcome =
-                app::subscribers_add(config, email, name.as_deref(), digests, categories, now)?;
+                app::subscribers_add(config, email, name.as_deref(), digests, categories, now)
+                    .await?;
             let what = match outcome {
                 tidings::state::UpsertOutcome::Added => "added",
                 tidings::state::UpsertOutcome::Updated => "updated",
@@ -295,7 +312,7 @@ fn subscribers_command(
             Ok(ExitCode::SUCCESS)
         }
         SubscribersCommand::Import { file } => {
-            let report = app::subscribers_import(config, file, now)?;
+            let report = app::subscribers_import(config, file, now).await?;
             for problem in &report.problems {
                 eprintln!("{problem}");
             }
@@ -320,12 +337,12 @@ fn subscribers_command(
         SubscribersCommand::List { digest, format } => {
             print!(
                 "{}",
-                app::subscribers_list(config, digest.as_deref(), *format)?
+                app::subscribers_list(config, digest.as_deref(), *format).await?
             );
             Ok(ExitCode::SUCCESS)
         }
         SubscribersCommand::Remove { email } => {
-            match app::subscribers_remove(config, email)? {
+            match app::subscribers_remove(config, email).await? {
                 tidings::state::RemoveOutcome::Removed => eprintln!("{email}: removed"),
                 tidings::state::RemoveOutcome::NotFound => eprintln!("{email}: not a subscriber"),
             }
@@ -334,7 +351,7 @@ fn subscribers_command(
     }
 }
 
-fn digest_command(
+async fn digest_command(
     config: &Config,
     command: &DigestCommand,
     now: DateTime<FixedOffset>,
@@ -343,7 +360,7 @@ fn digest_command(
     let secret = env_secret();
     match command {
         DigestCommand::Send { name } => {
-            let report = app::digest_send(config, name, now, secret.as_deref())?;
+            let report = app::digest_send(config, name, now, secret.as_deref()).await?;
             Ok(if print_send(&report) {
                 ExitCode::SUCCESS
             } else {
@@ -351,7 +368,8 @@ fn digest_command(
             })
         }
         DigestCommand::Preview { name, to, out } => {
-            let preview = app::digest_preview(config, name, to.as_deref(), now, secret.as_deref())?;
+            let preview =
+                app::digest_preview(config, name, to.as_deref(), now, secret.as_deref()).await?;
             print!("{}", preview.explanation);
             match (&preview.message, out) {
                 (Some(message), Some(path)) => {

@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use super::related::RelatedSource;
 use crate::config::DigestConfig;
-use crate::state::{EmailAddress, Subscriber, SubscriberStatus};
+use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
 use crate::store::{Article, Catalog};
 
 /// How many of a subscriber's last digests are remembered so their related picks are not offered again.

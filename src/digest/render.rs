@@ -343,6 +343,8 @@ struct Context {
     one: bool,
     /// New articles besides the first (for subjects like "X and 2 more").
     more: usize,
+    /// New articles `max_articles` left out (the oldest): the digest says how many and links the site.
+    left_out: usize,
     first: ArticleContext,
     since: String,
     articles: Vec<ArticleContext>,
@@ -447,6 +449,7 @@ fn context(plan: &DigestPlan<'_>, s: &RenderSettings<'_>) -> Context {
         count: articles.len(),
         one: articles.len() == 1,
         more: articles.len().saturating_sub(1),
+        left_out: plan.over_limit,
         first: articles
             .first()
             .cloned()

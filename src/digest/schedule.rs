@@ -18,6 +18,8 @@ pub struct ScheduleError {
 /// A parsed schedule. The `cron` crate wants a seconds field; a 5-field crontab line gets `0` seconds prepended.
 #[derive(Debug, Clone)]
 pub struct Schedule {
+    /// As written in config.toml, for messages.
+    expr: String,
     cron: cron::Schedule,
 }
 
@@ -35,11 +37,19 @@ impl Schedule {
             }
         };
         cron::Schedule::from_str(&full)
-            .map(|cron| Schedule { cron })
+            .map(|cron| Schedule {
+                expr: expr.trim().to_string(),
+                cron,
+            })
             .map_err(|e| ScheduleError {
                 expr: expr.into(),
                 reason: e.to_string(),
             })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.expr
     }
 
     /// The latest tick at or before `now`, in `tz` (None when the schedule never fired before `now`).

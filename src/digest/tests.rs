@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use super::*;
 use crate::config::DigestConfig;
-use crate::state::{EmailAddress, Subscriber, SubscriberStatus};
+use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
 use crate::store::{Article, Catalog};
 
 fn at(s: &str) -> DateTime<FixedOffset> {
@@ -144,7 +144,7 @@ fn catalog() -> Catalog {
 fn digest() -> DigestConfig {
     DigestConfig {
         name: "weekly".into(),
-        schedule: "0 8 * * MON".into(),
+        schedule: crate::digest::Schedule::parse("0 8 * * MON").unwrap(),
         subject: "{{site.title}}".into(),
         max_articles: 10,
         related: 2,

@@ -12,15 +12,15 @@ use sha2::{Digest, Sha256};
 
 use super::MailError;
 use crate::digest::RenderedDigest;
-use crate::state::EmailAddress;
+use crate::domain::EmailAddress;
 use crate::store::single_line;
 
 /// Everything about a message besides its rendered parts.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    /// `[newsletter] from`, as configured (validated at load).
-    pub from: String,
-    pub reply_to: Option<String>,
+    /// `[newsletter] from`.
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
     pub to: EmailAddress,
     /// The recipient's display name (may be empty).
     pub to_name: String,
@@ -44,19 +44,11 @@ pub fn message_id(
     domain: &str,
 ) -> String {
     let hash = Sha256::digest(to.as_str().as_bytes());
-    let short: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let short = hex::encode(&hash[..8]);
     format!(
         "<{digest}.{}.{short}@{domain}>",
         tick.naive_utc().format("%Y%m%dT%H%M%SZ")
     )
-}
-
-fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MailError> {
-    value.parse::<Mailbox>().map_err(|e| MailError::Mailbox {
-        field,
-        value: value.into(),
-        reason: e.to_string(),
-    })
 }
 
 fn raw(name: &'static str, value: String) -> HeaderValue {
@@ -66,7 +58,6 @@ fn raw(name: &'static str, value: String) -> HeaderValue {
 /// Builds the message. Every header value has control characters (CR/LF) removed; the subject is RFC 2047
 /// encoded by lettre when it is not ASCII.
 pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, MailError> {
-    let from = mailbox("[newsletter] from", &envelope.from)?;
     let to_address = envelope
         .to
         .as_str()
@@ -79,7 +70,7 @@ pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, M
     let name = single_line(&envelope.to_name);
     let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
     let mut builder = Message::builder()
-        .from(from)
+        .from(envelope.from.clone())
         .to(to)
         .subject(single_line(&parts.subject))
         .date(SystemTime::from(envelope.date))
@@ -97,12 +88,11 @@ pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, M
             "List-Unsubscribe=One-Click".into(),
         ));
     if let Some(reply_to) = &envelope.reply_to {
-        builder = builder.reply_to(mailbox("[newsletter] reply_to", reply_to)?);
+        builder = builder.reply_to(reply_to.clone());
     }
     let boundary = {
         let hash = Sha256::digest(envelope.message_id.as_bytes());
-        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        format!("tidings-{hex}")
+        format!("tidings-{}", hex::encode(&hash[..12]))
     };
     let body = MultiPart::alternative()
         .boundary(boundary)
@@ -128,8 +118,8 @@ mod tests {
 
     fn envelope() -> Envelope {
         Envelope {
-            from: "Blog <news@blog.example.com>".into(),
-            reply_to: Some("editor@blog.example.com".into()),
+            from: "Blog <news@blog.example.com>".parse().unwrap(),
+            reply_to: Some("editor@blog.example.com".parse().unwrap()),
             to: EmailAddress::parse("ada@example.com").unwrap(),
             to_name: "Ada\r\nBcc: evil@example.net".into(),
             date: DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap(),

@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::state::EmailAddress;
+use crate::domain::EmailAddress;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -19,10 +19,6 @@ impl std::fmt::Debug for LinkTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LinkTokens(<secret>)")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl LinkTokens {
@@ -44,20 +40,12 @@ impl LinkTokens {
 
     /// The token for `email` on `list` (64 lowercase hex digits).
     pub fn unsubscribe(&self, email: &EmailAddress, list: &str) -> String {
-        hex(&self.mac(email, list).finalize().into_bytes())
+        hex::encode(self.mac(email, list).finalize().into_bytes())
     }
 
     /// Whether `token` is the one for `email` on `list` (constant-time comparison).
     pub fn verify(&self, email: &EmailAddress, list: &str, token: &str) -> bool {
-        let Some(bytes) = (0..token.len())
-            .step_by(2)
-            .map(|i| {
-                token
-                    .get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-        else {
+        let Ok(bytes) = hex::decode(token) else {
             return false;
         };
         self.mac(email, list).verify_slice(&bytes).is_ok()

@@ -16,8 +16,8 @@ pub enum DeliveryOutcome {
     Rejected(String),
 }
 
-/// Hands a finished message on.
-pub trait Transport {
+/// Hands a finished message on. `Send` so a send can run on any of the runtime's threads.
+pub trait Transport: Send {
     fn send(&mut self, message: &Message, message_id: &str) -> DeliveryOutcome;
 }
 

@@ -1,139 +1,144 @@
 //! Subscribers, digest runs and deliveries: everything tidings must remember between runs.
 //!
-//! Callers see one small interface, the [`State`] trait, so a PostgreSQL backend can be added later as a new
-//! module without touching them; [`SqliteState`] is the embedded default (`[state] database`).
+//! Callers see one small interface, the [`State`] trait: async, `Send + Sync` and object-safe, so one
+//! `Arc<dyn State>` serves a command, the daemon's jobs and the web handlers alike. Backends are modules behind
+//! it ([`sqlite`] is the embedded default); [`open`] picks one from the configured [`StateLocation`]. Its
+//! contract is written once as a conformance suite (`conformance.rs`) that every backend runs. Errors name the
+//! operation that failed, never the driver's types.
 //!
 //! Delivery semantics, written down once here:
-//! - a run is identified by its digest and tick and is unique: planning the same tick twice is refused, so a
-//!   re-run of a tick sends nothing again;
+//! - a run is identified by its digest and tick and is unique: planning the same tick twice is refused
+//!   ([`StateError::RunExists`]), so a re-run of a tick never plans it again;
 //! - a run and all of its deliveries (status `pending`) are written in one transaction *before* any message is
 //!   handed to a transport;
+//! - a delivery moves only as the table in [`crate::domain::DeliveryStatus`]'s module says: `sent`, `failed`
+//!   (a permanent refusal) and `cancelled` are final, and only `pending` and `deferred` deliveries are ever sent;
 //! - a delivery is marked `sent` only after the transport accepted the message. A crash between acceptance and
-//!   that write can duplicate one in-flight message on resume; it can never lose one.
+//!   that write can duplicate that one in-flight message on resume; it can never lose one;
+//! - a run is finished only when none of its deliveries is `pending` or `deferred` any more.
 //!
-//! Times are stored as RFC 3339 UTC text (sortable); lists (digests, categories, article slugs) as JSON arrays.
 //! This module does not decide what anyone gets (that is `digest`) nor send anything (that is `mail`).
 
-use std::collections::BTreeMap;
-mod email;
-mod import;
 mod sqlite;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use email::{EmailAddress, InvalidEmail};
-pub use import::{ImportProblem, parse_subscribers_csv};
+use crate::domain::{
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberStatus,
+    Transition,
+};
+
 pub use sqlite::SqliteState;
 
-/// Every way the state store can fail, naming the database and what to do.
+/// Every way the state store can fail, naming the database or the operation, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
-        "{path}: cannot open the state database: {source}; check [state] database in config.toml"
+        "{location}: cannot open the state database: {reason}; check [state] database in config.toml"
     )]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("{path}: migration to schema version {version} failed: {source}")]
+    Unavailable { location: String, reason: String },
+    #[error("{location}: migration to schema version {version} failed: {reason}")]
     Migrate {
-        path: String,
+        location: String,
         version: usize,
-        source: rusqlite::Error,
+        reason: String,
     },
     #[error(
-        "{path}: schema version {found} is newer than this tidings understands ({known}); upgrade tidings"
+        "{location}: schema version {found} is newer than this tidings understands ({known}); upgrade tidings"
     )]
     TooNew {
-        path: String,
+        location: String,
         found: usize,
         known: usize,
     },
-    #[error("state database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    #[error("state database: cannot {operation}: {reason}")]
+    Failed {
+        operation: &'static str,
+        reason: String,
+    },
     #[error(
         "state database holds a value it cannot read back ({what}: {value}); was it edited by hand?"
     )]
     Corrupt { what: &'static str, value: String },
     #[error("digest \"{digest}\" already has a run for tick {tick}")]
     RunExists { digest: String, tick: String },
+    #[error("state database: no delivery {0}")]
+    NoDelivery(DeliveryId),
 }
 
-/// Where a subscriber stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscriberStatus {
-    /// Signed up, not yet confirmed (double opt-in): gets nothing.
-    Pending,
-    Confirmed,
-    Unsubscribed,
-    Bounced,
+/// Where the state lives: `[state] database`, a file path (SQLite) or a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// An SQLite file, created with its folder on first use (`data/tidings.db`, or `sqlite:///srv/t.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://user@host/db`): read and kept so the config can name it, but no backend
+    /// serves it yet, so [`open`] refuses it with a clear error.
+    Postgres(String),
 }
 
-impl SubscriberStatus {
-    pub fn as_str(self) -> &'static str {
+impl StateLocation {
+    /// Reads `[state] database`: `postgres://` / `postgresql://` URLs, `sqlite://PATH` / `sqlite:PATH`, else a
+    /// path. Relative paths are left relative; the config resolves them against its own folder.
+    pub fn parse(value: &str) -> Result<StateLocation, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("is empty; use a file path like \"data/tidings.db\"".into());
+        }
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return Ok(StateLocation::Postgres(value.into()));
+        }
+        if let Some(path) = value
+            .strip_prefix("sqlite://")
+            .or_else(|| value.strip_prefix("sqlite:"))
+        {
+            return match path {
+                "" => {
+                    Err("names no file; use sqlite:///srv/blog/tidings.db or a plain path".into())
+                }
+                path => Ok(StateLocation::Sqlite(path.into())),
+            };
+        }
+        if let Some((scheme, _)) = value.split_once("://") {
+            return Err(format!(
+                "\"{scheme}://\" is not a state backend; use a file path (SQLite) or a postgres:// URL"
+            ));
+        }
+        Ok(StateLocation::Sqlite(value.into()))
+    }
+
+    /// Shown in messages: the path, or the URL without its password.
+    pub fn display(&self) -> String {
         match self {
-            SubscriberStatus::Pending => "pending",
-            SubscriberStatus::Confirmed => "confirmed",
-            SubscriberStatus::Unsubscribed => "unsubscribed",
-            SubscriberStatus::Bounced => "bounced",
+            StateLocation::Sqlite(path) => path.display().to_string(),
+            StateLocation::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    parsed.to_string()
+                }
+                _ => url.clone(),
+            },
         }
     }
-
-    fn parse(s: &str) -> Result<SubscriberStatus, StateError> {
-        Ok(match s {
-            "pending" => SubscriberStatus::Pending,
-            "confirmed" => SubscriberStatus::Confirmed,
-            "unsubscribed" => SubscriberStatus::Unsubscribed,
-            "bounced" => SubscriberStatus::Bounced,
-            _ => {
-                return Err(StateError::Corrupt {
-                    what: "subscriber status",
-                    value: s.into(),
-                });
-            }
-        })
-    }
 }
 
-/// A subscriber as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscriber {
-    pub email: EmailAddress,
-    pub name: String,
-    pub status: SubscriberStatus,
-    /// Names of the `[[digest]]`s they take.
-    pub digests: Vec<String>,
-    /// Only articles of these categories (empty: all).
-    pub categories: Vec<String>,
-    pub created: DateTime<Utc>,
-    pub confirmed: Option<DateTime<Utc>>,
-    /// When they joined each digest (a digest added after subscribing starts then).
-    pub joined: BTreeMap<String, DateTime<Utc>>,
-}
-
-impl Subscriber {
-    pub fn takes(&self, digest: &str) -> bool {
-        self.digests.iter().any(|d| d == digest)
+/// Opens (creating and migrating as needed) the state at `location`.
+pub fn open(location: &StateLocation) -> Result<Arc<dyn State>, StateError> {
+    match location {
+        StateLocation::Sqlite(path) => Ok(Arc::new(SqliteState::open(path)?)),
+        StateLocation::Postgres(_) => Err(StateError::Unavailable {
+            location: location.display(),
+            reason: "this tidings has no PostgreSQL backend yet".into(),
+        }),
     }
-
-    /// When they joined `digest`: where a new subscriber's first window starts.
-    pub fn joined_at(&self, digest: &str) -> DateTime<Utc> {
-        self.joined.get(digest).copied().unwrap_or(self.created)
-    }
-}
-
-/// A subscriber to add or update (`subscribers add` / `import`): confirmed, since the owner already has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSubscriber {
-    pub email: EmailAddress,
-    pub name: String,
-    pub digests: Vec<String>,
-    pub categories: Vec<String>,
-    /// When they subscribed (a migrated list keeps its original time).
-    pub subscribed_at: DateTime<Utc>,
-    /// When this add or import happens: a digest added to an existing subscriber is joined then.
-    pub changed_at: DateTime<Utc>,
 }
 
 /// What an add or import did to one address.
@@ -153,7 +158,7 @@ pub enum RemoveOutcome {
     NotFound,
 }
 
-/// Whether the link-token secret was already stored or has just been generated.
+/// Whether the link-token secret was already stored or has just been stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretOrigin {
     Stored,
@@ -175,51 +180,36 @@ pub struct Run {
     pub finished: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Sent,
-    Failed,
-    /// Not sent and never to be: the subscriber left (or the articles went) before it went out.
-    Cancelled,
+/// Whether a run could be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunProgress {
+    /// Every delivery is final; the run is (now, or already) finished.
+    Finished,
+    /// This many deliveries are still pending or deferred: the run stays open to be resumed.
+    Open { remaining: usize },
 }
 
-impl DeliveryStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> Result<DeliveryStatus, StateError> {
-        Ok(match s {
-            "pending" => DeliveryStatus::Pending,
-            "sent" => DeliveryStatus::Sent,
-            "failed" => DeliveryStatus::Failed,
-            "cancelled" => DeliveryStatus::Cancelled,
-            _ => {
-                return Err(StateError::Corrupt {
-                    what: "delivery status",
-                    value: s.into(),
-                });
-            }
-        })
-    }
+/// A related-reading pick as recorded with a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPick {
+    /// The article suggested.
+    pub slug: String,
+    /// The new article it was suggested for ("because you read …").
+    pub because: String,
 }
 
-/// One subscriber's message of a run, to be written before sending.
+/// One subscriber's message of a run, to be written before sending: enough to render the same message again
+/// when a run is resumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     pub email: EmailAddress,
     pub message_id: String,
     /// The new articles in this message (slugs, in digest order).
     pub articles: Vec<String>,
-    /// The related-reading picks in this message (slugs, in order).
-    pub related: Vec<String>,
+    /// The related-reading picks in this message, in order.
+    pub related: Vec<RecordedPick>,
+    /// New articles left out by `max_articles` (the message says so).
+    pub over_limit: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,10 +219,12 @@ pub struct Delivery {
     pub email: EmailAddress,
     pub status: DeliveryStatus,
     pub attempts: u32,
+    /// The last server reply of a deferred or failed delivery, or why it was cancelled.
     pub last_error: Option<String>,
     pub message_id: String,
     pub articles: Vec<String>,
-    pub related: Vec<String>,
+    pub related: Vec<RecordedPick>,
+    pub over_limit: usize,
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -244,48 +236,55 @@ pub struct Received {
     pub related: Vec<String>,
 }
 
-/// The state store. Every method is one transaction; implementations must keep the delivery semantics above.
-pub trait State {
+/// The state store. Every method is one transaction; implementations keep the delivery semantics above, and the
+/// conformance suite checks that they do.
+#[async_trait::async_trait]
+pub trait State: Send + Sync {
     /// Adds a confirmed subscriber or updates one (never re-subscribing an unsubscribed or bounced one).
-    fn upsert_subscriber(&mut self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError>;
+    async fn upsert_subscriber(&self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError>;
+    /// Sets where a subscriber stands (an unsubscribe, a bounce, a confirmation); `false` if there is no such
+    /// subscriber. Confirming sets the confirmation time once.
+    async fn set_subscriber_status(
+        &self,
+        email: &EmailAddress,
+        status: SubscriberStatus,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StateError>;
     /// Deletes a subscriber and their delivery history (their personal data).
-    fn remove_subscriber(&mut self, email: &EmailAddress) -> Result<RemoveOutcome, StateError>;
+    async fn remove_subscriber(&self, email: &EmailAddress) -> Result<RemoveOutcome, StateError>;
     /// Every subscriber (of `digest`, when given), by address.
-    fn subscribers(&self, digest: Option<&str>) -> Result<Vec<Subscriber>, StateError>;
-    fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, StateError>;
-    /// The link-token secret, generated with `generate` and stored on first use.
-    fn secret(
-        &mut self,
-        generate: &mut dyn FnMut() -> Vec<u8>,
-    ) -> Result<(Vec<u8>, SecretOrigin), StateError>;
-    /// The `last` digests of `digest` that `email` was sent for ticks before `before`, newest first.
-    fn received(
+    async fn subscribers(&self, digest: Option<&str>) -> Result<Vec<Subscriber>, StateError>;
+    async fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, StateError>;
+    /// The link-token secret: the stored one, or `candidate` stored now (first use).
+    async fn secret(&self, candidate: &[u8]) -> Result<(Vec<u8>, SecretOrigin), StateError>;
+    /// For every subscriber of `digest` who received one, their `last` digests sent for ticks before `before`,
+    /// newest first, in one query.
+    async fn received(
         &self,
         digest: &str,
-        email: &EmailAddress,
         before: DateTime<Utc>,
         last: usize,
-    ) -> Result<Vec<Received>, StateError>;
+    ) -> Result<BTreeMap<EmailAddress, Vec<Received>>, StateError>;
     /// The newest tick of `digest` that has a run.
-    fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError>;
-    fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError>;
+    async fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError>;
+    async fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError>;
     /// Records a run and its pending deliveries in one transaction; [`StateError::RunExists`] if the tick has one.
-    fn plan_run(
-        &mut self,
+    async fn plan_run(
+        &self,
         digest: &str,
         tick: DateTime<Utc>,
         created: DateTime<Utc>,
         deliveries: &[NewDelivery],
     ) -> Result<RunId, StateError>;
-    fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError>;
-    /// The transport accepted it.
-    fn mark_sent(&mut self, delivery: DeliveryId, at: DateTime<Utc>) -> Result<(), StateError>;
-    /// The transport refused it or failed; counts an attempt and keeps the error.
-    fn mark_failed(&mut self, delivery: DeliveryId, error: &str) -> Result<(), StateError>;
-    /// It will never be sent (the subscriber left, or its articles are gone); the run can finish without it.
-    fn mark_cancelled(&mut self, delivery: DeliveryId, reason: &str) -> Result<(), StateError>;
-    fn finish_run(&mut self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError>;
+    /// A run's deliveries, by address.
+    async fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError>;
+    /// Records what happened to a delivery, moving it as [`DeliveryStatus::apply`] says (atomically: of two
+    /// concurrent events on an open delivery, one applies and the other finds it final).
+    async fn record(
+        &self,
+        delivery: DeliveryId,
+        event: &DeliveryEvent,
+    ) -> Result<Transition, StateError>;
+    /// Closes the run at `at` if none of its deliveries is open any more.
+    async fn finish_run(&self, run: RunId, at: DateTime<Utc>) -> Result<RunProgress, StateError>;
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,15 +1,24 @@
 //! [`SqliteState`]: the embedded [`State`] backend, one SQLite file with versioned migrations.
+//!
+//! rusqlite is synchronous, so every operation runs on tokio's blocking pool ([`SqliteState::call`]) with the one
+//! connection behind a mutex: async callers never stall the runtime, and SQLite sees one writer per process.
+//! Times are stored as RFC 3339 UTC text (fixed width, so text order is time order); lists (digests,
+//! categories, article slugs) as JSON arrays.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Delivery, DeliveryId, DeliveryStatus, EmailAddress, NewDelivery, NewSubscriber, Received,
-    RemoveOutcome, Run, RunId, SecretOrigin, State, StateError, Subscriber, SubscriberStatus,
-    UpsertOutcome,
+    Delivery, DeliveryId, NewDelivery, Received, RecordedPick, RemoveOutcome, Run, RunId,
+    RunProgress, SecretOrigin, State, StateError, UpsertOutcome,
+};
+use crate::domain::{
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberStatus,
+    Transition,
 };
 
 /// Schema versions in order; version N is `MIGRATIONS[N - 1]`, recorded in `PRAGMA user_version`.
@@ -52,43 +61,170 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deliveries_subscriber ON deliveries (subscriber, status);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    // 2: deliveries gain `deferred` (a transient failure, retried) apart from `failed` (permanent, final);
+    // version 1 used `failed` for both and retried it, so its failed rows become deferred. They also keep what a
+    // resumed message needs to read as planned: the article each related pick was for (`because`, a JSON list
+    // beside `related`) and how many articles `max_articles` left out.
+    "CREATE TABLE deliveries_v2 (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        subscriber INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'deferred', 'sent', 'failed', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        message_id TEXT NOT NULL,
+        articles TEXT NOT NULL DEFAULT '[]',
+        related TEXT NOT NULL DEFAULT '[]',
+        because TEXT NOT NULL DEFAULT '[]',
+        over_limit INTEGER NOT NULL DEFAULT 0,
+        sent_at TEXT,
+        UNIQUE (run, subscriber)
+    );
+    INSERT INTO deliveries_v2 (id, run, subscriber, status, attempts, last_error, message_id, articles, related,
+                               sent_at)
+        SELECT id, run, subscriber, CASE status WHEN 'failed' THEN 'deferred' ELSE status END, attempts,
+               last_error, message_id, articles, related, sent_at
+        FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v2 RENAME TO deliveries;
+    CREATE INDEX deliveries_subscriber ON deliveries (subscriber, status);",
 ];
 
 const SECRET_KEY: &str = "link_token_secret";
 
+/// The embedded backend: one SQLite file (or a private in-memory database for tests and previews).
 pub struct SqliteState {
-    conn: Connection,
+    conn: Arc<Mutex<Connection>>,
 }
+
+/// What an operation's closure can fail with: the driver's error (named by the operation in [`SqliteState::call`])
+/// or one of ours.
+enum Fault {
+    Sql(rusqlite::Error),
+    State(StateError),
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(e: rusqlite::Error) -> Fault {
+        Fault::Sql(e)
+    }
+}
+
+impl From<StateError> for Fault {
+    fn from(e: StateError) -> Fault {
+        Fault::State(e)
+    }
+}
+
+type Outcome<T> = Result<T, Fault>;
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, StateError> {
+fn corrupt(what: &'static str, value: &str) -> Fault {
+    Fault::State(StateError::Corrupt {
+        what,
+        value: value.into(),
+    })
+}
+
+fn parse_ts(s: &str) -> Outcome<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StateError::Corrupt {
-            what: "timestamp",
-            value: s.into(),
-        })
+        .map_err(|_| corrupt("timestamp", s))
 }
 
 fn json_list(list: &[String]) -> String {
     serde_json::to_string(list).expect("a list of strings serializes")
 }
 
-fn parse_list(s: &str) -> Result<Vec<String>, StateError> {
-    serde_json::from_str(s).map_err(|_| StateError::Corrupt {
-        what: "list",
-        value: s.into(),
+fn parse_list(s: &str) -> Outcome<Vec<String>> {
+    serde_json::from_str(s).map_err(|_| corrupt("list", s))
+}
+
+fn parse_email(s: &str) -> Outcome<EmailAddress> {
+    EmailAddress::parse(s).map_err(|_| corrupt("email address", s))
+}
+
+fn parse_joined(s: &str) -> Outcome<BTreeMap<String, DateTime<Utc>>> {
+    let raw: BTreeMap<String, String> =
+        serde_json::from_str(s).map_err(|_| corrupt("joined times", s))?;
+    raw.into_iter()
+        .map(|(d, t)| Ok((d, parse_ts(&t)?)))
+        .collect()
+}
+
+fn json_joined(joined: &BTreeMap<String, DateTime<Utc>>) -> String {
+    let raw: BTreeMap<&str, String> = joined.iter().map(|(d, t)| (d.as_str(), ts(*t))).collect();
+    serde_json::to_string(&raw).expect("a map of strings serializes")
+}
+
+/// Related picks from their two stored lists. A version 1 row has no `because`: its picks are then for the
+/// first article, as version 1 rendered them.
+fn picks(related: Vec<String>, because: Vec<String>) -> Vec<RecordedPick> {
+    related
+        .into_iter()
+        .enumerate()
+        .map(|(i, slug)| RecordedPick {
+            because: because.get(i).cloned().unwrap_or_default(),
+            slug,
+        })
+        .collect()
+}
+
+const SUBSCRIBER_COLUMNS: &str =
+    "email, name, status, digests, categories, created, confirmed, joined";
+
+/// A subscriber row in [`SUBSCRIBER_COLUMNS`] order, read as text first so a bad value is reported as corrupt.
+fn read_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
+    Ok([
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ])
+}
+
+fn to_subscriber(cols: [Option<String>; 8]) -> Outcome<Subscriber> {
+    let [
+        email,
+        name,
+        status,
+        digests,
+        categories,
+        created,
+        confirmed,
+        joined,
+    ] = cols;
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let status = text(status);
+    Ok(Subscriber {
+        email: parse_email(&text(email))?,
+        name: text(name),
+        status: SubscriberStatus::parse(&status)
+            .ok_or_else(|| corrupt("subscriber status", &status))?,
+        digests: parse_list(&text(digests))?,
+        categories: parse_list(&text(categories))?,
+        created: parse_ts(&text(created))?,
+        confirmed: confirmed.as_deref().map(parse_ts).transpose()?,
+        joined: parse_joined(&text(joined))?,
     })
 }
 
-fn parse_email(s: &str) -> Result<EmailAddress, StateError> {
-    EmailAddress::parse(s).map_err(|_| StateError::Corrupt {
-        what: "email address",
-        value: s.into(),
-    })
+fn subscriber_by_email(conn: &Connection, email: &str) -> Outcome<Option<Subscriber>> {
+    conn.query_row(
+        &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?1"),
+        [email],
+        read_subscriber,
+    )
+    .optional()?
+    .map(to_subscriber)
+    .transpose()
 }
 
 impl SqliteState {
@@ -101,26 +237,26 @@ impl SqliteState {
             // A failure here surfaces as the open error below, which names the path.
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path).map_err(|source| StateError::Open {
-            path: name.clone(),
-            source,
+        let conn = Connection::open(path).map_err(|e| StateError::Unavailable {
+            location: name.clone(),
+            reason: e.to_string(),
         })?;
         SqliteState::init(conn, &name)
     }
 
     /// A private in-memory database (tests, previews).
     pub fn in_memory() -> Result<SqliteState, StateError> {
-        let conn = Connection::open_in_memory().map_err(|source| StateError::Open {
-            path: ":memory:".into(),
-            source,
+        let conn = Connection::open_in_memory().map_err(|e| StateError::Unavailable {
+            location: ":memory:".into(),
+            reason: e.to_string(),
         })?;
         SqliteState::init(conn, ":memory:")
     }
 
     fn init(mut conn: Connection, name: &str) -> Result<SqliteState, StateError> {
-        let open_err = |source| StateError::Open {
-            path: name.into(),
-            source,
+        let open_err = |e: rusqlite::Error| StateError::Unavailable {
+            location: name.into(),
+            reason: e.to_string(),
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
@@ -129,22 +265,20 @@ impl SqliteState {
         // WAL lets `digest preview` and `subscribers list` read while a send writes. In-memory databases ignore it.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        let version: usize = conn
-            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-            .map_err(open_err)? as usize;
+        let version = user_version(&conn).map_err(open_err)?;
         if version > MIGRATIONS.len() {
             return Err(StateError::TooNew {
-                path: name.into(),
+                location: name.into(),
                 found: version,
                 known: MIGRATIONS.len(),
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             let target = i + 1;
-            let migrate = |source| StateError::Migrate {
-                path: name.into(),
+            let migrate = |e: rusqlite::Error| StateError::Migrate {
+                location: name.into(),
                 version: target,
-                source,
+                reason: e.to_string(),
             };
             let tx = conn.transaction().map_err(migrate)?;
             tx.execute_batch(sql).map_err(migrate)?;
@@ -152,133 +286,69 @@ impl SqliteState {
                 .map_err(migrate)?;
             tx.commit().map_err(migrate)?;
         }
-        Ok(SqliteState { conn })
+        Ok(SqliteState {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on tokio's blocking pool; a driver error is reported as `operation` failing.
+    async fn call<T, F>(&self, operation: &'static str, f: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Outcome<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let joined = tokio::task::spawn_blocking(move || {
+            // A panic in another operation cannot leave SQLite half-written (transactions roll back on drop),
+            // so a poisoned lock is still a usable connection.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(Fault::State(e))) => Err(e),
+            Ok(Err(Fault::Sql(e))) => Err(StateError::Failed {
+                operation,
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(StateError::Failed {
+                operation,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// The schema version after migrations.
-    pub fn schema_version(&self) -> Result<usize, StateError> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize)
-    }
-
-    fn row_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
-        Ok([
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-            row.get(7)?,
-        ])
-    }
-
-    fn to_subscriber(cols: [Option<String>; 8]) -> Result<Subscriber, StateError> {
-        let [
-            email,
-            name,
-            status,
-            digests,
-            categories,
-            created,
-            confirmed,
-            joined,
-        ] = cols;
-        let text = |v: Option<String>| v.unwrap_or_default();
-        Ok(Subscriber {
-            email: parse_email(&text(email))?,
-            name: text(name),
-            status: SubscriberStatus::parse(&text(status))?,
-            digests: parse_list(&text(digests))?,
-            categories: parse_list(&text(categories))?,
-            created: parse_ts(&text(created))?,
-            confirmed: confirmed.as_deref().map(parse_ts).transpose()?,
-            joined: parse_joined(&text(joined))?,
-        })
+    pub async fn schema_version(&self) -> Result<usize, StateError> {
+        self.call("read the schema version", |conn| Ok(user_version(conn)?))
+            .await
     }
 }
 
-fn parse_joined(s: &str) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
-    let raw: BTreeMap<String, String> =
-        serde_json::from_str(s).map_err(|_| StateError::Corrupt {
-            what: "joined times",
-            value: s.into(),
-        })?;
-    raw.into_iter()
-        .map(|(d, t)| Ok((d, parse_ts(&t)?)))
-        .collect()
+fn user_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map(|v| v as usize)
 }
 
-fn json_joined(joined: &BTreeMap<String, DateTime<Utc>>) -> String {
-    let raw: BTreeMap<&str, String> = joined.iter().map(|(d, t)| (d.as_str(), ts(*t))).collect();
-    serde_json::to_string(&raw).expect("a map of strings serializes")
-}
-
-const SUBSCRIBER_COLUMNS: &str =
-    "email, name, status, digests, categories, created, confirmed, joined";
-
+#[async_trait::async_trait]
 impl State for SqliteState {
-    fn upsert_subscriber(&mut self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError> {
-        let tx = self.conn.transaction()?;
-        let existing = tx
-            .query_row(
-                &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?1"),
-                [new.email.as_str()],
-                SqliteState::row_subscriber,
-            )
-            .optional()?
-            .map(SqliteState::to_subscriber)
-            .transpose()?;
-        let at = ts(new.subscribed_at);
-        let outcome = match existing {
-            None => {
-                tx.execute(
-                    "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined)
-                     VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6)",
-                    params![
-                        new.email.as_str(),
-                        new.name,
-                        json_list(&new.digests),
-                        json_list(&new.categories),
-                        at,
-                        json_joined(&new.digests.iter().map(|d| (d.clone(), new.subscribed_at)).collect())
-                    ],
-                )?;
-                UpsertOutcome::Added
-            }
-            Some(old)
-                if matches!(
-                    old.status,
-                    SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
-                ) =>
-            {
-                UpsertOutcome::KeptUnsubscribed
-            }
-            Some(old) => {
-                let same = old.name == new.name
-                    && old.digests == new.digests
-                    && old.categories == new.categories
-                    && old.status == SubscriberStatus::Confirmed;
-                if same {
-                    UpsertOutcome::Unchanged
-                } else {
-                    // Keep the original subscription time and each digest's join time: they bound what a
-                    // new subscriber gets. A digest added now starts now, never with its archive.
-                    let joined: BTreeMap<String, DateTime<Utc>> = new
+    async fn upsert_subscriber(&self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError> {
+        let new = new.clone();
+        self.call("add or update a subscriber", move |conn| {
+            let tx = conn.transaction()?;
+            let existing = subscriber_by_email(&tx, new.email.as_str())?;
+            let at = ts(new.subscribed_at);
+            let outcome = match existing {
+                None => {
+                    let joined = new
                         .digests
                         .iter()
-                        .map(|d| {
-                            (
-                                d.clone(),
-                                old.joined.get(d).copied().unwrap_or(new.changed_at),
-                            )
-                        })
+                        .map(|d| (d.clone(), new.subscribed_at))
                         .collect();
                     tx.execute(
-                        "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, status = 'confirmed',
-                         confirmed = COALESCE(confirmed, ?5), joined = ?6 WHERE email = ?1",
+                        "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined)
+                         VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6)",
                         params![
                             new.email.as_str(),
                             new.name,
@@ -288,283 +358,425 @@ impl State for SqliteState {
                             json_joined(&joined)
                         ],
                     )?;
-                    UpsertOutcome::Updated
+                    UpsertOutcome::Added
                 }
-            }
-        };
-        tx.commit()?;
-        Ok(outcome)
-    }
-
-    fn remove_subscriber(&mut self, email: &EmailAddress) -> Result<RemoveOutcome, StateError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM subscribers WHERE email = ?1", [email.as_str()])?;
-        Ok(if n == 0 {
-            RemoveOutcome::NotFound
-        } else {
-            RemoveOutcome::Removed
+                Some(old) if old.status.has_left() => UpsertOutcome::KeptUnsubscribed,
+                Some(old) => {
+                    let same = old.name == new.name
+                        && old.digests == new.digests
+                        && old.categories == new.categories
+                        && old.status == SubscriberStatus::Confirmed;
+                    if same {
+                        UpsertOutcome::Unchanged
+                    } else {
+                        // Keep the original subscription time and each digest's join time: they bound what a
+                        // new subscriber gets. A digest added now starts now, never with its archive.
+                        let joined: BTreeMap<String, DateTime<Utc>> = new
+                            .digests
+                            .iter()
+                            .map(|d| {
+                                let since = old.joined.get(d).copied().unwrap_or(new.changed_at);
+                                (d.clone(), since)
+                            })
+                            .collect();
+                        tx.execute(
+                            "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, status = 'confirmed',
+                             confirmed = COALESCE(confirmed, ?5), joined = ?6 WHERE email = ?1",
+                            params![
+                                new.email.as_str(),
+                                new.name,
+                                json_list(&new.digests),
+                                json_list(&new.categories),
+                                at,
+                                json_joined(&joined)
+                            ],
+                        )?;
+                        UpsertOutcome::Updated
+                    }
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
         })
+        .await
     }
 
-    fn subscribers(&self, digest: Option<&str>) -> Result<Vec<Subscriber>, StateError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers
-             WHERE ?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(subscribers.digests) WHERE value = ?1)
-             ORDER BY email"
-        ))?;
-        let rows = stmt.query_map([digest], SqliteState::row_subscriber)?;
-        rows.map(|r| SqliteState::to_subscriber(r?)).collect()
+    async fn set_subscriber_status(
+        &self,
+        email: &EmailAddress,
+        status: SubscriberStatus,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StateError> {
+        let email = email.clone();
+        self.call("change a subscriber's status", move |conn| {
+            let confirmed = (status == SubscriberStatus::Confirmed).then(|| ts(at));
+            let n = conn.execute(
+                "UPDATE subscribers SET status = ?2, confirmed = COALESCE(confirmed, ?3) WHERE email = ?1",
+                params![email.as_str(), status.as_str(), confirmed],
+            )?;
+            Ok(n > 0)
+        })
+        .await
     }
 
-    fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, StateError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?1"),
-                [email.as_str()],
-                SqliteState::row_subscriber,
-            )
-            .optional()?
-            .map(SqliteState::to_subscriber)
-            .transpose()
+    async fn remove_subscriber(&self, email: &EmailAddress) -> Result<RemoveOutcome, StateError> {
+        let email = email.clone();
+        self.call("remove a subscriber", move |conn| {
+            let n = conn.execute("DELETE FROM subscribers WHERE email = ?1", [email.as_str()])?;
+            Ok(if n == 0 {
+                RemoveOutcome::NotFound
+            } else {
+                RemoveOutcome::Removed
+            })
+        })
+        .await
     }
 
-    fn secret(
-        &mut self,
-        generate: &mut dyn FnMut() -> Vec<u8>,
-    ) -> Result<(Vec<u8>, SecretOrigin), StateError> {
-        let tx = self.conn.transaction()?;
-        let stored: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM settings WHERE key = ?1",
-                [SECRET_KEY],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let result = match stored {
-            Some(secret) => (secret, SecretOrigin::Stored),
-            None => {
-                let secret = generate();
-                tx.execute(
-                    "INSERT INTO settings (key, value) VALUES (?1, ?2)",
-                    params![SECRET_KEY, secret],
-                )?;
-                (secret, SecretOrigin::Generated)
-            }
-        };
-        tx.commit()?;
-        Ok(result)
+    async fn subscribers(&self, digest: Option<&str>) -> Result<Vec<Subscriber>, StateError> {
+        let digest = digest.map(String::from);
+        self.call("list subscribers", move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers
+                 WHERE ?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(subscribers.digests) WHERE value = ?1)
+                 ORDER BY email"
+            ))?;
+            let rows = stmt.query_map([digest], read_subscriber)?;
+            rows.map(|r| to_subscriber(r?)).collect()
+        })
+        .await
     }
 
-    fn received(
+    async fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, StateError> {
+        let email = email.clone();
+        self.call("read a subscriber", move |conn| {
+            subscriber_by_email(conn, email.as_str())
+        })
+        .await
+    }
+
+    async fn secret(&self, candidate: &[u8]) -> Result<(Vec<u8>, SecretOrigin), StateError> {
+        let candidate = candidate.to_vec();
+        self.call("read the link-token secret", move |conn| {
+            let tx = conn.transaction()?;
+            let stored: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT value FROM settings WHERE key = ?1",
+                    [SECRET_KEY],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let result = match stored {
+                Some(secret) => (secret, SecretOrigin::Stored),
+                None => {
+                    tx.execute(
+                        "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                        params![SECRET_KEY, candidate],
+                    )?;
+                    (candidate, SecretOrigin::Generated)
+                }
+            };
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
+    }
+
+    async fn received(
         &self,
         digest: &str,
-        email: &EmailAddress,
         before: DateTime<Utc>,
         last: usize,
-    ) -> Result<Vec<Received>, StateError> {
-        // Ticks are stored as fixed-width RFC 3339 UTC text, so text order is time order.
-        let mut stmt = self.conn.prepare(
-            "SELECT runs.tick, deliveries.articles, deliveries.related
-             FROM deliveries JOIN runs ON runs.id = deliveries.run
-             JOIN subscribers ON subscribers.id = deliveries.subscriber
-             WHERE runs.digest = ?1 AND subscribers.email = ?2 AND deliveries.status = 'sent'
-               AND runs.tick < ?3
-             ORDER BY runs.tick DESC LIMIT ?4",
-        )?;
-        let rows = stmt.query_map(
-            params![digest, email.as_str(), ts(before), last as i64],
-            |r| {
+    ) -> Result<BTreeMap<EmailAddress, Vec<Received>>, StateError> {
+        let digest = digest.to_string();
+        self.call("read what subscribers received", move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT email, tick, articles, related FROM (
+                    SELECT subscribers.email AS email, runs.tick AS tick, deliveries.articles AS articles,
+                           deliveries.related AS related,
+                           ROW_NUMBER() OVER (PARTITION BY deliveries.subscriber ORDER BY runs.tick DESC) AS n
+                    FROM deliveries JOIN runs ON runs.id = deliveries.run
+                    JOIN subscribers ON subscribers.id = deliveries.subscriber
+                    WHERE runs.digest = ?1 AND deliveries.status = 'sent' AND runs.tick < ?2
+                 ) WHERE n <= ?3
+                 ORDER BY email, tick DESC",
+            )?;
+            let rows = stmt.query_map(params![digest, ts(before), last as i64], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
-            },
-        )?;
-        rows.map(|r| {
-            let (tick, articles, related) = r?;
-            Ok(Received {
-                tick: parse_ts(&tick)?,
-                articles: parse_list(&articles)?,
-                related: parse_list(&related)?,
-            })
+            })?;
+            let mut by_email: BTreeMap<EmailAddress, Vec<Received>> = BTreeMap::new();
+            for row in rows {
+                let (email, tick, articles, related) = row?;
+                by_email
+                    .entry(parse_email(&email)?)
+                    .or_default()
+                    .push(Received {
+                        tick: parse_ts(&tick)?,
+                        articles: parse_list(&articles)?,
+                        related: parse_list(&related)?,
+                    });
+            }
+            Ok(by_email)
         })
-        .collect()
+        .await
     }
 
-    fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT id, digest, tick, articles, created, finished FROM runs WHERE digest = ?1 AND tick = ?2",
-                params![digest, ts(tick)],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
-        row.map(|(id, digest, tick, articles, created, finished)| {
-            Ok(Run {
-                id,
-                digest,
-                tick: parse_ts(&tick)?,
-                articles: parse_list(&articles)?,
-                created: parse_ts(&created)?,
-                finished: finished.as_deref().map(parse_ts).transpose()?,
-            })
+    async fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let digest = digest.to_string();
+        self.call("read the latest tick", move |conn| {
+            let latest: Option<String> = conn.query_row(
+                "SELECT MAX(tick) FROM runs WHERE digest = ?1",
+                [digest],
+                |r| r.get(0),
+            )?;
+            latest.as_deref().map(parse_ts).transpose()
         })
-        .transpose()
+        .await
     }
 
-    fn plan_run(
-        &mut self,
+    async fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError> {
+        let digest = digest.to_string();
+        self.call("read a run", move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT id, digest, tick, articles, created, finished FROM runs
+                     WHERE digest = ?1 AND tick = ?2",
+                    params![digest, ts(tick)],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(|(id, digest, tick, articles, created, finished)| {
+                Ok(Run {
+                    id,
+                    digest,
+                    tick: parse_ts(&tick)?,
+                    articles: parse_list(&articles)?,
+                    created: parse_ts(&created)?,
+                    finished: finished.as_deref().map(parse_ts).transpose()?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn plan_run(
+        &self,
         digest: &str,
         tick: DateTime<Utc>,
         created: DateTime<Utc>,
         deliveries: &[NewDelivery],
     ) -> Result<RunId, StateError> {
-        let mut all: Vec<String> = deliveries
-            .iter()
-            .flat_map(|d| d.articles.iter().cloned())
-            .collect();
-        all.sort();
-        all.dedup();
-        let tx = self.conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT INTO runs (digest, tick, articles, created) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (digest, tick) DO NOTHING",
-            params![digest, ts(tick), json_list(&all), ts(created)],
-        )?;
-        if inserted == 0 {
-            return Err(StateError::RunExists {
-                digest: digest.into(),
-                tick: ts(tick),
-            });
-        }
-        let run = tx.last_insert_rowid();
-        for d in deliveries {
-            tx.execute(
-                "INSERT INTO deliveries (run, subscriber, status, message_id, articles, related)
-                 SELECT ?1, id, 'pending', ?3, ?4, ?5 FROM subscribers WHERE email = ?2",
+        let digest = digest.to_string();
+        let deliveries = deliveries.to_vec();
+        self.call("plan a run", move |conn| {
+            let mut all: Vec<&String> = deliveries.iter().flat_map(|d| &d.articles).collect();
+            all.sort();
+            all.dedup();
+            let tx = conn.transaction()?;
+            let inserted = tx.execute(
+                "INSERT INTO runs (digest, tick, articles, created) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (digest, tick) DO NOTHING",
                 params![
-                    run,
-                    d.email.as_str(),
-                    d.message_id,
-                    json_list(&d.articles),
-                    json_list(&d.related)
+                    digest,
+                    ts(tick),
+                    serde_json::to_string(&all).expect("a list of strings serializes"),
+                    ts(created)
                 ],
             )?;
-        }
-        tx.commit()?;
-        Ok(run)
-    }
-
-    fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT deliveries.id, deliveries.run, subscribers.email, deliveries.status, deliveries.attempts,
-                    deliveries.last_error, deliveries.message_id, deliveries.articles, deliveries.related,
-                    deliveries.sent_at
-             FROM deliveries JOIN subscribers ON subscribers.id = deliveries.subscriber
-             WHERE deliveries.run = ?1 ORDER BY subscribers.email",
-        )?;
-        let rows = stmt.query_map([run], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, Option<String>>(9)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (
-                id,
-                run,
-                email,
-                status,
-                attempts,
-                last_error,
-                message_id,
-                articles,
-                related,
-                sent_at,
-            ) = r?;
-            Ok(Delivery {
-                id,
-                run,
-                email: parse_email(&email)?,
-                status: DeliveryStatus::parse(&status)?,
-                attempts: attempts as u32,
-                last_error,
-                message_id,
-                articles: parse_list(&articles)?,
-                related: parse_list(&related)?,
-                sent_at: sent_at.as_deref().map(parse_ts).transpose()?,
-            })
+            if inserted == 0 {
+                return Err(Fault::State(StateError::RunExists {
+                    digest,
+                    tick: ts(tick),
+                }));
+            }
+            let run = tx.last_insert_rowid();
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO deliveries (run, subscriber, status, message_id, articles, related, because,
+                                             over_limit)
+                     SELECT ?1, id, 'pending', ?3, ?4, ?5, ?6, ?7 FROM subscribers WHERE email = ?2",
+                )?;
+                for d in &deliveries {
+                    let (related, because): (Vec<String>, Vec<String>) = d
+                        .related
+                        .iter()
+                        .map(|p| (p.slug.clone(), p.because.clone()))
+                        .unzip();
+                    insert.execute(params![
+                        run,
+                        d.email.as_str(),
+                        d.message_id,
+                        json_list(&d.articles),
+                        json_list(&related),
+                        json_list(&because),
+                        d.over_limit as i64
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(run)
         })
-        .collect()
+        .await
     }
 
-    fn mark_sent(&mut self, delivery: DeliveryId, at: DateTime<Utc>) -> Result<(), StateError> {
-        self.conn.execute(
-            "UPDATE deliveries SET status = ?2, attempts = attempts + 1, sent_at = ?3, last_error = NULL
-             WHERE id = ?1",
-            params![delivery, DeliveryStatus::Sent.as_str(), ts(at)],
-        )?;
-        Ok(())
+    async fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError> {
+        self.call("read a run's deliveries", move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT deliveries.id, deliveries.run, subscribers.email, deliveries.status, deliveries.attempts,
+                        deliveries.last_error, deliveries.message_id, deliveries.articles, deliveries.related,
+                        deliveries.sent_at, deliveries.because, deliveries.over_limit
+                 FROM deliveries JOIN subscribers ON subscribers.id = deliveries.subscriber
+                 WHERE deliveries.run = ?1 ORDER BY subscribers.email",
+            )?;
+            let rows = stmt.query_map([run], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, String>(10)?,
+                    r.get::<_, i64>(11)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (
+                    id,
+                    run,
+                    email,
+                    status,
+                    attempts,
+                    last_error,
+                    message_id,
+                    articles,
+                    related,
+                    sent_at,
+                    because,
+                    over_limit,
+                ) = r?;
+                Ok(Delivery {
+                    id,
+                    run,
+                    email: parse_email(&email)?,
+                    status: DeliveryStatus::parse(&status)
+                        .ok_or_else(|| corrupt("delivery status", &status))?,
+                    attempts: attempts as u32,
+                    last_error,
+                    message_id,
+                    articles: parse_list(&articles)?,
+                    related: picks(parse_list(&related)?, parse_list(&because)?),
+                    over_limit: over_limit.max(0) as usize,
+                    sent_at: sent_at.as_deref().map(parse_ts).transpose()?,
+                })
+            })
+            .collect()
+        })
+        .await
     }
 
-    fn mark_failed(&mut self, delivery: DeliveryId, error: &str) -> Result<(), StateError> {
-        self.conn.execute(
-            "UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_error = ?3 WHERE id = ?1",
-            params![delivery, DeliveryStatus::Failed.as_str(), error],
-        )?;
-        Ok(())
+    async fn record(
+        &self,
+        delivery: DeliveryId,
+        event: &DeliveryEvent,
+    ) -> Result<Transition, StateError> {
+        let event = event.clone();
+        self.call("record a delivery", move |conn| {
+            // The guard on the current status is in the UPDATE itself, so the move is atomic; a final status is
+            // only read back to say what refused the event.
+            let target = event.target();
+            let n = conn.execute(
+                "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_error = ?4,
+                        sent_at = COALESCE(?5, sent_at)
+                 WHERE id = ?1 AND status IN ('pending', 'deferred')",
+                params![
+                    delivery,
+                    target.as_str(),
+                    i64::from(event.is_attempt()),
+                    event.note(),
+                    event.sent_at().map(ts)
+                ],
+            )?;
+            if n == 1 {
+                return Ok(Transition::Applied(target));
+            }
+            let current: Option<String> = conn
+                .query_row(
+                    "SELECT status FROM deliveries WHERE id = ?1",
+                    [delivery],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let current = current.ok_or(Fault::State(StateError::NoDelivery(delivery)))?;
+            let status = DeliveryStatus::parse(&current)
+                .ok_or_else(|| corrupt("delivery status", &current))?;
+            Ok(status.apply(&event))
+        })
+        .await
     }
 
-    fn mark_cancelled(&mut self, delivery: DeliveryId, reason: &str) -> Result<(), StateError> {
-        self.conn.execute(
-            "UPDATE deliveries SET status = ?2, last_error = ?3 WHERE id = ?1",
-            params![delivery, DeliveryStatus::Cancelled.as_str(), reason],
-        )?;
-        Ok(())
-    }
-
-    fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError> {
-        let latest: Option<String> = self.conn.query_row(
-            "SELECT MAX(tick) FROM runs WHERE digest = ?1",
-            [digest],
-            |r| r.get(0),
-        )?;
-        latest.as_deref().map(parse_ts).transpose()
-    }
-
-    fn finish_run(&mut self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError> {
-        self.conn.execute(
-            "UPDATE runs SET finished = ?2 WHERE id = ?1",
-            params![run, ts(at)],
-        )?;
-        Ok(())
+    async fn finish_run(&self, run: RunId, at: DateTime<Utc>) -> Result<RunProgress, StateError> {
+        self.call("finish a run", move |conn| {
+            let tx = conn.transaction()?;
+            let remaining: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE run = ?1 AND status IN ('pending', 'deferred')",
+                [run],
+                |r| r.get(0),
+            )?;
+            let progress = if remaining == 0 {
+                tx.execute(
+                    "UPDATE runs SET finished = ?2 WHERE id = ?1 AND finished IS NULL",
+                    params![run, ts(at)],
+                )?;
+                RunProgress::Finished
+            } else {
+                RunProgress::Open {
+                    remaining: remaining as usize,
+                }
+            };
+            tx.commit()?;
+            Ok(progress)
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 impl SqliteState {
-    /// Raw access for tests that need a state no public method produces (an unsubscribed row).
-    pub(crate) fn conn_for_tests(&self) -> &Connection {
-        &self.conn
+    /// Runs raw SQL, for the tests of this backend's own storage (migrations, tables); behaviour tests go through
+    /// the [`State`] interface.
+    pub(crate) async fn query_strings(&self, sql: &'static str) -> Vec<String> {
+        self.call("run a test query", move |conn| {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+        .expect("the test query runs")
+    }
+
+    /// Runs raw SQL statements (setting up an old schema in a migration test).
+    pub(crate) fn execute_batch_for_tests(path: &Path, sql: &str) {
+        Connection::open(path)
+            .and_then(|c| c.execute_batch(sql))
+            .expect("the test SQL runs");
     }
 }

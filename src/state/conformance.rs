@@ -1,0 +1,722 @@
+//! The [`State`] contract, written once against the interface: every backend runs every case here through
+//! [`conformance_suite!`] with a factory for a fresh, empty state (see `tests.rs` for SQLite). A second backend
+//! adds one invocation, not a second copy of these tests.
+//!
+//! The ledger cases are one per transition of the table in `domain::delivery`, final states included.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::{
+    NewDelivery, RecordedPick, RemoveOutcome, RunProgress, SecretOrigin, State, StateError,
+    UpsertOutcome,
+};
+use crate::domain::{
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, SubscriberStatus, Transition,
+};
+
+/// Expands to one `#[tokio::test]` per case, each on a fresh state made by `$make` (an async block giving an
+/// `Arc<dyn State>`). Every case of this file is listed here.
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::state::conformance::conformance_suite!(@cases $make;
+            upsert_is_idempotent_and_reports_what_it_did,
+            a_digest_added_later_is_joined_when_it_is_added_not_at_subscription,
+            an_unsubscribed_address_is_not_subscribed_again_by_an_import,
+            a_bounced_address_is_not_subscribed_again_by_an_import,
+            confirming_sets_the_confirmation_time_once,
+            a_status_change_for_an_unknown_address_changes_nothing,
+            subscribers_can_be_listed_by_digest_and_removed,
+            removing_a_subscriber_removes_their_delivery_history,
+            the_secret_is_stored_once_and_then_read_back,
+            a_tick_can_be_planned_only_once,
+            a_run_and_its_deliveries_are_written_pending_before_anything_is_sent,
+            only_sent_deliveries_count_as_received,
+            received_lists_each_subscribers_newest_digests_first_in_one_query,
+            received_ignores_ticks_at_or_after_before,
+            latest_tick_is_the_newest_planned_tick_of_the_digest,
+            pending_moves_to_every_events_status,
+            deferred_is_retried_and_counts_each_attempt,
+            deferred_moves_to_sent_failed_or_cancelled,
+            sent_is_final,
+            rejected_is_final,
+            cancelled_stays_cancelled_even_when_the_subscriber_confirms_again,
+            a_cancellation_is_not_an_attempt,
+            recording_an_unknown_delivery_is_an_error,
+            a_run_finishes_only_when_no_delivery_is_open,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let state: std::sync::Arc<dyn $crate::state::State> = $make.await;
+                $crate::state::conformance::$case(state).await;
+            }
+        )*
+    };
+}
+pub(crate) use conformance_suite;
+
+type Shared = Arc<dyn State>;
+
+fn t(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, 8, 0, 0).unwrap()
+}
+
+fn far_future() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn new(addr: &str, digests: &[&str], categories: &[&str]) -> NewSubscriber {
+    NewSubscriber {
+        email: email(addr),
+        name: "Ada".into(),
+        digests: digests.iter().map(|s| s.to_string()).collect(),
+        categories: categories.iter().map(|s| s.to_string()).collect(),
+        subscribed_at: t(1),
+        changed_at: t(1),
+    }
+}
+
+fn delivery(addr: &str, articles: &[&str]) -> NewDelivery {
+    NewDelivery {
+        email: email(addr),
+        message_id: format!("<{addr}.x@example.com>"),
+        articles: articles.iter().map(|s| s.to_string()).collect(),
+        related: articles
+            .first()
+            .map(|first| RecordedPick {
+                slug: "old".into(),
+                because: first.to_string(),
+            })
+            .into_iter()
+            .collect(),
+        over_limit: articles.len(),
+    }
+}
+
+fn sent(day: u32) -> DeliveryEvent {
+    DeliveryEvent::Sent { at: t(day) }
+}
+
+fn deferred() -> DeliveryEvent {
+    DeliveryEvent::Deferred {
+        reply: "451 4.3.0 try again later".into(),
+    }
+}
+
+fn rejected() -> DeliveryEvent {
+    DeliveryEvent::Rejected {
+        reply: "550 5.1.1 no such user".into(),
+    }
+}
+
+fn cancelled() -> DeliveryEvent {
+    DeliveryEvent::Cancelled {
+        reason: "unsubscribed".into(),
+    }
+}
+
+/// A state with one weekly subscriber and one planned run for them; returns the run's one delivery id.
+async fn one_delivery(state: &Shared) -> i64 {
+    state
+        .upsert_subscriber(&new("a@example.com", &["weekly"], &[]))
+        .await
+        .unwrap();
+    let run = state
+        .plan_run("weekly", t(9), t(9), &[delivery("a@example.com", &["x"])])
+        .await
+        .unwrap();
+    let deliveries = state.deliveries(run).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    deliveries[0].id
+}
+
+async fn status_of(state: &Shared, id: i64) -> (DeliveryStatus, u32, Option<String>) {
+    let run = state.run("weekly", t(9)).await.unwrap().unwrap();
+    let d = state
+        .deliveries(run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == id)
+        .expect("the delivery is still there");
+    (d.status, d.attempts, d.last_error)
+}
+
+pub(crate) async fn upsert_is_idempotent_and_reports_what_it_did(state: Shared) {
+    let ada = new("ada@example.com", &["weekly"], &["Tools"]);
+    assert_eq!(
+        state.upsert_subscriber(&ada).await.unwrap(),
+        UpsertOutcome::Added
+    );
+    assert_eq!(
+        state.upsert_subscriber(&ada).await.unwrap(),
+        UpsertOutcome::Unchanged
+    );
+    let mut renamed = ada.clone();
+    renamed.name = "Ada Park".into();
+    renamed.subscribed_at = t(20);
+    assert_eq!(
+        state.upsert_subscriber(&renamed).await.unwrap(),
+        UpsertOutcome::Updated
+    );
+    let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
+    assert_eq!(stored.name, "Ada Park");
+    assert_eq!(
+        stored.created,
+        t(1),
+        "an update keeps the original subscription time"
+    );
+    assert_eq!(stored.status, SubscriberStatus::Confirmed);
+    assert_eq!(stored.confirmed, Some(t(1)));
+    assert_eq!(stored.categories, ["Tools"]);
+}
+
+pub(crate) async fn a_digest_added_later_is_joined_when_it_is_added_not_at_subscription(
+    state: Shared,
+) {
+    let ada = new("ada@example.com", &["weekly"], &[]);
+    state.upsert_subscriber(&ada).await.unwrap();
+    let mut more = ada.clone();
+    more.digests = vec!["weekly".into(), "daily".into()];
+    more.changed_at = t(20);
+    assert_eq!(
+        state.upsert_subscriber(&more).await.unwrap(),
+        UpsertOutcome::Updated
+    );
+    let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
+    assert_eq!(
+        stored.joined_at("weekly"),
+        t(1),
+        "the first digest keeps its join time"
+    );
+    assert_eq!(
+        stored.joined_at("daily"),
+        t(20),
+        "the added digest starts now, without its archive"
+    );
+}
+
+async fn left_is_kept(state: Shared, status: SubscriberStatus) {
+    let ada = new("ada@example.com", &["weekly"], &[]);
+    state.upsert_subscriber(&ada).await.unwrap();
+    assert!(
+        state
+            .set_subscriber_status(&ada.email, status, t(5))
+            .await
+            .unwrap()
+    );
+    let mut again = ada.clone();
+    again.name = "Someone Else".into();
+    assert_eq!(
+        state.upsert_subscriber(&again).await.unwrap(),
+        UpsertOutcome::KeptUnsubscribed
+    );
+    let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.name.as_str()), (status, "Ada"));
+}
+
+pub(crate) async fn an_unsubscribed_address_is_not_subscribed_again_by_an_import(state: Shared) {
+    left_is_kept(state, SubscriberStatus::Unsubscribed).await;
+}
+
+pub(crate) async fn a_bounced_address_is_not_subscribed_again_by_an_import(state: Shared) {
+    left_is_kept(state, SubscriberStatus::Bounced).await;
+}
+
+pub(crate) async fn confirming_sets_the_confirmation_time_once(state: Shared) {
+    let ada = email("ada@example.com");
+    state
+        .upsert_subscriber(&new("ada@example.com", &["weekly"], &[]))
+        .await
+        .unwrap();
+    state
+        .set_subscriber_status(&ada, SubscriberStatus::Pending, t(2))
+        .await
+        .unwrap();
+    state
+        .set_subscriber_status(&ada, SubscriberStatus::Confirmed, t(3))
+        .await
+        .unwrap();
+    let stored = state.subscriber(&ada).await.unwrap().unwrap();
+    assert_eq!(stored.status, SubscriberStatus::Confirmed);
+    assert_eq!(
+        stored.confirmed,
+        Some(t(1)),
+        "the first confirmation is kept"
+    );
+}
+
+pub(crate) async fn a_status_change_for_an_unknown_address_changes_nothing(state: Shared) {
+    let changed = state
+        .set_subscriber_status(
+            &email("nobody@example.com"),
+            SubscriberStatus::Unsubscribed,
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert!(!changed);
+    assert!(state.subscribers(None).await.unwrap().is_empty());
+}
+
+pub(crate) async fn subscribers_can_be_listed_by_digest_and_removed(state: Shared) {
+    for (addr, digests) in [
+        ("b@example.com", &["weekly"][..]),
+        ("a@example.com", &["daily", "weekly"][..]),
+        ("c@example.com", &["daily"][..]),
+    ] {
+        state
+            .upsert_subscriber(&new(addr, digests, &[]))
+            .await
+            .unwrap();
+    }
+    let weekly: Vec<String> = state
+        .subscribers(Some("weekly"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.email.to_string())
+        .collect();
+    assert_eq!(weekly, ["a@example.com", "b@example.com"]);
+    assert_eq!(
+        state
+            .remove_subscriber(&email("a@example.com"))
+            .await
+            .unwrap(),
+        RemoveOutcome::Removed
+    );
+    assert_eq!(
+        state
+            .remove_subscriber(&email("a@example.com"))
+            .await
+            .unwrap(),
+        RemoveOutcome::NotFound
+    );
+    let left: Vec<String> = state
+        .subscribers(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.email.to_string())
+        .collect();
+    assert_eq!(left, ["b@example.com", "c@example.com"]);
+}
+
+pub(crate) async fn removing_a_subscriber_removes_their_delivery_history(state: Shared) {
+    let id = one_delivery(&state).await;
+    state.record(id, &sent(9)).await.unwrap();
+    state
+        .remove_subscriber(&email("a@example.com"))
+        .await
+        .unwrap();
+    let run = state.run("weekly", t(9)).await.unwrap().unwrap();
+    assert!(state.deliveries(run.id).await.unwrap().is_empty());
+    assert!(
+        state
+            .received("weekly", far_future(), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub(crate) async fn the_secret_is_stored_once_and_then_read_back(state: Shared) {
+    let (first, origin) = state.secret(&[7u8; 32]).await.unwrap();
+    assert_eq!(
+        (first.as_slice(), origin),
+        (&[7u8; 32][..], SecretOrigin::Generated)
+    );
+    let (second, origin) = state.secret(&[9u8; 32]).await.unwrap();
+    assert_eq!(origin, SecretOrigin::Stored);
+    assert_eq!(
+        second, first,
+        "a later candidate never replaces the stored secret"
+    );
+}
+
+pub(crate) async fn a_tick_can_be_planned_only_once(state: Shared) {
+    state
+        .upsert_subscriber(&new("a@example.com", &["weekly"], &[]))
+        .await
+        .unwrap();
+    let deliveries = [delivery("a@example.com", &["x"])];
+    let first = state
+        .plan_run("weekly", t(9), t(9), &deliveries)
+        .await
+        .unwrap();
+    let again = state
+        .plan_run("weekly", t(9), t(10), &deliveries)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StateError::RunExists { .. }), "{again}");
+    assert_eq!(
+        state.deliveries(first).await.unwrap().len(),
+        1,
+        "the refused plan added no delivery"
+    );
+    assert!(
+        state
+            .plan_run("daily", t(9), t(9), &deliveries)
+            .await
+            .is_ok(),
+        "unique per digest and tick"
+    );
+}
+
+pub(crate) async fn a_run_and_its_deliveries_are_written_pending_before_anything_is_sent(
+    state: Shared,
+) {
+    for addr in ["a@example.com", "b@example.com"] {
+        state
+            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .await
+            .unwrap();
+    }
+    let run = state
+        .plan_run(
+            "weekly",
+            t(9),
+            t(8),
+            &[
+                delivery("b@example.com", &["y", "x"]),
+                delivery("a@example.com", &["x"]),
+            ],
+        )
+        .await
+        .unwrap();
+    let stored = state.run("weekly", t(9)).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.id, stored.created, stored.finished),
+        (run, t(8), None)
+    );
+    assert_eq!(
+        stored.articles,
+        ["x", "y"],
+        "the union of the run's articles, sorted"
+    );
+    let deliveries = state.deliveries(run).await.unwrap();
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[0].email.as_str(), "a@example.com");
+    assert_eq!(deliveries[1].articles, ["y", "x"], "digest order kept");
+    assert_eq!(
+        deliveries[1].related,
+        [RecordedPick {
+            slug: "old".into(),
+            because: "y".into()
+        }],
+        "each pick with the article it was for"
+    );
+    assert_eq!(deliveries[1].over_limit, 2);
+    assert_eq!(deliveries[1].message_id, "<b@example.com.x@example.com>");
+    for d in &deliveries {
+        assert_eq!(
+            (d.status, d.attempts, d.sent_at),
+            (DeliveryStatus::Pending, 0, None)
+        );
+    }
+}
+
+pub(crate) async fn only_sent_deliveries_count_as_received(state: Shared) {
+    let id = one_delivery(&state).await;
+    assert!(
+        state
+            .received("weekly", far_future(), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    state.record(id, &deferred()).await.unwrap();
+    assert!(
+        state
+            .received("weekly", far_future(), 3)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a deferred message was not received"
+    );
+    state.record(id, &sent(9)).await.unwrap();
+    let got = state.received("weekly", far_future(), 3).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let received = &got[&email("a@example.com")];
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        (received[0].tick, received[0].articles.as_slice()),
+        (t(9), &["x".to_string()][..])
+    );
+}
+
+pub(crate) async fn received_lists_each_subscribers_newest_digests_first_in_one_query(
+    state: Shared,
+) {
+    for addr in ["a@example.com", "b@example.com"] {
+        state
+            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .await
+            .unwrap();
+    }
+    for day in [2, 9, 16] {
+        let mut planned = vec![delivery("a@example.com", &[&format!("d{day}")])];
+        if day == 9 {
+            planned.push(delivery("b@example.com", &["b9"]));
+        }
+        let run = state
+            .plan_run("weekly", t(day), t(day), &planned)
+            .await
+            .unwrap();
+        for d in state.deliveries(run).await.unwrap() {
+            state.record(d.id, &sent(day)).await.unwrap();
+        }
+    }
+    let got = state.received("weekly", far_future(), 2).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let ticks = |addr: &str| got[&email(addr)].iter().map(|r| r.tick).collect::<Vec<_>>();
+    assert_eq!(
+        ticks("a@example.com"),
+        [t(16), t(9)],
+        "newest first, at most 2"
+    );
+    assert_eq!(ticks("b@example.com"), [t(9)]);
+    assert!(
+        state
+            .received("daily", far_future(), 2)
+            .await
+            .unwrap()
+            .is_empty(),
+        "per digest"
+    );
+}
+
+pub(crate) async fn received_ignores_ticks_at_or_after_before(state: Shared) {
+    let id = one_delivery(&state).await;
+    state.record(id, &sent(9)).await.unwrap();
+    assert!(state.received("weekly", t(9), 3).await.unwrap().is_empty());
+    assert_eq!(state.received("weekly", t(10), 3).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn latest_tick_is_the_newest_planned_tick_of_the_digest(state: Shared) {
+    assert_eq!(state.latest_tick("weekly").await.unwrap(), None);
+    state.plan_run("weekly", t(16), t(16), &[]).await.unwrap();
+    state.plan_run("weekly", t(9), t(9), &[]).await.unwrap();
+    state.plan_run("daily", t(20), t(20), &[]).await.unwrap();
+    assert_eq!(state.latest_tick("weekly").await.unwrap(), Some(t(16)));
+}
+
+pub(crate) async fn pending_moves_to_every_events_status(state: Shared) {
+    // One subscriber per event, all pending in one run.
+    let events = [sent(9), deferred(), rejected(), cancelled()];
+    let addrs = [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+    ];
+    for addr in addrs {
+        state
+            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .await
+            .unwrap();
+    }
+    let planned: Vec<_> = addrs.iter().map(|a| delivery(a, &["x"])).collect();
+    let run = state
+        .plan_run("weekly", t(9), t(9), &planned)
+        .await
+        .unwrap();
+    let deliveries = state.deliveries(run).await.unwrap();
+    assert_eq!(deliveries.len(), 4);
+    for (d, event) in deliveries.iter().zip(&events) {
+        assert_eq!(
+            state.record(d.id, event).await.unwrap(),
+            Transition::Applied(event.target())
+        );
+    }
+    let after = state.deliveries(run).await.unwrap();
+    let got: Vec<_> = after.iter().map(|d| (d.status, d.attempts)).collect();
+    assert_eq!(
+        got,
+        [
+            (DeliveryStatus::Sent, 1),
+            (DeliveryStatus::Deferred, 1),
+            (DeliveryStatus::Failed, 1),
+            (DeliveryStatus::Cancelled, 0),
+        ]
+    );
+    assert_eq!(after[0].sent_at, Some(t(9)));
+    assert_eq!(after[0].last_error, None);
+    assert_eq!(
+        after[1].last_error.as_deref(),
+        Some("451 4.3.0 try again later")
+    );
+    assert_eq!(
+        after[2].last_error.as_deref(),
+        Some("550 5.1.1 no such user")
+    );
+    assert_eq!(after[3].last_error.as_deref(), Some("unsubscribed"));
+}
+
+pub(crate) async fn deferred_is_retried_and_counts_each_attempt(state: Shared) {
+    let id = one_delivery(&state).await;
+    for _ in 0..3 {
+        assert_eq!(
+            state.record(id, &deferred()).await.unwrap(),
+            Transition::Applied(DeliveryStatus::Deferred)
+        );
+    }
+    assert_eq!(status_of(&state, id).await.0, DeliveryStatus::Deferred);
+    assert_eq!(status_of(&state, id).await.1, 3);
+}
+
+pub(crate) async fn deferred_moves_to_sent_failed_or_cancelled(state: Shared) {
+    for (i, event) in [sent(9), rejected(), cancelled()].into_iter().enumerate() {
+        let addr = format!("s{i}@example.com");
+        state
+            .upsert_subscriber(&new(&addr, &["weekly"], &[]))
+            .await
+            .unwrap();
+        let run = state
+            .plan_run("weekly", t(10 + i as u32), t(9), &[delivery(&addr, &["x"])])
+            .await
+            .unwrap();
+        let id = state.deliveries(run).await.unwrap()[0].id;
+        state.record(id, &deferred()).await.unwrap();
+        assert_eq!(
+            state.record(id, &event).await.unwrap(),
+            Transition::Applied(event.target())
+        );
+        assert_eq!(
+            state.deliveries(run).await.unwrap()[0].status,
+            event.target()
+        );
+    }
+}
+
+async fn is_final(state: Shared, reach: DeliveryEvent) {
+    let id = one_delivery(&state).await;
+    let target = reach.target();
+    state.record(id, &reach).await.unwrap();
+    let before = status_of(&state, id).await;
+    for event in [sent(10), deferred(), rejected(), cancelled()] {
+        assert_eq!(
+            state.record(id, &event).await.unwrap(),
+            Transition::Refused(target),
+            "{target} + {event:?}"
+        );
+    }
+    assert_eq!(
+        status_of(&state, id).await,
+        before,
+        "nothing changed, not even the attempts"
+    );
+}
+
+pub(crate) async fn sent_is_final(state: Shared) {
+    is_final(state, sent(9)).await;
+}
+
+pub(crate) async fn rejected_is_final(state: Shared) {
+    is_final(state, rejected()).await;
+}
+
+pub(crate) async fn cancelled_stays_cancelled_even_when_the_subscriber_confirms_again(
+    state: Shared,
+) {
+    let id = one_delivery(&state).await;
+    let a = email("a@example.com");
+    state
+        .set_subscriber_status(&a, SubscriberStatus::Unsubscribed, t(9))
+        .await
+        .unwrap();
+    state.record(id, &cancelled()).await.unwrap();
+    state
+        .set_subscriber_status(&a, SubscriberStatus::Confirmed, t(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        state.record(id, &sent(10)).await.unwrap(),
+        Transition::Refused(DeliveryStatus::Cancelled)
+    );
+    for event in [deferred(), rejected(), cancelled()] {
+        assert_eq!(
+            state.record(id, &event).await.unwrap(),
+            Transition::Refused(DeliveryStatus::Cancelled)
+        );
+    }
+    assert_eq!(status_of(&state, id).await.0, DeliveryStatus::Cancelled);
+}
+
+pub(crate) async fn a_cancellation_is_not_an_attempt(state: Shared) {
+    let id = one_delivery(&state).await;
+    state.record(id, &deferred()).await.unwrap();
+    state.record(id, &cancelled()).await.unwrap();
+    assert_eq!(
+        status_of(&state, id).await,
+        (DeliveryStatus::Cancelled, 1, Some("unsubscribed".into()))
+    );
+}
+
+pub(crate) async fn recording_an_unknown_delivery_is_an_error(state: Shared) {
+    let err = state.record(4242, &sent(9)).await.unwrap_err();
+    assert!(matches!(err, StateError::NoDelivery(4242)), "{err}");
+}
+
+pub(crate) async fn a_run_finishes_only_when_no_delivery_is_open(state: Shared) {
+    for addr in ["a@example.com", "b@example.com", "c@example.com"] {
+        state
+            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .await
+            .unwrap();
+    }
+    let planned: Vec<_> = ["a@example.com", "b@example.com", "c@example.com"]
+        .iter()
+        .map(|a| delivery(a, &["x"]))
+        .collect();
+    let run = state
+        .plan_run("weekly", t(9), t(9), &planned)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = state
+        .deliveries(run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        state.finish_run(run, t(9)).await.unwrap(),
+        RunProgress::Open { remaining: 3 }
+    );
+    state.record(ids[0], &sent(9)).await.unwrap();
+    state.record(ids[1], &rejected()).await.unwrap();
+    state.record(ids[2], &deferred()).await.unwrap();
+    assert_eq!(
+        state.finish_run(run, t(9)).await.unwrap(),
+        RunProgress::Open { remaining: 1 },
+        "a deferred delivery keeps the run open"
+    );
+    assert_eq!(
+        state.run("weekly", t(9)).await.unwrap().unwrap().finished,
+        None
+    );
+    state.record(ids[2], &cancelled()).await.unwrap();
+    assert_eq!(
+        state.finish_run(run, t(10)).await.unwrap(),
+        RunProgress::Finished
+    );
+    assert_eq!(
+        state.finish_run(run, t(11)).await.unwrap(),
+        RunProgress::Finished
+    );
+    assert_eq!(
+        state.run("weekly", t(9)).await.unwrap().unwrap().finished,
+        Some(t(10)),
+        "finished once, at the first close"
+    );
+}
