@@ -5,15 +5,16 @@
 mod check;
 mod composer;
 mod preview;
+mod runs;
 mod send;
 mod subscribers;
 
 pub use check::{CheckReport, check};
 pub use preview::{Preview, digest_preview, write_preview};
-pub use send::{SendOutcome, SendReport, digest_send, digest_send_with};
+pub use runs::digest_runs;
+pub use send::{SendOptions, SendOutcome, SendReport, digest_send, digest_send_with, transport};
 pub use subscribers::{
-    ImportReport, ListFormat, subscribers_add, subscribers_import, subscribers_list,
-    subscribers_remove,
+    ImportReport, subscribers_add, subscribers_import, subscribers_list, subscribers_remove,
 };
 
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use crate::config::{Config, DigestConfig};
 use crate::digest::{DigestError, RECENT_DIGESTS, RelatedSource, SubscriberView};
 use crate::domain::{EmailAddress, InvalidEmail, Subscriber};
 use crate::feed;
-use crate::mail::MailError;
+use crate::mail::{MailError, Transport};
 use crate::output::{WriteOutcome, write_if_changed};
 use crate::related::{self, RelatedError, RelatedIndex};
 use crate::state::{self, State, StateError};
@@ -72,6 +73,36 @@ pub enum NewsletterError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The output formats of `subscribers list` and `digest runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Lays rows out in columns under `header`, two spaces apart (the `table` format).
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// Opens (and migrates) the state named in `[state] database`.
@@ -267,23 +298,14 @@ pub enum RoundError {
 pub async fn run_once(
     config: &Config,
     now: DateTime<FixedOffset>,
-    env_secret: Option<&str>,
+    options: &SendOptions<'_>,
+    transport: &dyn Transport,
 ) -> Result<RoundReport, RoundError> {
     let (catalog, errors) = store::load(config);
     let build = publish(config, &catalog, errors, now)?;
     let mut digests = Vec::new();
     for d in &config.digest {
-        let mut transport = send::transport(config);
-        let report = digest_send_with(
-            config,
-            &catalog,
-            &d.name,
-            now,
-            env_secret,
-            transport.as_mut(),
-        )
-        .await?;
-        digests.push(report);
+        digests.push(digest_send_with(config, &catalog, &d.name, now, options, transport).await?);
     }
     Ok(RoundReport { build, digests })
 }

@@ -203,7 +203,7 @@ pub struct DigestConfig {
     pub categories: Vec<String>,
 }
 
-/// `[mail]`: how messages leave.
+/// `[mail]`: how messages leave, how fast, and what happens when they cannot.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailConfig {
@@ -212,6 +212,35 @@ pub struct MailConfig {
     /// The folder the `file` transport writes `.eml` files to.
     #[serde(default = "default_outbox")]
     pub outbox: PathBuf,
+    /// The `smtp` transport's server in lettre's URL form: `smtps://user@host:465` (implicit TLS) or
+    /// `smtp://user@host:587?tls=required` (STARTTLS). The password comes from `TIDINGS_MAIL_PASSWORD`.
+    #[serde(default)]
+    pub smtp_url: Option<Url>,
+    /// Allow plain `smtp://` without TLS to a host that is not loopback (a trusted network only).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// The `sendmail` transport's program.
+    #[serde(default = "default_sendmail")]
+    pub sendmail_command: PathBuf,
+    /// Messages in flight at once (SMTP: parallel connections, reused across messages).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// At most this many messages per second over the whole process (a relay's account limit); unset: no limit.
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Seconds to wait for the server to connect or answer.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Tries per message within one send (a 4xx, a dropped connection, a timeout); then it is left deferred for
+    /// the next send of the tick.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The wait before the first retry of a message, doubled for each further one.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    /// Permanent failures (5xx) in a row after which a subscriber is marked bounced and mailed no more.
+    #[serde(default = "default_bounce_threshold")]
+    pub bounce_threshold: usize,
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
 }
@@ -228,6 +257,10 @@ pub enum MailTransport {
     /// One `.eml` file per message in `[mail] outbox`: the default, so a new user sees real messages.
     #[default]
     File,
+    /// An SMTP server (`[mail] smtp_url`): a relay such as Postmark or SES, or a local Postfix.
+    Smtp,
+    /// The local `sendmail` program (`[mail] sendmail_command`).
+    Sendmail,
 }
 
 /// `[mail.dkim]`: sign every message (relaxed/relaxed) with this RSA key.
@@ -269,6 +302,24 @@ fn default_related() -> usize {
 }
 fn default_outbox() -> PathBuf {
     "outbox".into()
+}
+fn default_sendmail() -> PathBuf {
+    "/usr/sbin/sendmail".into()
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_retry_backoff_ms() -> u64 {
+    2000
+}
+fn default_bounce_threshold() -> usize {
+    3
 }
 fn default_database() -> StateLocation {
     StateLocation::Sqlite("data/tidings.db".into())
@@ -473,6 +524,10 @@ impl Config {
         resolve(&mut self.feeds.output);
         resolve(&mut self.newsletter.templates);
         resolve(&mut self.mail.outbox);
+        // A bare program name is looked up on PATH; only a relative path with a folder is the config's.
+        if self.mail.sendmail_command.components().count() > 1 {
+            resolve(&mut self.mail.sendmail_command);
+        }
         if let StateLocation::Sqlite(path) = &mut self.state.database {
             resolve(path);
         }
@@ -592,12 +647,50 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.mail_problems());
         if let Some(dkim) = &self.mail.dkim
             && (dkim.selector.trim().is_empty() || dkim.domain.trim().is_empty())
         {
             problems.push((
                 "mail.dkim".into(),
                 "selector and domain must not be empty".into(),
+            ));
+        }
+        problems
+    }
+
+    /// `[mail]` problems as (key, message).
+    fn mail_problems(&self) -> Vec<(String, String)> {
+        let mail = &self.mail;
+        let mut problems = Vec::new();
+        match (&mail.smtp_url, mail.transport) {
+            (None, MailTransport::Smtp) => problems.push((
+                "mail.smtp_url".into(),
+                "is required with transport = \"smtp\"; set it like \"smtps://user@smtp.example.com:465\"".into(),
+            )),
+            (Some(url), _) => {
+                if let Err(e) = crate::mail::SmtpSettings::check_url(url, mail.allow_plaintext) {
+                    problems.push(("mail.smtp_url".into(), e));
+                }
+            }
+            (None, _) => {}
+        }
+        for (key, value, least) in [
+            ("mail.concurrency", mail.concurrency as u64, 1),
+            ("mail.max_attempts", u64::from(mail.max_attempts), 1),
+            ("mail.bounce_threshold", mail.bounce_threshold as u64, 1),
+            ("mail.timeout_seconds", mail.timeout_seconds, 1),
+        ] {
+            if value < least {
+                problems.push((key.into(), format!("must be at least {least}")));
+            }
+        }
+        if let Some(rate) = mail.rate_per_second
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            problems.push((
+                "mail.rate_per_second".into(),
+                "must be a number above 0 (remove it for no limit)".into(),
             ));
         }
         problems

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod config;
+pub mod delivery;
 pub mod digest;
 pub mod domain;
 pub mod feed;

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, FixedOffset};
 use clap::{Parser, Subcommand};
+use tidings::app::{self, ListFormat, SendOptions, SendReport};
 use tidings::config::Config;
+use tidings::delivery::MessageOutcome;
+use tidings::state::{RemoveOutcome, Resubscribe, RunProgress, UpsertOutcome};
 
 #[derive(Parser)]
 #[command(
@@ -94,9 +97,22 @@ fn main() -> ExitCode {
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
-    let now = cli
+    let clock = chrono::Local::now().fixed_offset();
+    let now = cli.now.unwrap_or(clock);
+    if cli
         .now
-        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+        .is_some_and(|at| at > clock + chrono::Duration::minutes(1))
+        && cli.command.records()
+    {
+        eprintln!(
+            "warning: --now {} is later than the clock ({}); what this records (runs, join times) stays in the \
+             future, and a tick recorded now is never sent again when its time comes. Use --dry-run or \
+             `digest preview` to try a future time.",
+            now.to_rfc3339(),
+            clock.to_rfc3339()
+        );
+    }
+    let reporter = Reporter { quiet: cli.quiet };
     match &cli.command {
         Command::Build => {
             let spinner = progress("reading articles and writing feeds");
@@ -107,11 +123,18 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { once: _ } => {
             let spinner = progress("building feeds and sending digests");
-            let round = tidings::app::run_once(&config, now, env_secret().as_deref()).await?;
+            let transport = tidings::app::transport(&config, mail_password().as_deref())?;
+            let secret = env_secret();
+            let options = SendOptions {
+                secret: secret.as_deref(),
+                dry_run: false,
+                progress: &|_| spinner.tick(),
+            };
+            let round = tidings::app::run_once(&config, now, &options, transport.as_ref()).await?;
             spinner.finish_and_clear();
             print_build(&round.build);
             // Print every digest's report before deciding the exit code.
-            let sent: Vec<bool> = round.digests.iter().map(print_send).collect();
+            let sent: Vec<bool> = round.digests.iter().map(|r| reporter.send(r)).collect();
             let all_sent = sent.iter().all(|&ok| ok);
             Ok(if all_sent {
                 ExitCode::SUCCESS
@@ -125,7 +148,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Subscribers { command } => subscribers_command(&config, command, now).await,
-        Command::Digest { command } => digest_command(&config, command, now).await,
+        Command::Digest { command } => digest_command(&config, command, now, &reporter).await,
         Command::Check => {
             let report = tidings::app::check(&config, now);
             for warning in &report.warnings {
@@ -163,45 +186,44 @@ fn print_build(report: &tidings::app::BuildReport) {
     }
 }
 
-/// Reports a digest send: each written message on stdout, failures on stderr. Returns whether the run is closed
-/// (false: deferred messages wait for the next send of this tick).
-fn print_send(report: &tidings::app::SendReport) -> bool {
-    if report.outcome == tidings::app::SendOutcome::Superseded {
-        eprintln!(
-            "digest \"{}\": a newer tick than {} already has a run; an older tick is never sent after it",
-            report.digest,
-            report.tick.to_rfc3339()
-        );
+/// Prints command results, quietly under `-q` when all went well (cron mails any output).
+struct Reporter {
+    quiet: bool,
+}
+
+impl Reporter {
+    /// Reports a digest send: each sent message on stdout, each one that was not on stderr, then the summary line.
+    /// Returns whether the run is closed (false: deferred messages wait for the next send of this tick).
+    fn send(&self, report: &SendReport) -> bool {
+        let closed = report.progress == RunProgress::Finished && report.unavailable.is_none();
+        for (email, outcome) in &report.messages {
+            match outcome {
+                MessageOutcome::Sent { reply } if !self.quiet => println!("{reply}"),
+                MessageOutcome::Sent { .. } | MessageOutcome::NotTried => {}
+                MessageOutcome::Deferred { reply } => {
+                    eprintln!(
+                        "{email}: deferred, tried again on the next send of this tick: {reply}"
+                    )
+                }
+                MessageOutcome::Failed { reply, bounced } => eprintln!(
+                    "{email}: refused for good, not retried: {reply}{}",
+                    if *bounced { "; now marked bounced" } else { "" }
+                ),
+                MessageOutcome::Cancelled { reason } if !self.quiet => {
+                    eprintln!("{email}: not sent: {reason}")
+                }
+                MessageOutcome::Cancelled { .. } => {}
+                MessageOutcome::Unprepared { error } => eprintln!("{email}: not sent: {error}"),
+            }
+        }
+        for (email, articles) in &report.would_send {
+            println!("{email}: {}", articles.join(", "));
+        }
+        if !(self.quiet && closed) {
+            eprintln!("{}", report.summary());
+        }
+        closed
     }
-    if report.outcome == tidings::app::SendOutcome::AlreadySent {
-        eprintln!(
-            "digest \"{}\" was already sent for its tick {}; nothing sent again",
-            report.digest,
-            report.tick.to_rfc3339()
-        );
-    }
-    for location in &report.sent {
-        println!("{location}");
-    }
-    for (email, reply) in &report.deferred {
-        eprintln!("{email}: deferred, retried on the next send of this tick: {reply}");
-    }
-    for (email, reply) in &report.failed {
-        eprintln!("{email}: refused for good, not retried: {reply}");
-    }
-    tracing::info!(
-        digest = %report.digest,
-        tick = %report.tick.to_rfc3339(),
-        outcome = ?report.outcome,
-        sent = report.sent.len(),
-        deferred = report.deferred.len(),
-        failed = report.failed.len(),
-        cancelled = report.cancelled,
-        nothing_new = report.nothing_new,
-        not_confirmed = report.not_confirmed,
-        "digest send finished"
-    );
-    report.progress == tidings::state::RunProgress::Finished
 }
 
 /// A spinner on a terminal; nothing in a pipe or under cron.
@@ -244,25 +266,45 @@ enum SubscribersCommand {
         /// Only articles of this category (repeatable; default: all).
         #[arg(long = "category", value_name = "C")]
         categories: Vec<String>,
+        /// Subscribe them again even if they unsubscribed, bounced or were forgotten (you have new consent).
+        #[arg(long)]
+        resubscribe: bool,
     },
     /// Import a CSV list (email,name,digests,categories[,subscribed_at]); bad rows are reported by line.
-    Import { file: PathBuf },
+    /// Addresses that unsubscribed, bounced or were forgotten are left out unless --resubscribe.
+    Import {
+        file: PathBuf,
+        /// Subscribe again the listed addresses that had left (you have new consent from each).
+        #[arg(long)]
+        resubscribe: bool,
+    },
     /// Print the subscribers.
     List {
         #[arg(long, value_name = "NAME")]
         digest: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
-        format: tidings::app::ListFormat,
+        format: ListFormat,
     },
-    /// Remove a subscriber and their delivery history.
-    Remove { email: String },
+    /// Unsubscribe an address; it is remembered, so no import or resumed run mails it again.
+    Remove {
+        email: String,
+        /// Erase the person and their delivery history instead, keeping only a keyed hash of the address so
+        /// that it is still never subscribed again (a data-erasure request).
+        #[arg(long)]
+        forget: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum DigestCommand {
     /// Send the run for the latest tick of NAME's schedule at or before now (a tick is sent once).
-    Send { name: String },
-    /// Show what one subscriber would get at the next tick, and why; sends and records nothing.
+    Send {
+        name: String,
+        /// Plan and print who would get what; record and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what one subscriber would get from the next send, and why; sends and records nothing.
     Preview {
         name: String,
         /// The subscriber (default: the first confirmed one of the digest).
@@ -272,6 +314,26 @@ enum DigestCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List the runs (of NAME) with how their deliveries stand.
+    Runs {
+        name: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+}
+
+impl Command {
+    /// Whether the command writes to the state database (so a future `--now` would be recorded).
+    fn records(&self) -> bool {
+        match self {
+            Command::Run { .. } => true,
+            Command::Digest { command } => {
+                matches!(command, DigestCommand::Send { dry_run: false, .. })
+            }
+            Command::Subscribers { command } => !matches!(command, SubscribersCommand::List { .. }),
+            Command::Build | Command::Check | Command::Related { .. } => false,
+        }
+    }
 }
 
 fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
@@ -284,48 +346,79 @@ fn env_secret() -> Option<String> {
     std::env::var("TIDINGS_SECRET").ok()
 }
 
+/// The SMTP password, from the environment only.
+fn mail_password() -> Option<String> {
+    std::env::var("TIDINGS_MAIL_PASSWORD").ok()
+}
+
 async fn subscribers_command(
     config: &Config,
     command: &SubscribersCommand,
     now: DateTime<FixedOffset>,
 ) -> anyhow::Result<ExitCode> {
-    use tidings::app;
+    let secret = env_secret();
+    let secret = secret.as_deref();
+    let resubscribe = |yes: bool| {
+        if yes {
+            Resubscribe::Yes
+        } else {
+            Resubscribe::Never
+        }
+    };
     match command {
         SubscribersCommand::Add {
             email,
             name,
             digests,
             categories,
+            resubscribe: again,
         } => {
-            let outcome =
-                app::subscribers_add(config, email, name.as_deref(), digests, categories, now)
-                    .await?;
+            let outcome = app::subscribers_add(
+                config,
+                email,
+                name.as_deref(),
+                digests,
+                categories,
+                now,
+                secret,
+                resubscribe(*again),
+            )
+            .await?;
             let what = match outcome {
-                tidings::state::UpsertOutcome::Added => "added",
-                tidings::state::UpsertOutcome::Updated => "updated",
-                tidings::state::UpsertOutcome::Unchanged => "already subscribed, unchanged",
-                tidings::state::UpsertOutcome::KeptUnsubscribed => {
-                    "unsubscribed or bounced earlier; left as is"
+                UpsertOutcome::Added => "added",
+                UpsertOutcome::Updated => "updated",
+                UpsertOutcome::Unchanged => "already subscribed, unchanged",
+                UpsertOutcome::Resubscribed => "subscribed again",
+                UpsertOutcome::KeptUnsubscribed => {
+                    "unsubscribed or bounced earlier; left as is (--resubscribe with new consent)"
+                }
+                UpsertOutcome::Suppressed => {
+                    "forgotten on request earlier; not added (--resubscribe with new consent)"
                 }
             };
             eprintln!("{email}: {what}");
             Ok(ExitCode::SUCCESS)
         }
-        SubscribersCommand::Import { file } => {
-            let report = app::subscribers_import(config, file, now).await?;
+        SubscribersCommand::Import {
+            file,
+            resubscribe: again,
+        } => {
+            let report =
+                app::subscribers_import(config, file, now, secret, resubscribe(*again)).await?;
             for problem in &report.problems {
                 eprintln!("{problem}");
             }
-            for email in &report.kept_unsubscribed {
-                eprintln!("{email}: unsubscribed or bounced earlier; left as is");
+            for email in &report.kept_out {
+                eprintln!("{email}: unsubscribed, bounced or forgotten earlier; left out");
             }
             eprintln!(
-                "imported {}: {} added, {} updated, {} unchanged, {} kept unsubscribed, {} bad row(s)",
+                "imported {}: {} added, {} updated, {} unchanged, {} subscribed again, {} left out, {} bad row(s)",
                 file.display(),
                 report.added,
                 report.updated,
                 report.unchanged,
-                report.kept_unsubscribed.len(),
+                report.resubscribed,
+                report.kept_out.len(),
                 report.problems.len()
             );
             Ok(if report.problems.is_empty() {
@@ -341,11 +434,18 @@ async fn subscribers_command(
             );
             Ok(ExitCode::SUCCESS)
         }
-        SubscribersCommand::Remove { email } => {
-            match app::subscribers_remove(config, email).await? {
-                tidings::state::RemoveOutcome::Removed => eprintln!("{email}: removed"),
-                tidings::state::RemoveOutcome::NotFound => eprintln!("{email}: not a subscriber"),
-            }
+        SubscribersCommand::Remove { email, forget } => {
+            let what = match app::subscribers_remove(config, email, *forget, now, secret).await? {
+                RemoveOutcome::Unsubscribed => {
+                    "unsubscribed; remembered so nothing mails them again"
+                }
+                RemoveOutcome::AlreadyLeft => "had already unsubscribed or bounced",
+                RemoveOutcome::Forgotten => {
+                    "erased; only a keyed hash of the address is kept so it is never subscribed again"
+                }
+                RemoveOutcome::NotFound => "not a subscriber",
+            };
+            eprintln!("{email}: {what}");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -355,13 +455,21 @@ async fn digest_command(
     config: &Config,
     command: &DigestCommand,
     now: DateTime<FixedOffset>,
+    reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
-    use tidings::app;
     let secret = env_secret();
     match command {
-        DigestCommand::Send { name } => {
-            let report = app::digest_send(config, name, now, secret.as_deref()).await?;
-            Ok(if print_send(&report) {
+        DigestCommand::Send { name, dry_run } => {
+            let transport = app::transport(config, mail_password().as_deref())?;
+            let bar = progress("sending");
+            let options = SendOptions {
+                secret: secret.as_deref(),
+                dry_run: *dry_run,
+                progress: &|_| bar.inc(1),
+            };
+            let report = app::digest_send(config, name, now, &options, transport.as_ref()).await?;
+            bar.finish_and_clear();
+            Ok(if reporter.send(&report) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
@@ -381,6 +489,13 @@ async fn digest_command(
                 }
                 (None, _) => {}
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        DigestCommand::Runs { name, format } => {
+            print!(
+                "{}",
+                app::digest_runs(config, name.as_deref(), *format).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

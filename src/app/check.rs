@@ -76,7 +76,7 @@ fn check_digests(config: &Config, catalog: &Catalog, now: DateTime<FixedOffset>)
             recently_received: BTreeSet::new(),
         };
         let Some(PlanOutcome::Send(plan)) =
-            digest::plan(digest, catalog, &[view], now, &related).pop()
+            digest::plan(digest, catalog, &[view], now, &Default::default(), &related).pop()
         else {
             continue;
         };

@@ -1,4 +1,4 @@
-//! `digest preview`: what one subscriber would get at the next tick, and why. Sends and records nothing, and
+//! `digest preview`: what one subscriber would get from the next `digest send`, and why. Sends and records nothing, and
 //! plans exactly as `digest send` does (the same views, related index and plan).
 
 use std::path::Path;
@@ -8,7 +8,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use super::composer::{DigestComposer, link_tokens};
 use super::{NewsletterError, digest_config, open_state, related_source, views};
 use crate::config::Config;
-use crate::digest::{self, GMAIL_CLIP_BYTES, PlanOutcome, Skip, Window, WindowStart};
+use crate::digest::{
+    self, GMAIL_CLIP_BYTES, LatePublications, PlanOutcome, Skip, Window, WindowStart,
+};
 use crate::domain::{EmailAddress, SubscriberStatus};
 use crate::store;
 
@@ -49,7 +51,8 @@ fn filter_text(filter: &[String]) -> String {
     }
 }
 
-/// `digest preview NAME`: what one subscriber would get at the next tick after `now`, and why. Sends nothing and
+/// `digest preview NAME`: what one subscriber would get from the next send of NAME at `now` (the tick that is due,
+/// else the next one), and why. Sends nothing and
 /// records no run or delivery.
 pub async fn digest_preview(
     config: &Config,
@@ -59,16 +62,28 @@ pub async fn digest_preview(
     env_secret: Option<&str>,
 ) -> Result<Preview, NewsletterError> {
     let digest = digest_config(config, name)?;
-    let tick = digest
-        .schedule
-        .next_after(now, config.timezone())
-        .ok_or_else(|| NewsletterError::NoTick {
-            digest: name.into(),
-            schedule: digest.schedule.as_str().into(),
-            when: "after",
-            now,
-        })?;
     let state = open_state(config)?;
+    // The tick the next `digest send` would send: one that is due and has no run yet, else the first one after
+    // both now and the newest recorded tick (an older tick is never sent after a newer one).
+    let tz = config.timezone();
+    let recorded = state.latest_tick(name).await?;
+    let due = digest
+        .schedule
+        .latest_at_or_before(now, tz)
+        .filter(|due| recorded.is_none_or(|r| r < due.to_utc()));
+    let (tick, when) = match due {
+        Some(due) => (Some(due), "due now"),
+        None => {
+            let after = recorded.map_or(now, |r| r.fixed_offset().max(now));
+            (digest.schedule.next_after(after, tz), "the next tick")
+        }
+    };
+    let tick = tick.ok_or_else(|| NewsletterError::NoTick {
+        digest: name.into(),
+        schedule: digest.schedule.as_str().into(),
+        when: "after",
+        now,
+    })?;
     let subscriber = match to {
         Some(email) => {
             let email = EmailAddress::parse(email)?;
@@ -95,14 +110,15 @@ pub async fn digest_preview(
         tick.with_timezone(&Utc),
     )
     .await?;
+    let (late, _) = LatePublications::observe(&catalog, &state.first_seen().await?, tick);
     let related = related_source(config, &catalog, tick);
-    let outcome = digest::plan(digest, &catalog, &views, tick, &related)
+    let outcome = digest::plan(digest, &catalog, &views, tick, &late, &related)
         .pop()
         .expect("one view gives one outcome");
     let view = &views[0];
     let s = &view.subscriber;
     let mut out = format!(
-        "digest \"{name}\" for {}{} at the next tick, {}\n",
+        "digest \"{name}\" for {}{} at {when}, {}\n",
         s.email,
         if s.name.is_empty() {
             String::new()

@@ -1,52 +1,20 @@
-//! `digest send`: plans (or resumes) the run of one digest tick and hands its messages to the transport, moving
-//! each delivery through the ledger as `state` documents: written before anything leaves, marked once the
-//! transport answers, final states never sent again.
-
-use std::collections::HashMap;
-use std::path::PathBuf;
+//! `digest send`: plans (or joins) the run of one digest tick, then lets the delivery worker send it. Planning
+//! writes every delivery before anything leaves; sending claims, sends and records (see `delivery` and the
+//! `state` module docs). A dry run plans and reports and records nothing.
 
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::composer::{DigestComposer, link_tokens};
 use super::{NewsletterError, digest_config, open_state, related_source, views};
-use crate::config::{Config, MailTransport};
-use crate::digest::{self, DigestPlan, PlanOutcome, RelatedPick, Skip, SubscriberView};
-use crate::domain::{DeliveryEvent, EmailAddress, Transition};
-use crate::mail::{DeliveryOutcome, FileOutbox, Transport};
-use crate::state::{Delivery, NewDelivery, RecordedPick, RunProgress, StateLocation};
+use crate::config::{Config, DigestConfig, MailTransport};
+use crate::delivery::{self, DeliverySettings, MessageOutcome, MessageSource, Prepared};
+use crate::digest::{
+    self, DigestPlan, LatePublications, PlanOutcome, RelatedPick, Skip, Window, WindowStart,
+};
+use crate::domain::EmailAddress;
+use crate::mail::{FileOutbox, MailError, Sendmail, SmtpRelay, SmtpSettings, Transport};
+use crate::state::{Claimed, NewDelivery, RecordedPick, RunId, RunProgress, State, StateError};
 use crate::store::{self, Catalog};
-
-/// An exclusive lock on `<database>.lock`, held while a digest is sent (released when dropped, or when the
-/// process dies), so an overlapping cron job waits instead of sending the same pending deliveries again.
-struct SendLock {
-    _file: Option<std::fs::File>,
-}
-
-impl SendLock {
-    fn acquire(location: &StateLocation) -> Result<SendLock, NewsletterError> {
-        let StateLocation::Sqlite(database) = location else {
-            return Ok(SendLock { _file: None });
-        };
-        let mut path = database.clone().into_os_string();
-        path.push(".lock");
-        let path = PathBuf::from(path);
-        let fail = |source| NewsletterError::Lock {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(fail)?;
-        file.lock().map_err(fail)?;
-        Ok(SendLock { _file: Some(file) })
-    }
-}
 
 /// How a `digest send` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +27,8 @@ pub enum SendOutcome {
     AlreadySent,
     /// A newer tick already has a run: an older tick is never sent after it (its articles went out then).
     Superseded,
+    /// `--dry-run`: planned and reported, nothing recorded or sent.
+    DryRun,
 }
 
 /// What `digest send` did.
@@ -67,18 +37,16 @@ pub struct SendReport {
     pub digest: String,
     pub tick: DateTime<FixedOffset>,
     pub outcome: SendOutcome,
-    /// Where each accepted message went (outbox files, server replies).
-    pub sent: Vec<String>,
-    /// Messages refused for now, with the reply: retried on the next send of this tick.
-    pub deferred: Vec<(EmailAddress, String)>,
-    /// Messages refused for good, with the reply: recorded and never retried.
-    pub failed: Vec<(EmailAddress, String)>,
-    /// Planned messages not sent because their subscriber left or their articles went.
-    pub cancelled: usize,
+    /// Each message this send handled, with what became of it.
+    pub messages: Vec<(EmailAddress, MessageOutcome)>,
+    /// Why sending stopped early (the transport was unavailable).
+    pub unavailable: Option<String>,
     /// Confirmed subscribers with nothing new (no mail, never an empty digest).
     pub nothing_new: usize,
     /// Subscribers of the digest who are pending, unsubscribed or bounced.
     pub not_confirmed: usize,
+    /// A dry run's plan: each subscriber who would get mail, with the articles.
+    pub would_send: Vec<(EmailAddress, Vec<String>)>,
     /// Whether the run is closed (every delivery final) or stays open to be resumed.
     pub progress: RunProgress,
 }
@@ -89,49 +57,133 @@ impl SendReport {
             digest: digest.into(),
             tick,
             outcome,
-            sent: Vec::new(),
-            deferred: Vec::new(),
-            failed: Vec::new(),
-            cancelled: 0,
+            messages: Vec::new(),
+            unavailable: None,
             nothing_new: 0,
             not_confirmed: 0,
+            would_send: Vec::new(),
             progress: RunProgress::Finished,
         }
     }
-}
 
-/// The transport `[mail] transport` names.
-pub(super) fn transport(config: &Config) -> Box<dyn Transport> {
-    match config.mail.transport {
-        MailTransport::File => Box::new(FileOutbox::new(&config.mail.outbox)),
+    /// How many messages of this send ended as `matches` says.
+    pub fn count(&self, matches: impl Fn(&MessageOutcome) -> bool) -> usize {
+        self.messages.iter().filter(|(_, o)| matches(o)).count()
+    }
+
+    /// One line for the operator: what went, what waits, what failed and why nothing more.
+    pub fn summary(&self) -> String {
+        let tick = self.tick.to_rfc3339();
+        match self.outcome {
+            SendOutcome::AlreadySent => {
+                return format!(
+                    "digest \"{}\" {tick}: already sent; nothing sent again",
+                    self.digest
+                );
+            }
+            SendOutcome::Superseded => {
+                return format!(
+                    "digest \"{}\" {tick}: a newer tick already has a run; an older tick is never sent after it",
+                    self.digest
+                );
+            }
+            SendOutcome::DryRun => {
+                return format!(
+                    "digest \"{}\" {tick}: dry run: would send {}, nothing new for {}, {} not confirmed; nothing recorded",
+                    self.digest,
+                    self.would_send.len(),
+                    self.nothing_new,
+                    self.not_confirmed
+                );
+            }
+            SendOutcome::Planned | SendOutcome::Resumed => {}
+        }
+        let mut line = format!(
+            "digest \"{}\" {tick}: {} sent, {} deferred, {} failed, {} cancelled",
+            self.digest,
+            self.count(|o| matches!(o, MessageOutcome::Sent { .. })),
+            self.count(|o| matches!(o, MessageOutcome::Deferred { .. })),
+            self.count(|o| matches!(o, MessageOutcome::Failed { .. })),
+            self.count(|o| matches!(o, MessageOutcome::Cancelled { .. })),
+        );
+        if self.outcome == SendOutcome::Planned {
+            line.push_str(&format!(
+                "; skipped {} with nothing new, {} not confirmed",
+                self.nothing_new, self.not_confirmed
+            ));
+        }
+        if let Some(reason) = &self.unavailable {
+            line.push_str(&format!(
+                "; stopped: the mail transport is unavailable ({reason})"
+            ));
+        }
+        if let RunProgress::Open { remaining } = self.progress {
+            line.push_str(&format!(
+                "; {remaining} still to send: run `tidings digest send {}` again",
+                self.digest
+            ));
+        }
+        line
     }
 }
 
+/// The transport `[mail] transport` names; `password` is `TIDINGS_MAIL_PASSWORD`.
+pub fn transport(config: &Config, password: Option<&str>) -> Result<Box<dyn Transport>, MailError> {
+    let mail = &config.mail;
+    Ok(match mail.transport {
+        MailTransport::File => Box::new(FileOutbox::new(&mail.outbox)),
+        MailTransport::Sendmail => Box::new(Sendmail::new(&mail.sendmail_command)),
+        MailTransport::Smtp => {
+            let url = mail.smtp_url.clone().ok_or(MailError::Transport {
+                what: "[mail] smtp_url",
+                reason: "is not set; transport = \"smtp\" needs it".into(),
+            })?;
+            Box::new(SmtpRelay::new(
+                &SmtpSettings {
+                    url,
+                    allow_plaintext: mail.allow_plaintext,
+                    concurrency: mail.concurrency,
+                    timeout: std::time::Duration::from_secs(mail.timeout_seconds),
+                },
+                password,
+            )?)
+        }
+    })
+}
+
+/// What a send needs besides the config: secrets from the environment, and how to report progress.
+pub struct SendOptions<'a> {
+    /// `TIDINGS_SECRET`.
+    pub secret: Option<&'a str>,
+    pub dry_run: bool,
+    /// Called after each message (a progress bar on a terminal).
+    pub progress: &'a (dyn Fn(&MessageOutcome) + Sync),
+}
+
 /// `digest send NAME`: plans (or resumes) the run for the latest tick of NAME's schedule at or before `now` and
-/// hands its messages to the configured transport. Runs are unique per tick, so sending a tick again sends
-/// nothing; deliveries are recorded before anything is sent and marked once the transport answers.
+/// hands its messages to the configured transport.
 pub async fn digest_send(
     config: &Config,
     name: &str,
     now: DateTime<FixedOffset>,
-    env_secret: Option<&str>,
+    options: &SendOptions<'_>,
+    transport: &dyn Transport,
 ) -> Result<SendReport, NewsletterError> {
     let (catalog, errors) = store::load(config);
     for e in &errors {
         tracing::warn!("{e}");
     }
-    let mut transport = transport(config);
-    digest_send_with(config, &catalog, name, now, env_secret, transport.as_mut()).await
+    digest_send_with(config, &catalog, name, now, options, transport).await
 }
 
-/// [`digest_send`] from a loaded store, with a given transport (tests pass one that fails).
+/// [`digest_send`] from a loaded store.
 pub async fn digest_send_with(
     config: &Config,
     catalog: &Catalog,
     name: &str,
     now: DateTime<FixedOffset>,
-    env_secret: Option<&str>,
-    transport: &mut dyn Transport,
+    options: &SendOptions<'_>,
+    transport: &dyn Transport,
 ) -> Result<SendReport, NewsletterError> {
     let digest = digest_config(config, name)?;
     let tick = digest
@@ -144,10 +196,8 @@ pub async fn digest_send_with(
             now,
         })?;
     let tick_utc = tick.with_timezone(&Utc);
-    let now_utc = now.with_timezone(&Utc);
     let state = open_state(config)?;
-    let _lock = SendLock::acquire(&config.state.database)?;
-    let existing = state.run(name, tick_utc).await?;
+    let mut existing = state.run(name, tick_utc).await?;
     if existing.as_ref().is_some_and(|r| r.finished.is_some()) {
         return Ok(SendReport::new(name, tick, SendOutcome::AlreadySent));
     }
@@ -159,144 +209,196 @@ pub async fn digest_send_with(
     {
         return Ok(SendReport::new(name, tick, SendOutcome::Superseded));
     }
-    let tokens = link_tokens(state.as_ref(), env_secret).await?;
+    let tokens = link_tokens(state.as_ref(), options.secret).await?;
     let composer = DigestComposer::new(config, digest, tokens)?;
-    let subscribers = state.subscribers(Some(name)).await?;
-    let views = views(state.as_ref(), name, subscribers, tick_utc).await?;
-
     let mut report = SendReport::new(name, tick, SendOutcome::Resumed);
-    let mut rendered = HashMap::new();
-    let run = match existing {
-        Some(run) => run.id,
-        None => {
-            report.outcome = SendOutcome::Planned;
-            let related = related_source(config, catalog, tick);
-            let outcomes = digest::plan(digest, catalog, &views, tick, &related);
-            let mut planned = Vec::new();
-            for outcome in &outcomes {
-                match outcome {
-                    PlanOutcome::Send(plan) => {
-                        // Rendered before anything is recorded: a template error must not leave a half run.
-                        // The parts are kept for the send below, so nothing is rendered twice.
-                        rendered.insert(plan.subscriber.email.clone(), composer.render(plan)?);
-                        planned.push(NewDelivery {
-                            email: plan.subscriber.email.clone(),
-                            message_id: composer.message_id(tick, &plan.subscriber.email),
-                            articles: plan.articles.iter().map(|a| a.slug.clone()).collect(),
-                            related: plan
-                                .related
-                                .iter()
-                                .map(|r| RecordedPick {
-                                    slug: r.article.slug.clone(),
-                                    because: r.because.slug.clone(),
-                                })
-                                .collect(),
-                            over_limit: plan.over_limit,
-                        });
-                    }
-                    PlanOutcome::Skip {
-                        reason: Skip::NothingNew,
-                        ..
-                    } => report.nothing_new += 1,
-                    PlanOutcome::Skip {
-                        reason: Skip::NotConfirmed(_),
-                        ..
-                    } => report.not_confirmed += 1,
-                }
-            }
-            state.plan_run(name, tick_utc, now_utc, &planned).await?
-        }
-    };
-
-    let views_by_email: HashMap<&EmailAddress, &SubscriberView> =
-        views.iter().map(|v| (&v.subscriber.email, v)).collect();
-    for delivery in state.deliveries(run).await? {
-        // Only pending and deferred deliveries are ever sent: sent, failed and cancelled are final.
-        if delivery.status.is_final() {
-            continue;
-        }
-        // A resumed delivery goes out only to someone who still wants it: an unsubscribe between planning
-        // and sending takes effect.
-        let Some(view) = views_by_email
-            .get(&delivery.email)
-            .filter(|v| v.subscriber.wants(name))
-        else {
-            cancel(
-                state.as_ref(),
-                &delivery,
-                "no longer a confirmed subscriber of this digest",
-            )
-            .await?;
-            report.cancelled += 1;
-            continue;
-        };
-        let plan = replan(catalog, view, tick, &delivery);
-        if plan.articles.is_empty() {
-            cancel(
-                state.as_ref(),
-                &delivery,
-                "none of the planned articles is in the store any more",
-            )
-            .await?;
-            report.cancelled += 1;
-            continue;
-        }
-        let parts = match rendered.remove(&delivery.email) {
-            Some(parts) => parts,
-            None => composer.render(&plan)?,
-        };
-        let message = composer.compose(&plan, &parts, &delivery.message_id, now)?;
-        let (event, outcome) = match transport.send(&message, &delivery.message_id) {
-            DeliveryOutcome::Sent { location } => {
-                report.sent.push(location);
-                (DeliveryEvent::Sent { at: now_utc }, "sent")
-            }
-            DeliveryOutcome::RetryLater(reply) => {
-                report
-                    .deferred
-                    .push((delivery.email.clone(), reply.clone()));
-                (DeliveryEvent::Deferred { reply }, "deferred")
-            }
-            DeliveryOutcome::Rejected(reply) => {
-                report.failed.push((delivery.email.clone(), reply.clone()));
-                (DeliveryEvent::Rejected { reply }, "failed")
-            }
-        };
-        if let Transition::Refused(current) = state.record(delivery.id, &event).await? {
-            tracing::warn!(
-                email = %delivery.email,
-                "delivery was already {current} when it was {outcome}; left {current}"
-            );
-        }
+    if options.dry_run && existing.is_some() {
+        report.outcome = SendOutcome::DryRun;
+        report.progress = open_progress(state.as_ref(), existing.as_ref().map(|r| r.id)).await?;
+        return Ok(report);
     }
-    report.progress = state.finish_run(run, now_utc).await?;
+    if existing.is_none() {
+        let planned = plan_tick(
+            config,
+            catalog,
+            digest,
+            &composer,
+            state.as_ref(),
+            tick,
+            options.dry_run,
+            &mut report,
+        )
+        .await?;
+        if options.dry_run {
+            report.outcome = SendOutcome::DryRun;
+            return Ok(report);
+        }
+        match state.plan_run(name, tick_utc, now.to_utc(), &planned).await {
+            Ok(_) => report.outcome = SendOutcome::Planned,
+            // Another sender planned this tick a moment ago: join its run instead.
+            Err(StateError::RunExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        existing = state.run(name, tick_utc).await?;
+    }
+    let run = existing
+        .ok_or_else(|| StateError::Failed {
+            operation: "read a run",
+            reason: "the run just planned is not there".into(),
+        })?
+        .id;
+    let source = RunMessages {
+        composer: &composer,
+        catalog,
+        digest: &digest.name,
+        tick,
+        now,
+    };
+    let settings = DeliverySettings::from_config(&config.mail);
+    let delivered = delivery::deliver(
+        state.as_ref(),
+        transport,
+        &source,
+        run,
+        &settings,
+        now.to_utc(),
+        options.progress,
+    )
+    .await?;
+    report.messages = delivered.outcomes;
+    report.unavailable = delivered.unavailable;
+    report.progress = state.finish_run(run, now.to_utc()).await?;
     Ok(report)
 }
 
-async fn cancel(
-    state: &dyn crate::state::State,
-    delivery: &Delivery,
-    reason: &str,
-) -> Result<(), NewsletterError> {
-    state
-        .record(
-            delivery.id,
-            &DeliveryEvent::Cancelled {
-                reason: reason.into(),
-            },
-        )
-        .await?;
-    Ok(())
+async fn open_progress(
+    state: &dyn State,
+    run: Option<RunId>,
+) -> Result<RunProgress, NewsletterError> {
+    let Some(run) = run else {
+        return Ok(RunProgress::Finished);
+    };
+    let remaining = state
+        .deliveries(run)
+        .await?
+        .iter()
+        .filter(|d| !d.status.is_final())
+        .count();
+    Ok(if remaining == 0 {
+        RunProgress::Finished
+    } else {
+        RunProgress::Open { remaining }
+    })
 }
 
-/// The plan a delivery recorded, rebuilt from the store, so a resumed message says what the first attempt
-/// said: the same articles, each related pick with the article it was for, and the over-limit line.
+/// Decides the tick's deliveries (recording when articles were first seen, unless this is a dry run). The first
+/// plan is rendered as a canary, so a template error stops the send before anything is recorded.
+#[allow(clippy::too_many_arguments)] // the parts of one send, passed down once
+async fn plan_tick(
+    config: &Config,
+    catalog: &Catalog,
+    digest: &DigestConfig,
+    composer: &DigestComposer<'_>,
+    state: &dyn State,
+    tick: DateTime<FixedOffset>,
+    dry_run: bool,
+    report: &mut SendReport,
+) -> Result<Vec<NewDelivery>, NewsletterError> {
+    let first_seen = state.first_seen().await?;
+    let (late, sightings) = LatePublications::observe(catalog, &first_seen, tick);
+    let subscribers = state.subscribers(Some(&digest.name)).await?;
+    let views = views(state, &digest.name, subscribers, tick.to_utc()).await?;
+    let related = related_source(config, catalog, tick);
+    let outcomes = digest::plan(digest, catalog, &views, tick, &late, &related);
+    let mut planned = Vec::new();
+    for outcome in &outcomes {
+        match outcome {
+            PlanOutcome::Send(plan) => {
+                if planned.is_empty() {
+                    composer.render(plan)?;
+                }
+                report.would_send.push((
+                    plan.subscriber.email.clone(),
+                    plan.articles.iter().map(|a| a.slug.clone()).collect(),
+                ));
+                planned.push(NewDelivery {
+                    email: plan.subscriber.email.clone(),
+                    message_id: composer.message_id(tick, &plan.subscriber.email),
+                    articles: plan.articles.iter().map(|a| a.slug.clone()).collect(),
+                    related: plan
+                        .related
+                        .iter()
+                        .map(|r| RecordedPick {
+                            slug: r.article.slug.clone(),
+                            because: r.because.slug.clone(),
+                        })
+                        .collect(),
+                    over_limit: plan.over_limit,
+                    window_after: plan.window.after,
+                });
+            }
+            PlanOutcome::Skip {
+                reason: Skip::NothingNew,
+                ..
+            } => report.nothing_new += 1,
+            PlanOutcome::Skip {
+                reason: Skip::NotConfirmed(_),
+                ..
+            } => report.not_confirmed += 1,
+        }
+    }
+    if !dry_run && !sightings.is_empty() {
+        state.record_first_seen(&sightings).await?;
+    }
+    Ok(planned)
+}
+
+/// Makes each claimed delivery's message from what was recorded when the run was planned, so a resumed message
+/// says what the first attempt said.
+struct RunMessages<'a> {
+    composer: &'a DigestComposer<'a>,
+    catalog: &'a Catalog,
+    digest: &'a str,
+    tick: DateTime<FixedOffset>,
+    now: DateTime<FixedOffset>,
+}
+
+impl MessageSource for RunMessages<'_> {
+    fn prepare(&self, claimed: &Claimed) -> Result<Prepared, String> {
+        let delivery = &claimed.delivery;
+        // An unsubscribe between planning and sending takes effect.
+        if !claimed.subscriber.wants(self.digest) {
+            return Ok(Prepared::Cancel(
+                "no longer a confirmed subscriber of this digest".into(),
+            ));
+        }
+        let plan = replan(self.catalog, claimed, self.digest, self.tick);
+        if plan.articles.is_empty() {
+            return Ok(Prepared::Cancel(
+                "none of the planned articles is in the store any more".into(),
+            ));
+        }
+        let message = self
+            .composer
+            .render(&plan)
+            .and_then(|parts| {
+                self.composer
+                    .compose(&plan, &parts, &delivery.message_id, self.now)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Prepared::Message(message))
+    }
+}
+
+/// The plan a delivery recorded, rebuilt from the store: the same articles, each related pick with the article it
+/// was for, the left-out count and the window start.
 fn replan<'a>(
     catalog: &'a Catalog,
-    view: &SubscriberView,
+    claimed: &Claimed,
+    digest: &str,
     tick: DateTime<FixedOffset>,
-    delivery: &Delivery,
 ) -> DigestPlan<'a> {
+    let delivery = &claimed.delivery;
     let articles: Vec<_> = delivery
         .articles
         .iter()
@@ -315,76 +417,102 @@ fn replan<'a>(
             Some(RelatedPick { article, because })
         })
         .collect();
+    let subscriber = claimed.subscriber.clone();
+    let start = if delivery.window_after == subscriber.joined_at(digest) {
+        WindowStart::Subscribed
+    } else {
+        WindowStart::LastDigest
+    };
     DigestPlan {
-        subscriber: view.subscriber.clone(),
-        window: digest::window(view, tick),
+        subscriber,
+        window: Window {
+            after: delivery.window_after,
+            until: tick,
+            start,
+        },
         articles,
         over_limit: delivery.over_limit,
         related,
     }
 }
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::Mutex;
 
     use lettre::Message;
 
     use super::*;
-    use crate::domain::{DeliveryStatus, NewSubscriber, SubscriberStatus};
-
-    /// A transport that refuses mail to one address (for now, or for good) and records what it accepted.
-    struct Flaky {
-        refuse: Option<String>,
-        accepted: Vec<String>,
-        /// The text part of each accepted message.
-        texts: Vec<String>,
-    }
+    use crate::domain::{DeliveryStatus, NewSubscriber, SubscriberStatus, SuppressionKey};
+    use crate::mail::DeliveryOutcome;
+    use crate::state::Resubscribe;
 
     const PERMANENTLY: &str = "550 5.1.1 no such user";
 
-    impl Flaky {
-        fn healthy() -> Flaky {
-            Flaky {
-                refuse: None,
-                accepted: Vec::new(),
-                texts: Vec::new(),
+    /// A transport that refuses one address (for now, or for good) and keeps the text of what it accepted.
+    #[derive(Default)]
+    struct Scripted {
+        refuse: Option<String>,
+        permanently: bool,
+        accepted: Mutex<Vec<String>>,
+        texts: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn refusing(email: &str) -> Scripted {
+            Scripted {
+                refuse: Some(email.into()),
+                ..Scripted::default()
             }
         }
 
-        fn refusing(email: &str) -> Flaky {
-            Flaky {
-                refuse: Some(email.into()),
-                accepted: Vec::new(),
-                texts: Vec::new(),
+        fn rejecting(email: &str) -> Scripted {
+            Scripted {
+                permanently: true,
+                ..Scripted::refusing(email)
             }
+        }
+
+        fn accepted(&self) -> Vec<String> {
+            self.accepted.lock().unwrap().clone()
         }
     }
 
-    impl Transport for Flaky {
-        fn send(&mut self, message: &Message, message_id: &str) -> DeliveryOutcome {
+    #[async_trait::async_trait]
+    impl Transport for Scripted {
+        async fn send(&self, message: &Message, _message_id: &str) -> DeliveryOutcome {
             let to = message.envelope().to()[0].to_string();
-            if let Some(refused) = &self.refuse
-                && refused.trim_start_matches("forever:") == to
-            {
-                return if refused.starts_with("forever:") {
-                    DeliveryOutcome::Rejected(PERMANENTLY.into())
+            if self.refuse.as_deref() == Some(to.as_str()) {
+                return if self.permanently {
+                    DeliveryOutcome::Failed {
+                        reply: PERMANENTLY.into(),
+                    }
                 } else {
-                    DeliveryOutcome::RetryLater("451 try again later".into())
+                    DeliveryOutcome::Deferred {
+                        reply: "451 try again later".into(),
+                    }
                 };
             }
-            self.accepted.push(to);
             let raw = message.formatted();
             let parsed = mail_parser::MessageParser::default()
                 .parse(&raw)
                 .expect("a message tidings built parses");
             self.texts
+                .lock()
+                .unwrap()
                 .push(parsed.body_text(0).unwrap_or_default().into_owned());
+            self.accepted.lock().unwrap().push(to);
             DeliveryOutcome::Sent {
-                location: message_id.into(),
+                reply: "250 ok".into(),
             }
         }
     }
+
+    fn at(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
+    }
+
+    const MONDAY_SEND: &str = "2026-11-30T09:00:00+01:00";
 
     async fn world() -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap();
@@ -398,264 +526,148 @@ mod tests {
         let text = "[site]\ntitle = \"T\"\nbase_url = \"https://example.com/\"\narticles = \"articles\"\n\
                     [newsletter]\nfrom = \"news@example.com\"\npostal_address = \"1 Street\"\n\
                     [[digest]]\nname = \"weekly\"\nschedule = \"0 8 * * MON\"\n\
+                    [mail]\nmax_attempts = 1\nretry_backoff_ms = 0\nbounce_threshold = 2\n\
                     [state]\ndatabase = \"state.db\"\n";
         let config = Config::parse(Path::new("config.toml"), text, Vec::new(), dir.path()).unwrap();
         let state = open_state(&config).unwrap();
         for email in ["ada@example.com", "bob@example.com"] {
+            let new = NewSubscriber {
+                email: EmailAddress::parse(email).unwrap(),
+                name: String::new(),
+                digests: vec!["weekly".into()],
+                categories: Vec::new(),
+                subscribed_at: at("2026-11-01T00:00:00Z").to_utc(),
+                changed_at: at("2026-11-01T00:00:00Z").to_utc(),
+            };
+            let key = SuppressionKey(email.into());
             state
-                .upsert_subscriber(&NewSubscriber {
-                    email: EmailAddress::parse(email).unwrap(),
-                    name: String::new(),
-                    digests: vec!["weekly".into()],
-                    categories: Vec::new(),
-                    subscribed_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
-                        .unwrap()
-                        .to_utc(),
-                    changed_at: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
-                        .unwrap()
-                        .to_utc(),
-                })
+                .upsert_subscriber(&new, &key, Resubscribe::Never)
                 .await
                 .unwrap();
         }
         (dir, config)
     }
 
+    async fn send_at(config: &Config, now: &str, transport: &Scripted) -> SendReport {
+        send_with(config, now, transport, false).await
+    }
+
+    async fn send_with(
+        config: &Config,
+        now: &str,
+        transport: &Scripted,
+        dry_run: bool,
+    ) -> SendReport {
+        let options = SendOptions {
+            secret: Some("s"),
+            dry_run,
+            progress: &|_| {},
+        };
+        digest_send(config, "weekly", at(now), &options, transport)
+            .await
+            .unwrap()
+    }
+
+    async fn delivery_of(
+        config: &Config,
+        tick: DateTime<FixedOffset>,
+        email: &str,
+    ) -> crate::state::Delivery {
+        let state = open_state(config).unwrap();
+        let run = state.run("weekly", tick.to_utc()).await.unwrap().unwrap();
+        let deliveries = state.deliveries(run.id).await.unwrap();
+        assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+        deliveries
+            .into_iter()
+            .find(|d| d.email.as_str() == email)
+            .unwrap()
+    }
+
+    fn sent(report: &SendReport) -> usize {
+        report.count(|o| matches!(o, MessageOutcome::Sent { .. }))
+    }
+
     #[tokio::test]
     async fn a_deferred_delivery_is_retried_on_the_next_send_of_the_tick_and_sent_ones_are_not() {
         let (_dir, config) = world().await;
-        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let mut flaky = Flaky::refusing("bob@example.com");
-        let first = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            now,
-            Some("s"),
-            &mut flaky,
-        )
-        .await
-        .unwrap();
+        let flaky = Scripted::refusing("bob@example.com");
+        let first = send_at(&config, MONDAY_SEND, &flaky).await;
         assert_eq!(first.outcome, SendOutcome::Planned);
-        assert_eq!(flaky.accepted, ["ada@example.com"]);
-        assert_eq!(first.deferred.len(), 1);
-        assert_eq!(first.deferred[0].1, "451 try again later");
-        assert_eq!(first.progress, RunProgress::Open { remaining: 1 });
-
-        let mut healthy = Flaky::healthy();
-        let second = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            now,
-            Some("s"),
-            &mut healthy,
-        )
-        .await
-        .unwrap();
-        assert_eq!(second.outcome, SendOutcome::Resumed);
+        assert_eq!(flaky.accepted(), ["ada@example.com"]);
         assert_eq!(
-            healthy.accepted,
-            ["bob@example.com"],
-            "only the failed one is sent again"
+            first.count(|o| matches!(o, MessageOutcome::Deferred { .. })),
+            1
+        );
+        assert_eq!(first.progress, RunProgress::Open { remaining: 1 });
+        assert!(
+            first.summary().contains("1 sent, 1 deferred"),
+            "{}",
+            first.summary()
         );
 
-        let third = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            now,
-            Some("s"),
-            &mut healthy,
-        )
-        .await
-        .unwrap();
-        assert_eq!(third.outcome, SendOutcome::AlreadySent);
-        assert_eq!(healthy.accepted.len(), 1);
+        let healthy = Scripted::default();
+        let second = send_at(&config, MONDAY_SEND, &healthy).await;
+        assert_eq!(second.outcome, SendOutcome::Resumed);
+        assert_eq!(
+            healthy.accepted(),
+            ["bob@example.com"],
+            "only the deferred one again"
+        );
+        assert_eq!(second.progress, RunProgress::Finished);
 
-        let state = open_state(&config).unwrap();
-        let run = state
-            .run("weekly", second.tick.to_utc())
-            .await
-            .unwrap()
-            .unwrap();
-        let deliveries = state.deliveries(run.id).await.unwrap();
-        let bob = deliveries
-            .iter()
-            .find(|d| d.email.as_str() == "bob@example.com")
-            .unwrap();
+        let third = send_at(&config, MONDAY_SEND, &healthy).await;
+        assert_eq!(third.outcome, SendOutcome::AlreadySent);
+        assert_eq!(healthy.accepted().len(), 1);
+        let bob = delivery_of(&config, second.tick, "bob@example.com").await;
         assert_eq!((bob.status, bob.attempts), (DeliveryStatus::Sent, 2));
     }
 
     #[tokio::test]
     async fn a_subscriber_who_leaves_before_a_resumed_send_gets_nothing() {
         let (_dir, config) = world().await;
-        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let mut flaky = Flaky::refusing("bob@example.com");
-        digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            now,
-            Some("s"),
-            &mut flaky,
-        )
-        .await
-        .unwrap();
+        let first = send_at(&config, MONDAY_SEND, &Scripted::refusing("bob@example.com")).await;
         let state = open_state(&config).unwrap();
         let bob = EmailAddress::parse("bob@example.com").unwrap();
-        let left = now.to_utc();
         state
-            .set_subscriber_status(&bob, SubscriberStatus::Unsubscribed, left)
+            .set_subscriber_status(&bob, SubscriberStatus::Unsubscribed, first.tick.to_utc())
             .await
             .unwrap();
-
-        let mut healthy = Flaky::healthy();
-        let resumed = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            now,
-            Some("s"),
-            &mut healthy,
-        )
-        .await
-        .unwrap();
+        let healthy = Scripted::default();
+        let resumed = send_at(&config, MONDAY_SEND, &healthy).await;
         assert_eq!(resumed.outcome, SendOutcome::Resumed);
-        assert!(
-            healthy.accepted.is_empty(),
-            "bob unsubscribed: {:?}",
-            healthy.accepted
-        );
-        let run = state
-            .run("weekly", resumed.tick.to_utc())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            run.finished.is_some(),
+        assert!(healthy.accepted().is_empty(), "bob unsubscribed");
+        assert_eq!(
+            resumed.progress,
+            RunProgress::Finished,
             "a cancelled delivery does not keep the run open"
         );
-        let bob = state
-            .deliveries(run.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|d| d.email.as_str() == "bob@example.com")
-            .unwrap();
+        let bob = delivery_of(&config, resumed.tick, "bob@example.com").await;
         assert_eq!(bob.status, DeliveryStatus::Cancelled);
-    }
-
-    #[tokio::test]
-    async fn an_older_tick_is_never_sent_after_a_newer_one() {
-        let (_dir, config) = world().await;
-        let mut t = Flaky::healthy();
-        let later = DateTime::parse_from_rfc3339("2026-12-07T09:00:00+01:00").unwrap();
-        let sent = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            later,
-            Some("s"),
-            &mut t,
-        )
-        .await
-        .unwrap();
-        assert_eq!((sent.outcome, t.accepted.len()), (SendOutcome::Planned, 2));
-        let earlier = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let old = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            earlier,
-            Some("s"),
-            &mut t,
-        )
-        .await
-        .unwrap();
-        assert_eq!(old.outcome, SendOutcome::Superseded);
-        assert_eq!(t.accepted.len(), 2, "nothing sent for the older tick");
-        let state = open_state(&config).unwrap();
-        assert!(
-            state
-                .run("weekly", old.tick.to_utc())
-                .await
-                .unwrap()
-                .is_none(),
-            "and nothing recorded"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_template_error_leaves_no_run_behind() {
-        let (dir, mut config) = world().await;
-        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-        std::fs::write(dir.path().join("templates/digest.txt.hbs"), "{{missing}}\n").unwrap();
-        config.newsletter.templates = dir.path().join("templates");
-        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let mut t = Flaky::healthy();
-        let err = digest_send_with(
-            &config,
-            &store::load(&config).0,
-            "weekly",
-            now,
-            Some("s"),
-            &mut t,
-        )
-        .await
-        .unwrap_err();
-        assert!(err.to_string().contains("digest.txt.hbs:1:"), "{err}");
-        let tick = DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap();
-        assert!(
-            open_state(&config)
-                .unwrap()
-                .run("weekly", tick.to_utc())
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(t.accepted.is_empty());
     }
 
     #[tokio::test]
     async fn a_permanent_rejection_is_recorded_failed_never_retried_and_closes_the_run() {
         let (_dir, config) = world().await;
-        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let catalog = store::load(&config).0;
-        let mut refusing = Flaky::refusing("forever:bob@example.com");
-        let first = digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut refusing)
-            .await
-            .unwrap();
-        assert_eq!(refusing.accepted, ["ada@example.com"]);
-        assert_eq!(first.failed.len(), 1);
-        assert_eq!(first.failed[0].1, PERMANENTLY);
-        assert!(first.deferred.is_empty());
+        let rejecting = Scripted::rejecting("bob@example.com");
+        let first = send_at(&config, MONDAY_SEND, &rejecting).await;
+        assert_eq!(rejecting.accepted(), ["ada@example.com"]);
+        assert_eq!(
+            first.count(|o| matches!(o, MessageOutcome::Failed { reply, bounced: false } if reply == PERMANENTLY)),
+            1
+        );
         assert_eq!(
             first.progress,
             RunProgress::Finished,
             "a 550 does not keep the run open"
         );
-
-        let mut healthy = Flaky::healthy();
-        let again = digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut healthy)
-            .await
-            .unwrap();
+        let healthy = Scripted::default();
+        let again = send_at(&config, MONDAY_SEND, &healthy).await;
         assert_eq!(again.outcome, SendOutcome::AlreadySent);
         assert!(
-            healthy.accepted.is_empty(),
+            healthy.accepted().is_empty(),
             "a rejected message is never sent again"
         );
-        let state = open_state(&config).unwrap();
-        let run = state
-            .run("weekly", first.tick.to_utc())
-            .await
-            .unwrap()
-            .unwrap();
-        let deliveries = state.deliveries(run.id).await.unwrap();
-        let bob = deliveries
-            .iter()
-            .find(|d| d.email.as_str() == "bob@example.com")
-            .unwrap();
+        let bob = delivery_of(&config, first.tick, "bob@example.com").await;
         assert_eq!(
             (bob.status, bob.attempts, bob.last_error.as_deref()),
             (DeliveryStatus::Failed, 1, Some(PERMANENTLY))
@@ -663,34 +675,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn permanent_failures_in_a_row_mark_the_subscriber_bounced() {
+        let (dir, config) = world().await;
+        let rejecting = Scripted::rejecting("bob@example.com");
+        send_at(&config, MONDAY_SEND, &rejecting).await;
+        std::fs::write(
+            dir.path().join("articles/later.md"),
+            "---\ntitle: Later\ndate: 2026-12-03T09:00:00+01:00\n---\nBody.\n",
+        )
+        .unwrap();
+        let second = send_at(&config, "2026-12-07T09:00:00+01:00", &rejecting).await;
+        assert_eq!(
+            second.count(|o| matches!(o, MessageOutcome::Failed { bounced: true, .. })),
+            1,
+            "the second failure in a row reaches bounce_threshold = 2"
+        );
+        let state = open_state(&config).unwrap();
+        let bob = state
+            .subscriber(&EmailAddress::parse("bob@example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bob.status, SubscriberStatus::Bounced);
+    }
+
+    #[tokio::test]
     async fn a_cancelled_delivery_is_not_sent_when_the_subscriber_confirms_again() {
         let (_dir, config) = world().await;
-        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let catalog = store::load(&config).0;
+        send_at(&config, MONDAY_SEND, &Scripted::refusing("bob@example.com")).await;
         let state = open_state(&config).unwrap();
         let bob = EmailAddress::parse("bob@example.com").unwrap();
-        let mut flaky = Flaky::refusing("bob@example.com");
-        digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut flaky)
-            .await
-            .unwrap();
+        let when = at(MONDAY_SEND).to_utc();
         state
-            .set_subscriber_status(&bob, SubscriberStatus::Unsubscribed, now.to_utc())
+            .set_subscriber_status(&bob, SubscriberStatus::Unsubscribed, when)
             .await
             .unwrap();
-        let mut healthy = Flaky::healthy();
-        let resumed = digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut healthy)
-            .await
-            .unwrap();
-        assert_eq!((resumed.cancelled, healthy.accepted.len()), (1, 0));
+        let healthy = Scripted::default();
+        let resumed = send_at(&config, MONDAY_SEND, &healthy).await;
+        assert_eq!(
+            resumed.count(|o| matches!(o, MessageOutcome::Cancelled { .. })),
+            1
+        );
         state
-            .set_subscriber_status(&bob, SubscriberStatus::Confirmed, now.to_utc())
+            .set_subscriber_status(&bob, SubscriberStatus::Confirmed, when)
             .await
             .unwrap();
-        let after = digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut healthy)
-            .await
-            .unwrap();
+        let after = send_at(&config, MONDAY_SEND, &healthy).await;
         assert_eq!(after.outcome, SendOutcome::AlreadySent);
-        assert!(healthy.accepted.is_empty(), "cancelled stays cancelled");
+        assert!(healthy.accepted().is_empty(), "cancelled stays cancelled");
     }
 
     #[tokio::test]
@@ -719,27 +751,135 @@ mod tests {
         .unwrap();
         config.newsletter.templates = templates;
         config.digest[0].max_articles = 1;
-        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00+01:00").unwrap();
-        let catalog = store::load(&config).0;
-        let mut flaky = Flaky::refusing("bob@example.com");
-        digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut flaky)
-            .await
-            .unwrap();
-        let mut healthy = Flaky::healthy();
-        digest_send_with(&config, &catalog, "weekly", now, Some("s"), &mut healthy)
-            .await
-            .unwrap();
-        assert_eq!((flaky.texts.len(), healthy.texts.len()), (1, 1));
-        let first = &flaky.texts[0];
-        assert!(first.contains("new: Second Rust tools"), "{first}");
-        assert!(first.contains("left out: 1"), "{first}");
+        let flaky = Scripted::refusing("bob@example.com");
+        send_at(&config, MONDAY_SEND, &flaky).await;
+        let healthy = Scripted::default();
+        send_at(&config, MONDAY_SEND, &healthy).await;
+        let (first, resumed) = (flaky.texts.lock().unwrap(), healthy.texts.lock().unwrap());
+        assert_eq!((first.len(), resumed.len()), (1, 1));
+        assert!(first[0].contains("new: Second Rust tools"), "{}", first[0]);
+        assert!(first[0].contains("left out: 1"), "{}", first[0]);
         assert!(
-            first.contains("related: Old Rust tools for Second Rust tools"),
-            "{first}"
+            first[0].contains("related: Old Rust tools for Second Rust tools"),
+            "{}",
+            first[0]
         );
         assert_eq!(
-            &healthy.texts[0], first,
+            resumed[0], first[0],
             "bob's resumed message reads as ada's first"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_tick_is_never_sent_after_a_newer_one() {
+        let (_dir, config) = world().await;
+        let t = Scripted::default();
+        let later = send_at(&config, "2026-12-07T09:00:00+01:00", &t).await;
+        assert_eq!(
+            (later.outcome, t.accepted().len()),
+            (SendOutcome::Planned, 2)
+        );
+        let old = send_at(&config, MONDAY_SEND, &t).await;
+        assert_eq!(old.outcome, SendOutcome::Superseded);
+        assert_eq!(t.accepted().len(), 2, "nothing sent for the older tick");
+        let state = open_state(&config).unwrap();
+        assert!(
+            state
+                .run("weekly", old.tick.to_utc())
+                .await
+                .unwrap()
+                .is_none(),
+            "and nothing recorded"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_template_error_leaves_no_run_behind() {
+        let (dir, mut config) = world().await;
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(dir.path().join("templates/digest.txt.hbs"), "{{missing}}\n").unwrap();
+        config.newsletter.templates = dir.path().join("templates");
+        let t = Scripted::default();
+        let options = SendOptions {
+            secret: Some("s"),
+            dry_run: false,
+            progress: &|_| {},
+        };
+        let err = digest_send(&config, "weekly", at(MONDAY_SEND), &options, &t)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("digest.txt.hbs:1:"), "{err}");
+        let state = open_state(&config).unwrap();
+        assert!(
+            state
+                .run("weekly", at("2026-11-30T08:00:00+01:00").to_utc())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(t.accepted().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_plans_and_records_nothing() {
+        let (_dir, config) = world().await;
+        let t = Scripted::default();
+        let dry = send_with(&config, MONDAY_SEND, &t, true).await;
+        assert_eq!(dry.outcome, SendOutcome::DryRun);
+        assert_eq!(dry.would_send.len(), 2);
+        assert_eq!(dry.would_send[0].1, ["fresh"]);
+        assert!(t.accepted().is_empty());
+        let state = open_state(&config).unwrap();
+        assert!(
+            state
+                .run("weekly", dry.tick.to_utc())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            state.first_seen().await.unwrap().is_empty(),
+            "not even the sightings"
+        );
+        let real = send_at(&config, MONDAY_SEND, &t).await;
+        assert_eq!((real.outcome, sent(&real)), (SendOutcome::Planned, 2));
+    }
+
+    #[tokio::test]
+    async fn a_back_dated_article_added_after_a_tick_goes_out_in_the_next_digest_once() {
+        let (dir, config) = world().await;
+        let t = Scripted::default();
+        let first = send_at(&config, MONDAY_SEND, &t).await;
+        assert_eq!(sent(&first), 2);
+        // Written after the first tick, dated before it.
+        std::fs::write(
+            dir.path().join("articles/backdated.md"),
+            "---\ntitle: Backdated\ndate: 2026-11-20T09:00:00+01:00\n---\nBody.\n",
+        )
+        .unwrap();
+        let next = send_at(&config, "2026-12-07T09:00:00+01:00", &t).await;
+        assert_eq!(sent(&next), 2, "{}", next.summary());
+        let ada = delivery_of(&config, next.tick, "ada@example.com").await;
+        assert_eq!(ada.articles, ["backdated"]);
+        let after = send_at(&config, "2026-12-14T09:00:00+01:00", &t).await;
+        assert_eq!(sent(&after), 0, "never twice: {}", after.summary());
+    }
+
+    #[tokio::test]
+    async fn the_archive_is_not_news_on_the_first_send() {
+        let (dir, config) = world().await;
+        std::fs::write(
+            dir.path().join("articles/archive.md"),
+            "---\ntitle: Archive\ndate: 2025-01-01T09:00:00+01:00\n---\nBody.\n",
+        )
+        .unwrap();
+        let t = Scripted::default();
+        let first = send_at(&config, MONDAY_SEND, &t).await;
+        let ada = delivery_of(&config, first.tick, "ada@example.com").await;
+        assert_eq!(
+            ada.articles,
+            ["fresh"],
+            "dated before they subscribed, seen on the first look"
         );
     }
 }

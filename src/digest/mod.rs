@@ -12,8 +12,8 @@ mod schedule;
 use std::path::PathBuf;
 
 pub use plan::{
-    DigestPlan, PlanOutcome, RECENT_DIGESTS, RelatedPick, Skip, SubscriberView, Window,
-    WindowStart, plan, window,
+    DigestPlan, LatePublications, PlanOutcome, RECENT_DIGESTS, RelatedPick, Skip, SubscriberView,
+    Window, WindowStart, plan, window,
 };
 pub use related::RelatedSource;
 pub use render::{GMAIL_CLIP_BYTES, RenderSettings, RenderedDigest, Templates, wrap_text};

@@ -1,7 +1,7 @@
 //! Deciding what each subscriber gets at one tick. Pure: the catalog, what each subscriber already received and
 //! the tick go in; one [`PlanOutcome`] per subscriber comes out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, FixedOffset, Utc};
 
@@ -41,6 +41,50 @@ pub struct Window {
     pub after: DateTime<Utc>,
     pub until: DateTime<FixedOffset>,
     pub start: WindowStart,
+}
+
+/// Articles that went live later than their `date` says (a back-dated post, a draft published late), with when
+/// tidings first saw them live. Such an article is new in the first window after that time, whatever its date,
+/// so it still goes out once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatePublications(BTreeMap<String, DateTime<Utc>>);
+
+impl LatePublications {
+    /// What `first_seen` (slug → first time seen live, from the state) says at `tick`, and the first sightings to
+    /// record: each article published at `tick` and never seen before is seen at `tick`, except on the very first
+    /// look (nothing seen yet), where the archive is taken at its dates so that it is not news.
+    pub fn observe(
+        catalog: &Catalog,
+        first_seen: &BTreeMap<String, DateTime<Utc>>,
+        tick: DateTime<FixedOffset>,
+    ) -> (LatePublications, Vec<(String, DateTime<Utc>)>) {
+        let first_look = first_seen.is_empty();
+        let mut late = BTreeMap::new();
+        let mut sightings = Vec::new();
+        for article in catalog.published(tick) {
+            let date = article.date.to_utc();
+            let seen = match first_seen.get(&article.slug) {
+                Some(seen) => *seen,
+                None => {
+                    let seen = if first_look { date } else { tick.to_utc() };
+                    sightings.push((article.slug.clone(), seen));
+                    seen
+                }
+            };
+            if seen > date {
+                late.insert(article.slug.clone(), seen);
+            }
+        }
+        (LatePublications(late), sightings)
+    }
+
+    /// Late articles first seen in `(after, until]`.
+    fn seen_in(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(_, seen)| **seen > after && **seen <= until)
+            .map(|(slug, _)| slug.as_str())
+    }
 }
 
 /// A related-reading pick and the new article it was chosen for.
@@ -107,18 +151,20 @@ pub fn window(view: &SubscriberView, tick: DateTime<FixedOffset>) -> Window {
 }
 
 /// Plans `digest` at `tick` for each view (subscribers of this digest). An article is new to a subscriber when it
-/// is published at the tick and its `date` (not `updated`: an edit is not news) falls in their window; a
-/// future-dated article therefore waits for the first tick after its date.
+/// is published at the tick and its `date` (not `updated`: an edit is not news) falls in their window, or when it
+/// went live late (`late`) within their window; a future-dated article therefore waits for the first tick after
+/// its date. An article in one of their recent digests is never sent to them again.
 pub fn plan<'a>(
     digest: &DigestConfig,
     catalog: &'a Catalog,
     views: &[SubscriberView],
     tick: DateTime<FixedOffset>,
+    late: &LatePublications,
     related: &dyn RelatedSource,
 ) -> Vec<PlanOutcome<'a>> {
     views
         .iter()
-        .map(|view| plan_one(digest, catalog, view, tick, related))
+        .map(|view| plan_one(digest, catalog, view, tick, late, related))
         .collect()
 }
 
@@ -127,6 +173,7 @@ fn plan_one<'a>(
     catalog: &'a Catalog,
     view: &SubscriberView,
     tick: DateTime<FixedOffset>,
+    late: &LatePublications,
     related: &dyn RelatedSource,
 ) -> PlanOutcome<'a> {
     let email = view.subscriber.email.clone();
@@ -138,13 +185,23 @@ fn plan_one<'a>(
         };
     }
     let window = window(view, tick);
-    // The catalog is newest first, so the window's articles are a prefix: stop at the first older one.
-    let new: Vec<&Article> = catalog
+    // The catalog is newest first, so the window's articles by date are a prefix: stop at the first older one.
+    // Late publications dated before the window are added from their (short) list.
+    let mut new: Vec<&Article> = catalog
         .published(tick)
         .take_while(|a| a.date > window.after)
-        .filter(|a| category_matches(&digest.categories, a))
-        .filter(|a| category_matches(&view.subscriber.categories, a))
         .collect();
+    new.extend(
+        late.seen_in(window.after, tick.to_utc())
+            .filter_map(|slug| catalog.by_slug(slug))
+            .filter(|a| a.is_published(tick) && a.date <= window.after),
+    );
+    new.retain(|a| {
+        category_matches(&digest.categories, a)
+            && category_matches(&view.subscriber.categories, a)
+            && !view.recently_received.contains(&a.slug)
+    });
+    new.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.slug.cmp(&b.slug)));
     if new.is_empty() {
         return PlanOutcome::Skip {
             email,

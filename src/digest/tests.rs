@@ -177,6 +177,7 @@ fn plan_for(views: &[SubscriberView]) -> Vec<(String, Vec<String>)> {
         &catalog,
         views,
         at(TICK),
+        &LatePublications::default(),
         &SharedTopics::new(&catalog),
     )
     .into_iter()
@@ -233,6 +234,7 @@ fn a_future_article_waits_for_the_first_tick_after_its_date() {
         &catalog,
         &[v],
         next_tick,
+        &LatePublications::default(),
         &SharedTopics::new(&catalog),
     );
     let PlanOutcome::Send(p) = &outcomes[0] else {
@@ -279,6 +281,7 @@ fn category_filters_narrow_the_digest() {
             &["Tools"],
         )],
         at(TICK),
+        &LatePublications::default(),
         &SharedTopics::new(&catalog),
     );
     assert!(
@@ -310,6 +313,7 @@ fn nobody_gets_an_empty_digest() {
         &catalog,
         &views,
         at(TICK),
+        &LatePublications::default(),
         &SharedTopics::new(&catalog),
     );
     assert_eq!(outcomes.len(), 2);
@@ -337,6 +341,7 @@ fn unconfirmed_subscribers_get_nothing() {
         &catalog,
         &[v],
         at(TICK),
+        &LatePublications::default(),
         &SharedTopics::new(&catalog),
     );
     assert!(matches!(
@@ -359,7 +364,14 @@ fn max_articles_keeps_the_newest() {
         Some(LAST_TICK),
         &[],
     );
-    let outcomes = plan(&d, &catalog, &[v], at(TICK), &SharedTopics::new(&catalog));
+    let outcomes = plan(
+        &d,
+        &catalog,
+        &[v],
+        at(TICK),
+        &LatePublications::default(),
+        &SharedTopics::new(&catalog),
+    );
     let PlanOutcome::Send(p) = &outcomes[0] else {
         panic!()
     };
@@ -380,6 +392,7 @@ fn related_of(v: SubscriberView) -> Vec<String> {
         &catalog,
         &[v],
         at(TICK),
+        &LatePublications::default(),
         &SharedTopics::new(&catalog),
     );
     let PlanOutcome::Send(p) = &outcomes[0] else {
@@ -506,7 +519,7 @@ mod properties {
             let mut d = digest();
             d.max_articles = max_articles;
             d.related = related;
-            let outcomes = plan(&d, &catalog, &[v.clone()], tick, &SharedTopics::new(&catalog));
+            let outcomes = plan(&d, &catalog, &[v.clone()], tick, &LatePublications::default(), &SharedTopics::new(&catalog));
             // The window, stated independently of `window()`: from the last delivered tick, else from joining.
             let after = v.last_delivered.unwrap_or(v.joined);
             prop_assert_eq!(window(&v, tick).after, after);

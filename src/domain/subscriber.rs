@@ -82,6 +82,11 @@ impl Subscriber {
     }
 }
 
+/// The keyed hash that stands for an address in the suppression list, so a forgotten person leaves no address
+/// behind and is still never subscribed again (made with the link-token secret, see `mail::LinkTokens`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SuppressionKey(pub String);
+
 /// A subscriber to add or update (`subscribers add` / `import`): confirmed, since the owner already has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSubscriber {

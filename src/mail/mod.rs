@@ -1,12 +1,15 @@
 //! Mail: turning a rendered digest into a MIME message ([`compose`]), signing it ([`DkimSigner`]), the
-//! unsubscribe link tokens ([`LinkTokens`]) and the transports that hand messages on ([`Transport`]).
+//! unsubscribe link tokens ([`LinkTokens`]), the transports that hand messages on ([`Transport`]: file outbox,
+//! SMTP, sendmail) and the pace they may go at ([`RateLimit`]).
 //!
 //! `compose` is pure (every header value, the date and the Message-ID are parameters); transports do the I/O and
-//! answer with a named [`DeliveryOutcome`]. This module does not decide who gets what (`digest`) nor record
-//! anything (`state`).
+//! answer with a named [`DeliveryOutcome`]. This module does not decide who gets what (`digest`), nor retry or
+//! record anything (`delivery` and `state`).
 
 mod compose;
 mod dkim;
+mod rate;
+mod smtp;
 mod token;
 mod transport;
 
@@ -14,6 +17,8 @@ use std::path::PathBuf;
 
 pub use compose::{Envelope, compose, message_id};
 pub use dkim::DkimSigner;
+pub use rate::RateLimit;
+pub use smtp::{Sendmail, SmtpRelay, SmtpSettings};
 pub use token::LinkTokens;
 pub use transport::{DeliveryOutcome, FileOutbox, Transport};
 
@@ -40,4 +45,6 @@ pub enum MailError {
     DkimKey { path: PathBuf, reason: String },
     #[error("[mail.dkim] {field} \"{value}\" is not usable in a DKIM signature")]
     DkimSetting { field: &'static str, value: String },
+    #[error("{what} {reason}")]
+    Transport { what: &'static str, reason: String },
 }

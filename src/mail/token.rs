@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, SuppressionKey};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -41,6 +41,14 @@ impl LinkTokens {
     /// The token for `email` on `list` (64 lowercase hex digits).
     pub fn unsubscribe(&self, email: &EmailAddress, list: &str) -> String {
         hex::encode(self.mac(email, list).finalize().into_bytes())
+    }
+
+    /// The keyed hash that stands for `email` in the suppression list (another purpose than unsubscribe tokens,
+    /// so neither can be made from the other).
+    pub fn suppression_key(&self, email: &EmailAddress) -> SuppressionKey {
+        SuppressionKey(hex::encode(
+            self.mac(email, "\0suppression").finalize().into_bytes(),
+        ))
     }
 
     /// Whether `token` is the one for `email` on `list` (constant-time comparison).

@@ -1,24 +1,30 @@
-//! Transports: where a finished message goes. The file outbox (`[mail] transport = "file"`, the default) writes
-//! one `.eml` per message so a new user sees real mail without a server; SMTP comes next behind the same trait.
+//! Transports: where a finished message goes, each answering with a named [`DeliveryOutcome`] that the delivery
+//! worker records in the ledger. The file outbox (`[mail] transport = "file"`, the default) writes one `.eml` per
+//! message so a new user sees real mail without a server; [`SmtpRelay`](super::SmtpRelay) and
+//! [`Sendmail`](super::Sendmail) hand messages on for real.
 
 use std::path::{Path, PathBuf};
 
 use lettre::Message;
 
-/// What became of one message; the caller records it in the delivery ledger.
+/// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// The transport accepted it (for the outbox: the file is written). `location` says where it went.
-    Sent { location: String },
-    /// A failure worth retrying later (disk full, server busy).
-    RetryLater(String),
-    /// Refused for good (the address does not exist).
-    Rejected(String),
+    /// Accepted (for the outbox: the file is written); `reply` is the server's answer or where it went.
+    Sent { reply: String },
+    /// Refused for now (a 4xx reply, a dropped connection, a timeout): worth trying again later.
+    Deferred { reply: String },
+    /// Refused for good (a 5xx reply about this message or recipient): never to be retried.
+    Failed { reply: String },
+    /// The transport cannot take any message now (server down, TLS or authentication failure): nothing is
+    /// wrong with this message, and sending more now would fail the same way.
+    Unavailable { reason: String },
 }
 
-/// Hands a finished message on. `Send` so a send can run on any of the runtime's threads.
-pub trait Transport: Send {
-    fn send(&mut self, message: &Message, message_id: &str) -> DeliveryOutcome;
+/// Hands a finished message on. `&self` and `Sync` so one transport serves several concurrent sends.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, message: &Message, message_id: &str) -> DeliveryOutcome;
 }
 
 /// Writes each message to `<dir>/<Message-ID local part>.eml`, atomically (temp file + rename), so a re-send of
@@ -55,14 +61,17 @@ impl FileOutbox {
     }
 }
 
+#[async_trait::async_trait]
 impl Transport for FileOutbox {
-    fn send(&mut self, message: &Message, message_id: &str) -> DeliveryOutcome {
+    async fn send(&self, message: &Message, message_id: &str) -> DeliveryOutcome {
         let path = self.path_for(message_id);
         match crate::output::write_private_if_changed(&path, &message.formatted()) {
             Ok(_) => DeliveryOutcome::Sent {
-                location: path.display().to_string(),
+                reply: path.display().to_string(),
             },
-            Err(e) => DeliveryOutcome::RetryLater(format!("cannot write {}: {e}", path.display())),
+            Err(e) => DeliveryOutcome::Deferred {
+                reply: format!("cannot write {}: {e}", path.display()),
+            },
         }
     }
 }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    NewDelivery, RecordedPick, RemoveOutcome, RunProgress, SecretOrigin, State, StateError,
-    UpsertOutcome,
+    NewDelivery, RecordedPick, RemoveOutcome, Resubscribe, RunProgress, SecretOrigin, State,
+    StateError, UpsertOutcome,
 };
 use crate::domain::{
-    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, SubscriberStatus, Transition,
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, SubscriberStatus, SuppressionKey,
+    Transition,
 };
 
 /// Expands to one `#[tokio::test]` per case, each on a fresh state made by `$make` (an async block giving an
@@ -28,7 +29,20 @@ macro_rules! conformance_suite {
             confirming_sets_the_confirmation_time_once,
             a_status_change_for_an_unknown_address_changes_nothing,
             subscribers_can_be_listed_by_digest_and_removed,
-            removing_a_subscriber_removes_their_delivery_history,
+            forgetting_a_subscriber_removes_their_delivery_history,
+            unsubscribing_keeps_the_address_and_says_when_it_had_left,
+            a_forgotten_address_is_never_added_again_unless_resubscribed,
+            resubscribing_brings_back_a_left_address_with_a_new_join_time,
+            an_import_is_one_batch_with_an_outcome_per_row,
+            a_claim_is_exclusive_to_its_owner,
+            an_expired_lease_is_claimed_by_the_next_sender,
+            released_claims_are_claimed_again,
+            claimants_are_the_owners_of_live_claims,
+            final_deliveries_are_never_claimed,
+            a_claim_carries_the_subscriber_as_they_are_now,
+            failures_in_a_row_count_since_the_last_sent_message,
+            runs_are_listed_newest_first_with_their_counts,
+            first_sightings_are_recorded_once_and_never_move,
             the_secret_is_stored_once_and_then_read_back,
             a_tick_can_be_planned_only_once,
             a_run_and_its_deliveries_are_written_pending_before_anything_is_sent,
@@ -84,6 +98,11 @@ fn new(addr: &str, digests: &[&str], categories: &[&str]) -> NewSubscriber {
     }
 }
 
+/// The suppression key a state would be given for this subscriber (any stable per-address value will do here).
+fn keyed(new: &NewSubscriber) -> SuppressionKey {
+    SuppressionKey(format!("key:{}", new.email))
+}
+
 fn delivery(addr: &str, articles: &[&str]) -> NewDelivery {
     NewDelivery {
         email: email(addr),
@@ -98,6 +117,7 @@ fn delivery(addr: &str, articles: &[&str]) -> NewDelivery {
             .into_iter()
             .collect(),
         over_limit: articles.len(),
+        window_after: t(1),
     }
 }
 
@@ -126,7 +146,11 @@ fn cancelled() -> DeliveryEvent {
 /// A state with one weekly subscriber and one planned run for them; returns the run's one delivery id.
 async fn one_delivery(state: &Shared) -> i64 {
     state
-        .upsert_subscriber(&new("a@example.com", &["weekly"], &[]))
+        .upsert_subscriber(
+            &new("a@example.com", &["weekly"], &[]),
+            &keyed(&new("a@example.com", &["weekly"], &[])),
+            Resubscribe::Never,
+        )
         .await
         .unwrap();
     let run = state
@@ -153,18 +177,27 @@ async fn status_of(state: &Shared, id: i64) -> (DeliveryStatus, u32, Option<Stri
 pub(crate) async fn upsert_is_idempotent_and_reports_what_it_did(state: Shared) {
     let ada = new("ada@example.com", &["weekly"], &["Tools"]);
     assert_eq!(
-        state.upsert_subscriber(&ada).await.unwrap(),
+        state
+            .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+            .await
+            .unwrap(),
         UpsertOutcome::Added
     );
     assert_eq!(
-        state.upsert_subscriber(&ada).await.unwrap(),
+        state
+            .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+            .await
+            .unwrap(),
         UpsertOutcome::Unchanged
     );
     let mut renamed = ada.clone();
     renamed.name = "Ada Park".into();
     renamed.subscribed_at = t(20);
     assert_eq!(
-        state.upsert_subscriber(&renamed).await.unwrap(),
+        state
+            .upsert_subscriber(&renamed, &keyed(&renamed), Resubscribe::Never)
+            .await
+            .unwrap(),
         UpsertOutcome::Updated
     );
     let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
@@ -183,12 +216,18 @@ pub(crate) async fn a_digest_added_later_is_joined_when_it_is_added_not_at_subsc
     state: Shared,
 ) {
     let ada = new("ada@example.com", &["weekly"], &[]);
-    state.upsert_subscriber(&ada).await.unwrap();
+    state
+        .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+        .await
+        .unwrap();
     let mut more = ada.clone();
     more.digests = vec!["weekly".into(), "daily".into()];
     more.changed_at = t(20);
     assert_eq!(
-        state.upsert_subscriber(&more).await.unwrap(),
+        state
+            .upsert_subscriber(&more, &keyed(&more), Resubscribe::Never)
+            .await
+            .unwrap(),
         UpsertOutcome::Updated
     );
     let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
@@ -206,7 +245,10 @@ pub(crate) async fn a_digest_added_later_is_joined_when_it_is_added_not_at_subsc
 
 async fn left_is_kept(state: Shared, status: SubscriberStatus) {
     let ada = new("ada@example.com", &["weekly"], &[]);
-    state.upsert_subscriber(&ada).await.unwrap();
+    state
+        .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+        .await
+        .unwrap();
     assert!(
         state
             .set_subscriber_status(&ada.email, status, t(5))
@@ -216,7 +258,10 @@ async fn left_is_kept(state: Shared, status: SubscriberStatus) {
     let mut again = ada.clone();
     again.name = "Someone Else".into();
     assert_eq!(
-        state.upsert_subscriber(&again).await.unwrap(),
+        state
+            .upsert_subscriber(&again, &keyed(&again), Resubscribe::Never)
+            .await
+            .unwrap(),
         UpsertOutcome::KeptUnsubscribed
     );
     let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
@@ -234,7 +279,11 @@ pub(crate) async fn a_bounced_address_is_not_subscribed_again_by_an_import(state
 pub(crate) async fn confirming_sets_the_confirmation_time_once(state: Shared) {
     let ada = email("ada@example.com");
     state
-        .upsert_subscriber(&new("ada@example.com", &["weekly"], &[]))
+        .upsert_subscriber(
+            &new("ada@example.com", &["weekly"], &[]),
+            &keyed(&new("ada@example.com", &["weekly"], &[])),
+            Resubscribe::Never,
+        )
         .await
         .unwrap();
     state
@@ -274,7 +323,11 @@ pub(crate) async fn subscribers_can_be_listed_by_digest_and_removed(state: Share
         ("c@example.com", &["daily"][..]),
     ] {
         state
-            .upsert_subscriber(&new(addr, digests, &[]))
+            .upsert_subscriber(
+                &new(addr, digests, &[]),
+                &keyed(&new(addr, digests, &[])),
+                Resubscribe::Never,
+            )
             .await
             .unwrap();
     }
@@ -288,14 +341,14 @@ pub(crate) async fn subscribers_can_be_listed_by_digest_and_removed(state: Share
     assert_eq!(weekly, ["a@example.com", "b@example.com"]);
     assert_eq!(
         state
-            .remove_subscriber(&email("a@example.com"))
+            .forget(&email("a@example.com"), &SuppressionKey("k".into()), t(2))
             .await
             .unwrap(),
-        RemoveOutcome::Removed
+        RemoveOutcome::Forgotten
     );
     assert_eq!(
         state
-            .remove_subscriber(&email("a@example.com"))
+            .forget(&email("a@example.com"), &SuppressionKey("k".into()), t(2))
             .await
             .unwrap(),
         RemoveOutcome::NotFound
@@ -310,11 +363,11 @@ pub(crate) async fn subscribers_can_be_listed_by_digest_and_removed(state: Share
     assert_eq!(left, ["b@example.com", "c@example.com"]);
 }
 
-pub(crate) async fn removing_a_subscriber_removes_their_delivery_history(state: Shared) {
+pub(crate) async fn forgetting_a_subscriber_removes_their_delivery_history(state: Shared) {
     let id = one_delivery(&state).await;
     state.record(id, &sent(9)).await.unwrap();
     state
-        .remove_subscriber(&email("a@example.com"))
+        .forget(&email("a@example.com"), &SuppressionKey("k".into()), t(10))
         .await
         .unwrap();
     let run = state.run("weekly", t(9)).await.unwrap().unwrap();
@@ -344,7 +397,11 @@ pub(crate) async fn the_secret_is_stored_once_and_then_read_back(state: Shared) 
 
 pub(crate) async fn a_tick_can_be_planned_only_once(state: Shared) {
     state
-        .upsert_subscriber(&new("a@example.com", &["weekly"], &[]))
+        .upsert_subscriber(
+            &new("a@example.com", &["weekly"], &[]),
+            &keyed(&new("a@example.com", &["weekly"], &[])),
+            Resubscribe::Never,
+        )
         .await
         .unwrap();
     let deliveries = [delivery("a@example.com", &["x"])];
@@ -376,7 +433,11 @@ pub(crate) async fn a_run_and_its_deliveries_are_written_pending_before_anything
 ) {
     for addr in ["a@example.com", "b@example.com"] {
         state
-            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .upsert_subscriber(
+                &new(addr, &["weekly"], &[]),
+                &keyed(&new(addr, &["weekly"], &[])),
+                Resubscribe::Never,
+            )
             .await
             .unwrap();
     }
@@ -458,7 +519,11 @@ pub(crate) async fn received_lists_each_subscribers_newest_digests_first_in_one_
 ) {
     for addr in ["a@example.com", "b@example.com"] {
         state
-            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .upsert_subscriber(
+                &new(addr, &["weekly"], &[]),
+                &keyed(&new(addr, &["weekly"], &[])),
+                Resubscribe::Never,
+            )
             .await
             .unwrap();
     }
@@ -520,7 +585,11 @@ pub(crate) async fn pending_moves_to_every_events_status(state: Shared) {
     ];
     for addr in addrs {
         state
-            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .upsert_subscriber(
+                &new(addr, &["weekly"], &[]),
+                &keyed(&new(addr, &["weekly"], &[])),
+                Resubscribe::Never,
+            )
             .await
             .unwrap();
     }
@@ -577,7 +646,11 @@ pub(crate) async fn deferred_moves_to_sent_failed_or_cancelled(state: Shared) {
     for (i, event) in [sent(9), rejected(), cancelled()].into_iter().enumerate() {
         let addr = format!("s{i}@example.com");
         state
-            .upsert_subscriber(&new(&addr, &["weekly"], &[]))
+            .upsert_subscriber(
+                &new(&addr, &["weekly"], &[]),
+                &keyed(&new(&addr, &["weekly"], &[])),
+                Resubscribe::Never,
+            )
             .await
             .unwrap();
         let run = state
@@ -669,7 +742,11 @@ pub(crate) async fn recording_an_unknown_delivery_is_an_error(state: Shared) {
 pub(crate) async fn a_run_finishes_only_when_no_delivery_is_open(state: Shared) {
     for addr in ["a@example.com", "b@example.com", "c@example.com"] {
         state
-            .upsert_subscriber(&new(addr, &["weekly"], &[]))
+            .upsert_subscriber(
+                &new(addr, &["weekly"], &[]),
+                &keyed(&new(addr, &["weekly"], &[])),
+                Resubscribe::Never,
+            )
             .await
             .unwrap();
     }
@@ -719,4 +796,311 @@ pub(crate) async fn a_run_finishes_only_when_no_delivery_is_open(state: Shared) 
         Some(t(10)),
         "finished once, at the first close"
     );
+}
+
+pub(crate) async fn unsubscribing_keeps_the_address_and_says_when_it_had_left(state: Shared) {
+    let a = email("a@example.com");
+    let ada = new("a@example.com", &["weekly"], &[]);
+    state
+        .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.unsubscribe(&a, t(2)).await.unwrap(),
+        RemoveOutcome::Unsubscribed
+    );
+    assert_eq!(
+        state.unsubscribe(&a, t(3)).await.unwrap(),
+        RemoveOutcome::AlreadyLeft
+    );
+    assert_eq!(
+        state
+            .unsubscribe(&email("x@example.com"), t(3))
+            .await
+            .unwrap(),
+        RemoveOutcome::NotFound
+    );
+    let kept = state.subscriber(&a).await.unwrap().expect("remembered");
+    assert_eq!(kept.status, SubscriberStatus::Unsubscribed);
+}
+
+pub(crate) async fn a_forgotten_address_is_never_added_again_unless_resubscribed(state: Shared) {
+    let ada = new("a@example.com", &["weekly"], &[]);
+    let key = keyed(&ada);
+    state
+        .upsert_subscriber(&ada, &key, Resubscribe::Never)
+        .await
+        .unwrap();
+    state.forget(&ada.email, &key, t(2)).await.unwrap();
+    assert!(
+        state.subscriber(&ada.email).await.unwrap().is_none(),
+        "no personal data left"
+    );
+    assert_eq!(
+        state
+            .upsert_subscriber(&ada, &key, Resubscribe::Never)
+            .await
+            .unwrap(),
+        UpsertOutcome::Suppressed
+    );
+    assert!(state.subscriber(&ada.email).await.unwrap().is_none());
+    assert_eq!(
+        state
+            .upsert_subscriber(&ada, &key, Resubscribe::Yes)
+            .await
+            .unwrap(),
+        UpsertOutcome::Resubscribed
+    );
+    state.unsubscribe(&ada.email, t(3)).await.unwrap();
+    state.forget(&ada.email, &key, t(4)).await.unwrap();
+    assert_eq!(
+        state
+            .upsert_subscriber(&ada, &key, Resubscribe::Never)
+            .await
+            .unwrap(),
+        UpsertOutcome::Suppressed,
+        "forgotten again after coming back"
+    );
+}
+
+pub(crate) async fn resubscribing_brings_back_a_left_address_with_a_new_join_time(state: Shared) {
+    let ada = new("a@example.com", &["weekly"], &[]);
+    state
+        .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+        .await
+        .unwrap();
+    state
+        .set_subscriber_status(&ada.email, SubscriberStatus::Bounced, t(5))
+        .await
+        .unwrap();
+    let mut back = ada.clone();
+    back.changed_at = t(20);
+    assert_eq!(
+        state
+            .upsert_subscriber(&back, &keyed(&back), Resubscribe::Yes)
+            .await
+            .unwrap(),
+        UpsertOutcome::Resubscribed
+    );
+    let stored = state.subscriber(&ada.email).await.unwrap().unwrap();
+    assert_eq!(stored.status, SubscriberStatus::Confirmed);
+    assert_eq!(
+        stored.joined_at("weekly"),
+        t(20),
+        "what they missed while away is not sent"
+    );
+}
+
+pub(crate) async fn an_import_is_one_batch_with_an_outcome_per_row(state: Shared) {
+    let left = new("left@example.com", &["weekly"], &[]);
+    state
+        .upsert_subscriber(&left, &keyed(&left), Resubscribe::Never)
+        .await
+        .unwrap();
+    state.unsubscribe(&left.email, t(2)).await.unwrap();
+    let rows: Vec<(NewSubscriber, SuppressionKey)> = (0..500)
+        .map(|i| new(&format!("s{i:03}@example.com"), &["weekly"], &[]))
+        .chain([
+            left.clone(),
+            new("s000@example.com", &["weekly"], &["Tools"]),
+        ])
+        .map(|n| {
+            let key = keyed(&n);
+            (n, key)
+        })
+        .collect();
+    let outcomes = state
+        .upsert_subscribers(&rows, Resubscribe::Never)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 502);
+    assert!(outcomes[..500].iter().all(|o| *o == UpsertOutcome::Added));
+    assert_eq!(outcomes[500], UpsertOutcome::KeptUnsubscribed);
+    assert_eq!(
+        outcomes[501],
+        UpsertOutcome::Updated,
+        "a row repeated later in the batch updates"
+    );
+    assert_eq!(state.subscribers(Some("weekly")).await.unwrap().len(), 501);
+}
+
+/// A run of `n` deliveries to `s0@…`, `s1@…` …; returns the run id.
+async fn run_of(state: &Shared, n: usize) -> i64 {
+    let mut planned = Vec::new();
+    for i in 0..n {
+        let s = new(&format!("s{i}@example.com"), &["weekly"], &[]);
+        state
+            .upsert_subscriber(&s, &keyed(&s), Resubscribe::Never)
+            .await
+            .unwrap();
+        planned.push(delivery(&format!("s{i}@example.com"), &["x"]));
+    }
+    state
+        .plan_run("weekly", t(9), t(9), &planned)
+        .await
+        .unwrap()
+}
+
+fn ids(claimed: &[super::Claimed]) -> Vec<i64> {
+    claimed.iter().map(|c| c.delivery.id).collect()
+}
+
+pub(crate) async fn a_claim_is_exclusive_to_its_owner(state: Shared) {
+    let run = run_of(&state, 5).await;
+    let lease = t(9) + chrono::Duration::minutes(10);
+    let a = state.claim(run, "a", 3, t(9), lease).await.unwrap();
+    let b = state.claim(run, "b", 3, t(9), lease).await.unwrap();
+    assert_eq!((a.len(), b.len()), (3, 2));
+    assert!(
+        ids(&a).iter().all(|id| !ids(&b).contains(id)),
+        "no delivery claimed twice"
+    );
+    assert!(ids(&a).windows(2).all(|w| w[0] < w[1]), "in id order");
+    assert!(
+        state
+            .claim(run, "c", 3, t(9), lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        state
+            .claim(run, "a", 3, t(9), lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an owner does not take its own claims twice"
+    );
+}
+
+pub(crate) async fn an_expired_lease_is_claimed_by_the_next_sender(state: Shared) {
+    let run = run_of(&state, 2).await;
+    let short = t(9) + chrono::Duration::minutes(1);
+    let dead = state.claim(run, "dead", 2, t(9), short).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(
+        state
+            .claim(run, "next", 2, short, t(10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before it expires"
+    );
+    let later = short + chrono::Duration::seconds(1);
+    let taken = state.claim(run, "next", 2, later, t(10)).await.unwrap();
+    assert_eq!(ids(&taken), ids(&dead));
+}
+
+pub(crate) async fn released_claims_are_claimed_again(state: Shared) {
+    let run = run_of(&state, 3).await;
+    let lease = t(10);
+    let first = state.claim(run, "a", 3, t(9), lease).await.unwrap();
+    assert_eq!(state.release_claims("a").await.unwrap(), 3);
+    assert_eq!(state.release_claims("a").await.unwrap(), 0);
+    let again = state.claim(run, "b", 3, t(9), lease).await.unwrap();
+    assert_eq!(ids(&again), ids(&first));
+}
+
+pub(crate) async fn claimants_are_the_owners_of_live_claims(state: Shared) {
+    let run = run_of(&state, 3).await;
+    state
+        .claim(run, "old", 1, t(9), t(9) + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    state.claim(run, "live", 1, t(9), t(20)).await.unwrap();
+    let later = t(9) + chrono::Duration::minutes(5);
+    assert_eq!(state.claimants(run, later).await.unwrap(), ["live"]);
+    assert_eq!(state.claimants(run, t(9)).await.unwrap(), ["live", "old"]);
+}
+
+pub(crate) async fn final_deliveries_are_never_claimed(state: Shared) {
+    let run = run_of(&state, 4).await;
+    let all = state.deliveries(run).await.unwrap();
+    state.record(all[0].id, &sent(9)).await.unwrap();
+    state.record(all[1].id, &rejected()).await.unwrap();
+    state.record(all[2].id, &cancelled()).await.unwrap();
+    state.record(all[3].id, &deferred()).await.unwrap();
+    let claimed = state.claim(run, "a", 10, t(9), t(10)).await.unwrap();
+    assert_eq!(ids(&claimed), [all[3].id], "only the deferred one is open");
+}
+
+pub(crate) async fn a_claim_carries_the_subscriber_as_they_are_now(state: Shared) {
+    let run = run_of(&state, 1).await;
+    state
+        .set_subscriber_status(
+            &email("s0@example.com"),
+            SubscriberStatus::Unsubscribed,
+            t(9),
+        )
+        .await
+        .unwrap();
+    let claimed = state.claim(run, "a", 1, t(9), t(10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].subscriber.status, SubscriberStatus::Unsubscribed);
+    assert_eq!(claimed[0].delivery.email.as_str(), "s0@example.com");
+    assert_eq!(claimed[0].delivery.window_after, t(1));
+}
+
+pub(crate) async fn failures_in_a_row_count_since_the_last_sent_message(state: Shared) {
+    let a = email("a@example.com");
+    let ada = new("a@example.com", &["weekly"], &[]);
+    state
+        .upsert_subscriber(&ada, &keyed(&ada), Resubscribe::Never)
+        .await
+        .unwrap();
+    let events = [rejected(), sent(10), rejected(), rejected()];
+    let mut counts = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let run = state
+            .plan_run(
+                "weekly",
+                t(10 + i as u32),
+                t(9),
+                &[delivery("a@example.com", &["x"])],
+            )
+            .await
+            .unwrap();
+        let id = state.deliveries(run).await.unwrap()[0].id;
+        state.record(id, event).await.unwrap();
+        counts.push(state.failures_in_a_row(&a).await.unwrap());
+    }
+    assert_eq!(counts, [1, 0, 1, 2]);
+}
+
+pub(crate) async fn runs_are_listed_newest_first_with_their_counts(state: Shared) {
+    let run = run_of(&state, 3).await;
+    let all = state.deliveries(run).await.unwrap();
+    state.record(all[0].id, &sent(9)).await.unwrap();
+    state.record(all[1].id, &deferred()).await.unwrap();
+    state.plan_run("weekly", t(16), t(16), &[]).await.unwrap();
+    state.plan_run("daily", t(20), t(20), &[]).await.unwrap();
+    let runs = state.runs(Some("weekly")).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].run.tick, runs[0].counts.len()), (t(16), 0));
+    assert_eq!(runs[1].run.tick, t(9));
+    let counts: Vec<_> = runs[1].counts.iter().map(|(s, n)| (*s, *n)).collect();
+    assert_eq!(
+        counts,
+        [
+            (DeliveryStatus::Pending, 1),
+            (DeliveryStatus::Deferred, 1),
+            (DeliveryStatus::Sent, 1)
+        ]
+    );
+    assert_eq!(state.runs(None).await.unwrap().len(), 3);
+}
+
+pub(crate) async fn first_sightings_are_recorded_once_and_never_move(state: Shared) {
+    assert!(state.first_seen().await.unwrap().is_empty());
+    state
+        .record_first_seen(&[("a".into(), t(2)), ("b".into(), t(3))])
+        .await
+        .unwrap();
+    state
+        .record_first_seen(&[("a".into(), t(9)), ("c".into(), t(9))])
+        .await
+        .unwrap();
+    let seen = state.first_seen().await.unwrap();
+    let got: Vec<_> = seen.iter().map(|(s, t)| (s.as_str(), *t)).collect();
+    assert_eq!(got, [("a", t(2)), ("b", t(3)), ("c", t(9))]);
 }

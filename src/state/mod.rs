@@ -15,7 +15,14 @@
 //!   (a permanent refusal) and `cancelled` are final, and only `pending` and `deferred` deliveries are ever sent;
 //! - a delivery is marked `sent` only after the transport accepted the message. A crash between acceptance and
 //!   that write can duplicate that one in-flight message on resume; it can never lose one;
-//! - a run is finished only when none of its deliveries is `pending` or `deferred` any more.
+//! - a run is finished only when none of its deliveries is `pending` or `deferred` any more;
+//! - a sender *claims* open deliveries in batches under its owner name and a lease ([`State::claim`]) before
+//!   sending them; a claim held by another live sender is never taken, so two senders on one database (two cron
+//!   jobs, one database reached through a symlink, later several replicas) share a run instead of sending it
+//!   twice. A sender releases its claims when it stops; a dead sender's claims are taken over when its lease
+//!   expires, or at once when it is known dead ([`State::release_claims`]);
+//! - an address that left (unsubscribed, bounced) keeps its row, and a forgotten one leaves a keyed hash in the
+//!   suppression list: neither is subscribed again by an add or an import unless the owner says to resubscribe.
 //!
 //! This module does not decide what anyone gets (that is `digest`) nor send anything (that is `mail`).
 
@@ -34,7 +41,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberStatus,
-    Transition,
+    SuppressionKey, Transition,
 };
 
 pub use sqlite::SqliteState;
@@ -150,11 +157,30 @@ pub enum UpsertOutcome {
     /// They unsubscribed or bounced: an import must not subscribe them again; name, digests and categories were
     /// left alone too.
     KeptUnsubscribed,
+    /// The address was forgotten on request and is in the suppression list: not added.
+    Suppressed,
+    /// They had left (or were suppressed) and the owner asked to resubscribe them: confirmed again.
+    Resubscribed,
+}
+
+/// Whether an add or import may bring back an address that left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resubscribe {
+    /// Never (the default): an unsubscribe or bounce is remembered whatever a later import says.
+    #[default]
+    Never,
+    /// The owner has new consent (`subscribers import --resubscribe`).
+    Yes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoveOutcome {
-    Removed,
+    /// Now unsubscribed (kept, so nothing mails them again).
+    Unsubscribed,
+    /// Already unsubscribed or bounced.
+    AlreadyLeft,
+    /// Erased, with only the keyed hash of the address kept in the suppression list.
+    Forgotten,
     NotFound,
 }
 
@@ -178,6 +204,20 @@ pub struct Run {
     pub articles: Vec<String>,
     pub created: DateTime<Utc>,
     pub finished: Option<DateTime<Utc>>,
+}
+
+/// A run with how many of its deliveries stand in each status (`digest runs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run: Run,
+    pub counts: BTreeMap<DeliveryStatus, usize>,
+}
+
+/// A delivery claimed for sending, with its subscriber as they are now (they may have left since planning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub subscriber: Subscriber,
 }
 
 /// Whether a run could be closed.
@@ -210,6 +250,8 @@ pub struct NewDelivery {
     pub related: Vec<RecordedPick>,
     /// New articles left out by `max_articles` (the message says so).
     pub over_limit: usize,
+    /// Where the subscriber's window started ("new since …").
+    pub window_after: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +267,7 @@ pub struct Delivery {
     pub articles: Vec<String>,
     pub related: Vec<RecordedPick>,
     pub over_limit: usize,
+    pub window_after: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -240,8 +283,25 @@ pub struct Received {
 /// conformance suite checks that they do.
 #[async_trait::async_trait]
 pub trait State: Send + Sync {
-    /// Adds a confirmed subscriber or updates one (never re-subscribing an unsubscribed or bounced one).
-    async fn upsert_subscriber(&self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError>;
+    /// Adds a confirmed subscriber or updates one (never re-subscribing an unsubscribed, bounced or suppressed
+    /// one unless `resubscribe` says so). `key` is the address's suppression key.
+    async fn upsert_subscriber(
+        &self,
+        new: &NewSubscriber,
+        key: &SuppressionKey,
+        resubscribe: Resubscribe,
+    ) -> Result<UpsertOutcome, StateError> {
+        let mut outcomes = self
+            .upsert_subscribers(&[(new.clone(), key.clone())], resubscribe)
+            .await?;
+        Ok(outcomes.pop().expect("one outcome per subscriber"))
+    }
+    /// [`State::upsert_subscriber`] for a whole list, in one transaction (an import of 100,000 rows).
+    async fn upsert_subscribers(
+        &self,
+        batch: &[(NewSubscriber, SuppressionKey)],
+        resubscribe: Resubscribe,
+    ) -> Result<Vec<UpsertOutcome>, StateError>;
     /// Sets where a subscriber stands (an unsubscribe, a bounce, a confirmation); `false` if there is no such
     /// subscriber. Confirming sets the confirmation time once.
     async fn set_subscriber_status(
@@ -250,8 +310,20 @@ pub trait State: Send + Sync {
         status: SubscriberStatus,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError>;
-    /// Deletes a subscriber and their delivery history (their personal data).
-    async fn remove_subscriber(&self, email: &EmailAddress) -> Result<RemoveOutcome, StateError>;
+    /// Unsubscribes an address (kept, so it is never mailed again).
+    async fn unsubscribe(
+        &self,
+        email: &EmailAddress,
+        at: DateTime<Utc>,
+    ) -> Result<RemoveOutcome, StateError>;
+    /// Erases a subscriber and their delivery history (their personal data), keeping only `key` in the
+    /// suppression list.
+    async fn forget(
+        &self,
+        email: &EmailAddress,
+        key: &SuppressionKey,
+        at: DateTime<Utc>,
+    ) -> Result<RemoveOutcome, StateError>;
     /// Every subscriber (of `digest`, when given), by address.
     async fn subscribers(&self, digest: Option<&str>) -> Result<Vec<Subscriber>, StateError>;
     async fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, StateError>;
@@ -278,6 +350,29 @@ pub trait State: Send + Sync {
     ) -> Result<RunId, StateError>;
     /// A run's deliveries, by address.
     async fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError>;
+    /// Claims up to `limit` open (pending or deferred) deliveries of `run` for `owner` until `lease_until`, in id
+    /// order: those nobody holds or whose lease expired before `now` (not those `owner` holds: a message it gave up
+    /// on stays with it until it releases its claims). Atomic: two senders never get the same delivery.
+    async fn claim(
+        &self,
+        run: RunId,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StateError>;
+    /// Gives up every claim `owner` holds (it stopped, or it is known dead); returns how many.
+    async fn release_claims(&self, owner: &str) -> Result<usize, StateError>;
+    /// Who holds claims on open deliveries of `run` whose lease has not expired at `now`.
+    async fn claimants(&self, run: RunId, now: DateTime<Utc>) -> Result<Vec<String>, StateError>;
+    /// How many of the subscriber's latest deliveries failed for good since the last one that was sent.
+    async fn failures_in_a_row(&self, email: &EmailAddress) -> Result<usize, StateError>;
+    /// Runs (of `digest`, when given), newest tick first, with their delivery counts.
+    async fn runs(&self, digest: Option<&str>) -> Result<Vec<RunSummary>, StateError>;
+    /// When tidings first saw each article published (slug → time), as recorded by [`State::record_first_seen`].
+    async fn first_seen(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError>;
+    /// Records first-seen times for articles not seen before (an existing record is never moved).
+    async fn record_first_seen(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StateError>;
     /// Records what happened to a delivery, moving it as [`DeliveryStatus::apply`] says (atomically: of two
     /// concurrent events on an open delivery, one applies and the other finds it final).
     async fn record(

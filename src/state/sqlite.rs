@@ -13,12 +13,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Delivery, DeliveryId, NewDelivery, Received, RecordedPick, RemoveOutcome, Run, RunId,
-    RunProgress, SecretOrigin, State, StateError, UpsertOutcome,
+    Claimed, Delivery, DeliveryId, NewDelivery, Received, RecordedPick, RemoveOutcome, Resubscribe,
+    Run, RunId, RunProgress, RunSummary, SecretOrigin, State, StateError, UpsertOutcome,
 };
 use crate::domain::{
     DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberStatus,
-    Transition,
+    SuppressionKey, Transition,
 };
 
 /// Schema versions in order; version N is `MIGRATIONS[N - 1]`, recorded in `PRAGMA user_version`.
@@ -77,7 +77,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         related TEXT NOT NULL DEFAULT '[]',
         because TEXT NOT NULL DEFAULT '[]',
         over_limit INTEGER NOT NULL DEFAULT 0,
+        window_after TEXT,
         sent_at TEXT,
+        -- a sender's claim: who, and until when (see State::claim)
+        claimed_by TEXT,
+        lease_until TEXT,
         UNIQUE (run, subscriber)
     );
     INSERT INTO deliveries_v2 (id, run, subscriber, status, attempts, last_error, message_id, articles, related,
@@ -87,7 +91,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         FROM deliveries;
     DROP TABLE deliveries;
     ALTER TABLE deliveries_v2 RENAME TO deliveries;
-    CREATE INDEX deliveries_subscriber ON deliveries (subscriber, status);",
+    CREATE INDEX deliveries_subscriber ON deliveries (subscriber, status);
+    CREATE INDEX deliveries_open ON deliveries (run, status, id);
+    -- when tidings first saw each article published: a back-dated post still goes out once
+    CREATE TABLE articles_seen (slug TEXT PRIMARY KEY, first_seen TEXT NOT NULL);
+    -- forgotten addresses, as keyed hashes only: never subscribed again
+    CREATE TABLE suppressions (key TEXT PRIMARY KEY, created TEXT NOT NULL);",
 ];
 
 const SECRET_KEY: &str = "link_token_secret";
@@ -176,18 +185,88 @@ fn picks(related: Vec<String>, because: Vec<String>) -> Vec<RecordedPick> {
 const SUBSCRIBER_COLUMNS: &str =
     "email, name, status, digests, categories, created, confirmed, joined";
 
+/// [`SUBSCRIBER_COLUMNS`] of the `subscribers` table in a join.
+const SUBSCRIBER_JOINED_COLUMNS: &str = "subscribers.email, subscribers.name, subscribers.status, \
+     subscribers.digests, subscribers.categories, subscribers.created, subscribers.confirmed, subscribers.joined";
+
 /// A subscriber row in [`SUBSCRIBER_COLUMNS`] order, read as text first so a bad value is reported as corrupt.
 fn read_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
-    Ok([
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-    ])
+    read_subscriber_at(row, 0)
+}
+
+/// [`read_subscriber`] from column `first` on (after a delivery's columns in a join).
+fn read_subscriber_at(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<[Option<String>; 8]> {
+    let mut cols: [Option<String>; 8] = Default::default();
+    for (i, col) in cols.iter_mut().enumerate() {
+        *col = row.get(first + i)?;
+    }
+    Ok(cols)
+}
+
+/// A delivery joined with its subscriber's address, in the order [`read_delivery`] reads.
+const DELIVERY_COLUMNS: &str = "deliveries.id, deliveries.run, subscribers.email, deliveries.status, \
+     deliveries.attempts, deliveries.last_error, deliveries.message_id, deliveries.articles, deliveries.related, \
+     deliveries.sent_at, deliveries.because, deliveries.over_limit, deliveries.window_after";
+const DELIVERY_COLUMN_COUNT: usize = 13;
+
+/// A delivery row as read, before its values are checked.
+struct DeliveryRow {
+    id: i64,
+    run: i64,
+    email: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    message_id: String,
+    articles: String,
+    related: String,
+    sent_at: Option<String>,
+    because: String,
+    over_limit: i64,
+    window_after: Option<String>,
+}
+
+fn read_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        run: r.get(1)?,
+        email: r.get(2)?,
+        status: r.get(3)?,
+        attempts: r.get(4)?,
+        last_error: r.get(5)?,
+        message_id: r.get(6)?,
+        articles: r.get(7)?,
+        related: r.get(8)?,
+        sent_at: r.get(9)?,
+        because: r.get(10)?,
+        over_limit: r.get(11)?,
+        window_after: r.get(12)?,
+    })
+}
+
+fn to_delivery(row: DeliveryRow) -> Outcome<Delivery> {
+    Ok(Delivery {
+        id: row.id,
+        run: row.run,
+        email: parse_email(&row.email)?,
+        status: DeliveryStatus::parse(&row.status)
+            .ok_or_else(|| corrupt("delivery status", &row.status))?,
+        attempts: row.attempts.max(0) as u32,
+        last_error: row.last_error,
+        message_id: row.message_id,
+        articles: parse_list(&row.articles)?,
+        related: picks(parse_list(&row.related)?, parse_list(&row.because)?),
+        over_limit: row.over_limit.max(0) as usize,
+        // Version 1 rows kept no window: they read as "since the beginning".
+        window_after: match row.window_after {
+            Some(t) => parse_ts(&t)?,
+            None => DateTime::<Utc>::MIN_UTC,
+        },
+        sent_at: row.sent_at.as_deref().map(parse_ts).transpose()?,
+    })
 }
 
 fn to_subscriber(cols: [Option<String>; 8]) -> Outcome<Subscriber> {
@@ -333,70 +412,104 @@ fn user_version(conn: &Connection) -> rusqlite::Result<usize> {
 
 #[async_trait::async_trait]
 impl State for SqliteState {
-    async fn upsert_subscriber(&self, new: &NewSubscriber) -> Result<UpsertOutcome, StateError> {
-        let new = new.clone();
-        self.call("add or update a subscriber", move |conn| {
+    async fn upsert_subscribers(
+        &self,
+        batch: &[(NewSubscriber, SuppressionKey)],
+        resubscribe: Resubscribe,
+    ) -> Result<Vec<UpsertOutcome>, StateError> {
+        let batch = batch.to_vec();
+        self.call("add or update subscribers", move |conn| {
             let tx = conn.transaction()?;
-            let existing = subscriber_by_email(&tx, new.email.as_str())?;
-            let at = ts(new.subscribed_at);
-            let outcome = match existing {
-                None => {
-                    let joined = new
-                        .digests
-                        .iter()
-                        .map(|d| (d.clone(), new.subscribed_at))
-                        .collect();
-                    tx.execute(
-                        "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined)
-                         VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6)",
-                        params![
-                            new.email.as_str(),
-                            new.name,
-                            json_list(&new.digests),
-                            json_list(&new.categories),
-                            at,
-                            json_joined(&joined)
-                        ],
-                    )?;
-                    UpsertOutcome::Added
-                }
-                Some(old) if old.status.has_left() => UpsertOutcome::KeptUnsubscribed,
-                Some(old) => {
-                    let same = old.name == new.name
-                        && old.digests == new.digests
-                        && old.categories == new.categories
-                        && old.status == SubscriberStatus::Confirmed;
-                    if same {
-                        UpsertOutcome::Unchanged
-                    } else {
-                        // Keep the original subscription time and each digest's join time: they bound what a
-                        // new subscriber gets. A digest added now starts now, never with its archive.
-                        let joined: BTreeMap<String, DateTime<Utc>> = new
-                            .digests
-                            .iter()
-                            .map(|d| {
-                                let since = old.joined.get(d).copied().unwrap_or(new.changed_at);
-                                (d.clone(), since)
-                            })
-                            .collect();
-                        tx.execute(
-                            "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, status = 'confirmed',
-                             confirmed = COALESCE(confirmed, ?5), joined = ?6 WHERE email = ?1",
-                            params![
+            let mut outcomes = Vec::with_capacity(batch.len());
+            {
+                let mut find = tx.prepare_cached(&format!(
+                    "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?1"
+                ))?;
+                let mut suppressed = tx.prepare_cached("SELECT 1 FROM suppressions WHERE key = ?1")?;
+                let mut unsuppress = tx.prepare_cached("DELETE FROM suppressions WHERE key = ?1")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined)
+                     VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6)",
+                )?;
+                let mut update = tx.prepare_cached(
+                    "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, status = 'confirmed',
+                     confirmed = COALESCE(confirmed, ?5), joined = ?6 WHERE email = ?1",
+                )?;
+                for (new, key) in &batch {
+                    let existing = find
+                        .query_row([new.email.as_str()], read_subscriber)
+                        .optional()?
+                        .map(to_subscriber)
+                        .transpose()?;
+                    let is_suppressed = suppressed.exists([&key.0])?;
+                    let comes_back = resubscribe == Resubscribe::Yes;
+                    let outcome = match existing {
+                        None if is_suppressed && !comes_back => UpsertOutcome::Suppressed,
+                        None => {
+                            let joined = new
+                                .digests
+                                .iter()
+                                .map(|d| (d.clone(), new.subscribed_at))
+                                .collect();
+                            insert.execute(params![
                                 new.email.as_str(),
                                 new.name,
                                 json_list(&new.digests),
                                 json_list(&new.categories),
-                                at,
+                                ts(new.subscribed_at),
                                 json_joined(&joined)
-                            ],
-                        )?;
-                        UpsertOutcome::Updated
-                    }
+                            ])?;
+                            if is_suppressed {
+                                unsuppress.execute([&key.0])?;
+                                UpsertOutcome::Resubscribed
+                            } else {
+                                UpsertOutcome::Added
+                            }
+                        }
+                        Some(old) if old.status.has_left() && !comes_back => {
+                            UpsertOutcome::KeptUnsubscribed
+                        }
+                        Some(old) => {
+                            let same = old.name == new.name
+                                && old.digests == new.digests
+                                && old.categories == new.categories
+                                && old.status == SubscriberStatus::Confirmed;
+                            if same {
+                                UpsertOutcome::Unchanged
+                            } else {
+                                // Keep the original subscription time and each digest's join time: they bound
+                                // what a new subscriber gets. A digest added now (or a subscriber who comes
+                                // back) starts now, never with the archive.
+                                let joined: BTreeMap<String, DateTime<Utc>> = new
+                                    .digests
+                                    .iter()
+                                    .map(|d| {
+                                        let kept = old.joined.get(d).copied().filter(|_| !old.status.has_left());
+                                        (d.clone(), kept.unwrap_or(new.changed_at))
+                                    })
+                                    .collect();
+                                update.execute(params![
+                                    new.email.as_str(),
+                                    new.name,
+                                    json_list(&new.digests),
+                                    json_list(&new.categories),
+                                    ts(new.subscribed_at),
+                                    json_joined(&joined)
+                                ])?;
+                                unsuppress.execute([&key.0])?;
+                                if old.status.has_left() {
+                                    UpsertOutcome::Resubscribed
+                                } else {
+                                    UpsertOutcome::Updated
+                                }
+                            }
+                        }
+                    };
+                    outcomes.push(outcome);
                 }
-            };
+            }
             tx.commit()?;
-            Ok(outcome)
+            Ok(outcomes)
         })
         .await
     }
@@ -419,14 +532,50 @@ impl State for SqliteState {
         .await
     }
 
-    async fn remove_subscriber(&self, email: &EmailAddress) -> Result<RemoveOutcome, StateError> {
+    async fn unsubscribe(
+        &self,
+        email: &EmailAddress,
+        _at: DateTime<Utc>,
+    ) -> Result<RemoveOutcome, StateError> {
         let email = email.clone();
-        self.call("remove a subscriber", move |conn| {
-            let n = conn.execute("DELETE FROM subscribers WHERE email = ?1", [email.as_str()])?;
+        self.call("unsubscribe", move |conn| {
+            let tx = conn.transaction()?;
+            let Some(old) = subscriber_by_email(&tx, email.as_str())? else {
+                return Ok(RemoveOutcome::NotFound);
+            };
+            if old.status.has_left() {
+                return Ok(RemoveOutcome::AlreadyLeft);
+            }
+            tx.execute(
+                "UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?1",
+                [email.as_str()],
+            )?;
+            tx.commit()?;
+            Ok(RemoveOutcome::Unsubscribed)
+        })
+        .await
+    }
+
+    async fn forget(
+        &self,
+        email: &EmailAddress,
+        key: &SuppressionKey,
+        at: DateTime<Utc>,
+    ) -> Result<RemoveOutcome, StateError> {
+        let email = email.clone();
+        let key = key.clone();
+        self.call("forget a subscriber", move |conn| {
+            let tx = conn.transaction()?;
+            let n = tx.execute("DELETE FROM subscribers WHERE email = ?1", [email.as_str()])?;
+            tx.execute(
+                "INSERT INTO suppressions (key, created) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key.0, ts(at)],
+            )?;
+            tx.commit()?;
             Ok(if n == 0 {
                 RemoveOutcome::NotFound
             } else {
-                RemoveOutcome::Removed
+                RemoveOutcome::Forgotten
             })
         })
         .await
@@ -607,8 +756,8 @@ impl State for SqliteState {
             {
                 let mut insert = tx.prepare(
                     "INSERT INTO deliveries (run, subscriber, status, message_id, articles, related, because,
-                                             over_limit)
-                     SELECT ?1, id, 'pending', ?3, ?4, ?5, ?6, ?7 FROM subscribers WHERE email = ?2",
+                                             over_limit, window_after)
+                     SELECT ?1, id, 'pending', ?3, ?4, ?5, ?6, ?7, ?8 FROM subscribers WHERE email = ?2",
                 )?;
                 for d in &deliveries {
                     let (related, because): (Vec<String>, Vec<String>) = d
@@ -623,7 +772,8 @@ impl State for SqliteState {
                         json_list(&d.articles),
                         json_list(&related),
                         json_list(&because),
-                        d.over_limit as i64
+                        d.over_limit as i64,
+                        ts(d.window_after)
                     ])?;
                 }
             }
@@ -635,60 +785,192 @@ impl State for SqliteState {
 
     async fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError> {
         self.call("read a run's deliveries", move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries JOIN subscribers ON subscribers.id = deliveries.subscriber
+                 WHERE deliveries.run = ?1 ORDER BY subscribers.email"
+            ))?;
+            let rows = stmt.query_map([run], read_delivery)?;
+            rows.map(|r| to_delivery(r?)).collect()
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        run: RunId,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StateError> {
+        let owner = owner.to_string();
+        self.call("claim deliveries", move |conn| {
+            // IMMEDIATE takes the write lock first, so two senders' claims are serialized, never interleaved.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ids: Vec<i64> = {
+                let mut take = tx.prepare_cached(
+                    "UPDATE deliveries SET claimed_by = ?2, lease_until = ?5
+                     WHERE id IN (
+                        SELECT id FROM deliveries
+                        WHERE run = ?1 AND status IN ('pending', 'deferred')
+                          AND (claimed_by IS NULL OR lease_until < ?3)
+                        ORDER BY id LIMIT ?4)
+                     RETURNING id",
+                )?;
+                let rows = take.query_map(
+                    params![run, owner, ts(now), limit as i64, ts(lease_until)],
+                    |r| r.get(0),
+                )?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut claimed = Vec::with_capacity(ids.len());
+            {
+                let mut read = tx.prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS}, {SUBSCRIBER_JOINED_COLUMNS}
+                     FROM deliveries JOIN subscribers ON subscribers.id = deliveries.subscriber
+                     WHERE deliveries.id = ?1"
+                ))?;
+                let mut sorted = ids;
+                sorted.sort_unstable();
+                for id in sorted {
+                    let (delivery, subscriber) = read.query_row([id], |r| {
+                        Ok((
+                            read_delivery(r)?,
+                            read_subscriber_at(r, DELIVERY_COLUMN_COUNT)?,
+                        ))
+                    })?;
+                    claimed.push(Claimed {
+                        delivery: to_delivery(delivery)?,
+                        subscriber: to_subscriber(subscriber)?,
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn release_claims(&self, owner: &str) -> Result<usize, StateError> {
+        let owner = owner.to_string();
+        self.call("release claims", move |conn| {
+            Ok(conn.execute(
+                "UPDATE deliveries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?1",
+                [owner],
+            )?)
+        })
+        .await
+    }
+
+    async fn claimants(&self, run: RunId, now: DateTime<Utc>) -> Result<Vec<String>, StateError> {
+        self.call("list claimants", move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT deliveries.id, deliveries.run, subscribers.email, deliveries.status, deliveries.attempts,
-                        deliveries.last_error, deliveries.message_id, deliveries.articles, deliveries.related,
-                        deliveries.sent_at, deliveries.because, deliveries.over_limit
-                 FROM deliveries JOIN subscribers ON subscribers.id = deliveries.subscriber
-                 WHERE deliveries.run = ?1 ORDER BY subscribers.email",
+                "SELECT DISTINCT claimed_by FROM deliveries
+                 WHERE run = ?1 AND status IN ('pending', 'deferred') AND claimed_by IS NOT NULL
+                   AND lease_until >= ?2
+                 ORDER BY claimed_by",
             )?;
-            let rows = stmt.query_map([run], |r| {
+            let rows = stmt.query_map(params![run, ts(now)], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn failures_in_a_row(&self, email: &EmailAddress) -> Result<usize, StateError> {
+        let email = email.clone();
+        self.call("count failures in a row", move |conn| {
+            let n: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM deliveries
+                 WHERE subscriber = (SELECT id FROM subscribers WHERE email = ?1) AND status = 'failed'
+                   AND id > COALESCE((SELECT MAX(d.id) FROM deliveries d
+                                      WHERE d.subscriber = deliveries.subscriber AND d.status = 'sent'), 0)",
+                [email.as_str()],
+                |r| r.get(0),
+            )?;
+            Ok(n as usize)
+        })
+        .await
+    }
+
+    async fn runs(&self, digest: Option<&str>) -> Result<Vec<RunSummary>, StateError> {
+        let digest = digest.map(String::from);
+        self.call("list runs", move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT runs.id, runs.digest, runs.tick, runs.articles, runs.created, runs.finished,
+                        deliveries.status, COUNT(deliveries.id)
+                 FROM runs LEFT JOIN deliveries ON deliveries.run = runs.id
+                 WHERE ?1 IS NULL OR runs.digest = ?1
+                 GROUP BY runs.id, deliveries.status
+                 ORDER BY runs.tick DESC, runs.digest, runs.id",
+            )?;
+            let rows = stmt.query_map([digest], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(4)?,
                     r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, String>(10)?,
-                    r.get::<_, i64>(11)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, i64>(7)?,
                 ))
             })?;
+            let mut summaries: Vec<RunSummary> = Vec::new();
+            for row in rows {
+                let (id, digest, tick, articles, created, finished, status, count) = row?;
+                if summaries.last().is_none_or(|s| s.run.id != id) {
+                    summaries.push(RunSummary {
+                        run: Run {
+                            id,
+                            digest,
+                            tick: parse_ts(&tick)?,
+                            articles: parse_list(&articles)?,
+                            created: parse_ts(&created)?,
+                            finished: finished.as_deref().map(parse_ts).transpose()?,
+                        },
+                        counts: BTreeMap::new(),
+                    });
+                }
+                if let Some(status) = status {
+                    let status = DeliveryStatus::parse(&status)
+                        .ok_or_else(|| corrupt("delivery status", &status))?;
+                    let summary = summaries.last_mut().expect("pushed above");
+                    summary.counts.insert(status, count as usize);
+                }
+            }
+            Ok(summaries)
+        })
+        .await
+    }
+
+    async fn first_seen(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
+        self.call("read when articles were first seen", |conn| {
+            let mut stmt = conn.prepare("SELECT slug, first_seen FROM articles_seen")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             rows.map(|r| {
-                let (
-                    id,
-                    run,
-                    email,
-                    status,
-                    attempts,
-                    last_error,
-                    message_id,
-                    articles,
-                    related,
-                    sent_at,
-                    because,
-                    over_limit,
-                ) = r?;
-                Ok(Delivery {
-                    id,
-                    run,
-                    email: parse_email(&email)?,
-                    status: DeliveryStatus::parse(&status)
-                        .ok_or_else(|| corrupt("delivery status", &status))?,
-                    attempts: attempts as u32,
-                    last_error,
-                    message_id,
-                    articles: parse_list(&articles)?,
-                    related: picks(parse_list(&related)?, parse_list(&because)?),
-                    over_limit: over_limit.max(0) as usize,
-                    sent_at: sent_at.as_deref().map(parse_ts).transpose()?,
-                })
+                let (slug, at) = r?;
+                Ok((slug, parse_ts(&at)?))
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn record_first_seen(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StateError> {
+        let seen = seen.to_vec();
+        self.call("record when articles were first seen", move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO articles_seen (slug, first_seen) VALUES (?1, ?2) ON CONFLICT (slug) DO NOTHING",
+                )?;
+                for (slug, at) in &seen {
+                    insert.execute(params![slug, ts(*at)])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -701,7 +983,7 @@ impl State for SqliteState {
         let event = event.clone();
         self.call("record a delivery", move |conn| {
             // The guard on the current status is in the UPDATE itself, so the move is atomic; a final status is
-            // only read back to say what refused the event.
+            // only read back to say what refused the event. Claims are left to `release_claims`.
             let target = event.target();
             let n = conn.execute(
                 "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_error = ?4,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::conformance::conformance_suite;
 use super::sqlite::MIGRATIONS;
 use super::*;
-use crate::domain::NewSubscriber;
+use crate::domain::{NewSubscriber, SuppressionKey};
 
 conformance_suite!(async { Arc::new(SqliteState::in_memory().unwrap()) as Arc<dyn State> });
 
@@ -30,7 +30,17 @@ async fn a_fresh_database_is_migrated_to_the_latest_version() {
     let tables = state
         .query_strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .await;
-    assert_eq!(tables, ["deliveries", "runs", "settings", "subscribers"]);
+    assert_eq!(
+        tables,
+        [
+            "articles_seen",
+            "deliveries",
+            "runs",
+            "settings",
+            "subscribers",
+            "suppressions"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -38,7 +48,11 @@ async fn reopening_a_file_database_keeps_its_data_and_does_not_migrate_again() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/tidings.db");
     let state = SqliteState::open(&path).unwrap();
-    state.upsert_subscriber(&ada()).await.unwrap();
+    let key = SuppressionKey("k".into());
+    state
+        .upsert_subscriber(&ada(), &key, Resubscribe::Never)
+        .await
+        .unwrap();
     drop(state);
     let state = SqliteState::open(&path).unwrap();
     assert_eq!(state.subscribers(None).await.unwrap().len(), 1);

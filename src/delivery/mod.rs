@@ -1,0 +1,307 @@
+//! The delivery worker: takes a planned run's open deliveries from the ledger in claimed batches, turns each into
+//! a message, hands it to the transport (retrying transient failures with backoff, within the rate limit), and
+//! records every answer, so that nothing is lost and nothing is sent twice:
+//!
+//! - a delivery is claimed before it is sent and marked only after the transport answered, so a crash can repeat
+//!   at most the messages in flight at that instant (at most `concurrency` of them), never lose one;
+//! - a 4xx, a dropped connection or a timeout is retried up to `max_attempts` times in this send, each attempt
+//!   recorded, then left `deferred` for the next send of the tick;
+//! - a 5xx is recorded `failed` with the reply and never retried; `bounce_threshold` of those in a row mark the
+//!   subscriber bounced;
+//! - a transport that cannot take anything (server down, TLS or login refused) stops the send: the message is
+//!   not counted as an attempt, the claims are released, and the next send picks up where this one stopped.
+//!
+//! The worker knows nothing of digests or templates: a [`MessageSource`] makes each message. Every step returns a
+//! named [`MessageOutcome`], so tests drive it with any transport and no network.
+
+mod owner;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use lettre::Message;
+
+pub use owner::Owner;
+
+use crate::domain::{DeliveryEvent, EmailAddress, SubscriberStatus};
+use crate::mail::{DeliveryOutcome, RateLimit, Transport};
+use crate::state::{Claimed, RunId, State, StateError};
+
+/// How the worker sends (from `[mail]`).
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    /// The wait before the first retry; doubled for each further one.
+    pub backoff: Duration,
+    pub bounce_threshold: usize,
+    pub rate_per_second: Option<f64>,
+    /// How long a claim holds when its sender cannot be seen dying (another host).
+    pub lease: Duration,
+}
+
+impl DeliverySettings {
+    pub fn from_config(mail: &crate::config::MailConfig) -> DeliverySettings {
+        let backoff = Duration::from_millis(mail.retry_backoff_ms);
+        let timeout = Duration::from_secs(mail.timeout_seconds);
+        // Long enough for a whole batch of messages to go through every retry at the slowest.
+        let worst =
+            (timeout + backoff * 2u32.saturating_pow(mail.max_attempts)) * mail.max_attempts;
+        DeliverySettings {
+            concurrency: mail.concurrency.max(1),
+            max_attempts: mail.max_attempts.max(1),
+            backoff,
+            bounce_threshold: mail.bounce_threshold.max(1),
+            rate_per_second: mail.rate_per_second,
+            lease: (worst * 4).max(Duration::from_secs(120)),
+        }
+    }
+
+    /// Deliveries claimed at once: a few per connection, so memory stays flat whatever the run's size.
+    fn batch(&self) -> usize {
+        (self.concurrency * 8).max(16)
+    }
+}
+
+/// What the worker sends for one claimed delivery.
+#[allow(clippy::large_enum_variant)] // one at a time per connection; boxing buys nothing
+pub enum Prepared {
+    Message(Message),
+    /// Not to be sent, and why (the subscriber left; the articles are gone).
+    Cancel(String),
+}
+
+/// Makes the message of a claimed delivery (the digest's composer, in the app).
+pub trait MessageSource: Sync {
+    fn prepare(&self, claimed: &Claimed) -> Result<Prepared, String>;
+}
+
+/// What became of one delivery in this send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    Sent {
+        reply: String,
+    },
+    /// Still refused after this send's attempts: left for the next send of the tick.
+    Deferred {
+        reply: String,
+    },
+    Failed {
+        reply: String,
+        bounced: bool,
+    },
+    Cancelled {
+        reason: String,
+    },
+    /// The message could not be made (a template failed on it): left open, reported.
+    Unprepared {
+        error: String,
+    },
+    /// The transport was unavailable before it could be tried (not an attempt).
+    NotTried,
+}
+
+/// What one send did, message by message.
+#[derive(Debug, Default)]
+pub struct DeliveryReport {
+    pub outcomes: Vec<(EmailAddress, MessageOutcome)>,
+    /// Why the send stopped early, when the transport was unavailable.
+    pub unavailable: Option<String>,
+}
+
+impl DeliveryReport {
+    pub fn count(&self, matches: impl Fn(&MessageOutcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, o)| matches(o)).count()
+    }
+}
+
+/// Sends every open delivery of `run` it can claim. `sent_at` is the time recorded for accepted messages (the
+/// caller's `now`); leases use the real clock, since they are about live processes.
+pub async fn deliver(
+    state: &dyn State,
+    transport: &dyn Transport,
+    source: &dyn MessageSource,
+    run: RunId,
+    settings: &DeliverySettings,
+    sent_at: DateTime<Utc>,
+    progress: &(dyn Fn(&MessageOutcome) + Sync),
+) -> Result<DeliveryReport, StateError> {
+    let owner = Owner::this_process();
+    for claimant in state.claimants(run, Utc::now()).await? {
+        if Owner::is_known_dead(&claimant) {
+            let taken = state.release_claims(&claimant).await?;
+            tracing::info!(
+                claimant,
+                taken,
+                "took over the claims of a sender that died"
+            );
+        }
+    }
+    let limit = RateLimit::new(settings.rate_per_second);
+    let stop = AtomicBool::new(false);
+    let unavailable = Mutex::new(None);
+    let worker = Worker {
+        state,
+        transport,
+        source,
+        settings,
+        limit: limit.as_ref(),
+        stop: &stop,
+        unavailable: &unavailable,
+        sent_at,
+    };
+    let mut report = DeliveryReport::default();
+    let result = worker.run(run, &owner, &mut report, progress).await;
+    // Whatever happened, this send's claims go back: a deferred message is for the next send, an untried one
+    // for whoever comes next. (A crash skips this; the claims are then taken over as above.)
+    let released = state.release_claims(owner.as_str()).await;
+    result?;
+    released?;
+    report.unavailable = unavailable
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(report)
+}
+
+struct Worker<'a> {
+    state: &'a dyn State,
+    transport: &'a dyn Transport,
+    source: &'a dyn MessageSource,
+    settings: &'a DeliverySettings,
+    limit: Option<&'a RateLimit>,
+    stop: &'a AtomicBool,
+    /// Why the transport stopped the send.
+    unavailable: &'a Mutex<Option<String>>,
+    sent_at: DateTime<Utc>,
+}
+
+impl Worker<'_> {
+    async fn run(
+        &self,
+        run: RunId,
+        owner: &Owner,
+        report: &mut DeliveryReport,
+        progress: &(dyn Fn(&MessageOutcome) + Sync),
+    ) -> Result<(), StateError> {
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = Utc::now();
+            let lease_until = now
+                + chrono::Duration::from_std(self.settings.lease)
+                    .unwrap_or(chrono::Duration::minutes(10));
+            let batch = self
+                .state
+                .claim(run, owner.as_str(), self.settings.batch(), now, lease_until)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut sends = futures_util::stream::iter(batch)
+                .map(|claimed| async move {
+                    let outcome = self.deliver_one(&claimed).await;
+                    (claimed.delivery.email, outcome)
+                })
+                .buffer_unordered(self.settings.concurrency);
+            while let Some((email, outcome)) = sends.next().await {
+                let outcome = outcome?;
+                progress(&outcome);
+                report.outcomes.push((email, outcome));
+            }
+        }
+        Ok(())
+    }
+
+    /// One delivery: prepare, send with retries, record.
+    async fn deliver_one(&self, claimed: &Claimed) -> Result<MessageOutcome, StateError> {
+        let delivery = &claimed.delivery;
+        if self.stop.load(Ordering::SeqCst) {
+            return Ok(MessageOutcome::NotTried);
+        }
+        let message = match self.source.prepare(claimed) {
+            Ok(Prepared::Message(message)) => message,
+            Ok(Prepared::Cancel(reason)) => {
+                self.state
+                    .record(
+                        delivery.id,
+                        &DeliveryEvent::Cancelled {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await?;
+                return Ok(MessageOutcome::Cancelled { reason });
+            }
+            Err(error) => return Ok(MessageOutcome::Unprepared { error }),
+        };
+        let mut attempt = 0;
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(MessageOutcome::NotTried);
+            }
+            attempt += 1;
+            if let Some(limit) = self.limit {
+                limit.acquire().await;
+            }
+            match self.transport.send(&message, &delivery.message_id).await {
+                DeliveryOutcome::Sent { reply } => {
+                    self.state
+                        .record(delivery.id, &DeliveryEvent::Sent { at: self.sent_at })
+                        .await?;
+                    return Ok(MessageOutcome::Sent { reply });
+                }
+                DeliveryOutcome::Deferred { reply } => {
+                    self.state
+                        .record(
+                            delivery.id,
+                            &DeliveryEvent::Deferred {
+                                reply: reply.clone(),
+                            },
+                        )
+                        .await?;
+                    if attempt >= self.settings.max_attempts {
+                        return Ok(MessageOutcome::Deferred { reply });
+                    }
+                    tokio::time::sleep(self.settings.backoff * 2u32.saturating_pow(attempt - 1))
+                        .await;
+                }
+                DeliveryOutcome::Failed { reply } => {
+                    self.state
+                        .record(
+                            delivery.id,
+                            &DeliveryEvent::Rejected {
+                                reply: reply.clone(),
+                            },
+                        )
+                        .await?;
+                    let bounced = self.bounce_if_due(&delivery.email).await?;
+                    return Ok(MessageOutcome::Failed { reply, bounced });
+                }
+                DeliveryOutcome::Unavailable { reason } => {
+                    if !self.stop.swap(true, Ordering::SeqCst) {
+                        tracing::error!(
+                            "the mail transport is unavailable, stopping this send: {reason}"
+                        );
+                        *self
+                            .unavailable
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+                    }
+                    return Ok(MessageOutcome::NotTried);
+                }
+            }
+        }
+    }
+
+    async fn bounce_if_due(&self, email: &EmailAddress) -> Result<bool, StateError> {
+        if self.state.failures_in_a_row(email).await? < self.settings.bounce_threshold {
+            return Ok(false);
+        }
+        self.state
+            .set_subscriber_status(email, SubscriberStatus::Bounced, self.sent_at)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;
