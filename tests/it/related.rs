@@ -2,7 +2,6 @@
 //! article's list, `check` reports an editor's pick that names no article.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -107,13 +106,7 @@ fn related_json_is_identical_whatever_the_thread_count() {
     let mut outputs = Vec::new();
     for threads in ["1", "2", "4"] {
         std::fs::remove_dir_all(env.path().join("public")).ok();
-        let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(["--config", "config.toml", "build"])
-            .current_dir(env.path())
-            .env("RAYON_NUM_THREADS", threads)
-            .env_remove("TIDINGS_CONFIG")
-            .output()
-            .unwrap();
+        let out = env.run_with_env(&["build"], &[("RAYON_NUM_THREADS", threads)]);
         assert!(
             out.status.success(),
             "{}",

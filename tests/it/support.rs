@@ -1,9 +1,16 @@
 //! `TestEnv`: an isolated world for one test — a temp folder with a copy of a fixture store, a config written
 //! for it, and the real `tidings` binary to run against it. Also the external checkers the tests call; a checker
 //! that is missing fails the test loudly (scripts/test installs them).
+//!
+//! No test reads the wall clock: every run of the binary gets `--now` ([`NOW`] unless the test passes its own),
+//! so the suite gives the same answers on any day (`faketime -f '+5y'` included).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// The instant every command runs at unless a test passes its own `--now`: after the newest published article of
+/// the fixtures (the sample's last one is 2026-11-17; its future one, 2027-03-01, stays unpublished).
+pub const NOW: &str = "2026-12-01T12:00:00+01:00";
 
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -102,16 +109,23 @@ impl TestEnv {
         std::fs::write(path, text).unwrap();
     }
 
-    /// Runs `tidings --config <env>/config.toml ARGS` in the env's folder.
+    /// Runs `tidings --config <env>/config.toml [--now NOW] ARGS` in the env's folder: `--now` is [`NOW`] unless
+    /// `args` give one (clap refuses it twice).
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with_env(args, &[])
     }
 
     /// [`TestEnv::run`] with extra environment variables (`TIDINGS_*` overrides, secrets, thread counts).
     pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .arg("--config")
-            .arg(self.path().join("config.toml"))
+        let pinned = args
+            .iter()
+            .any(|a| *a == "--now" || a.starts_with("--now="));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        command.arg("--config").arg(self.path().join("config.toml"));
+        if !pinned {
+            command.args(["--now", NOW]);
+        }
+        command
             .args(args)
             .current_dir(self.path())
             .env_remove("TIDINGS_CONFIG")
