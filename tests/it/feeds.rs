@@ -156,6 +156,24 @@ fn sample_site_builds_valid_feeds_everywhere() {
     assert!(env.public("feed.xsl").is_file());
 }
 
+/// The project's live sample (config.toml and data/ as a user may have changed them) builds, passes `check` and
+/// every feed it writes validates. Nothing here counts articles or names one: that is the frozen sample's job
+/// (tests/fixtures/sample), so adding an article to data/ to try tidings breaks no test.
+#[test]
+fn the_live_sample_site_builds_checks_clean_and_every_feed_validates() {
+    let env = TestEnv::live_sample();
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    let out = env.run(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check on the live sample:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn relative_urls_in_content_become_absolute() {
     let env = TestEnv::sample();
