@@ -67,17 +67,26 @@ mod tests {
             write_if_changed(&path, b"one").unwrap(),
             WriteOutcome::Written
         );
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // An mtime long past instead of a sleep: a rewrite would replace it with the time of writing.
+        let long_ago =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let mtime = || std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
         assert_eq!(
             write_if_changed(&path, b"one").unwrap(),
             WriteOutcome::Unchanged
         );
-        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        assert_eq!(mtime(), long_ago, "unchanged bytes are not written");
         assert_eq!(
             write_if_changed(&path, b"two").unwrap(),
             WriteOutcome::Written
         );
+        assert_ne!(mtime(), long_ago, "changed bytes are written");
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
 
 /// The instant every command runs at unless a test passes its own `--now`: after the newest published article of
 /// the fixtures (the frozen sample's is dated 2026-11-17; its future one, 2027-03-01, stays unpublished).
@@ -164,6 +165,51 @@ impl TestEnv {
         std::fs::read_to_string(self.public(rel))
             .unwrap_or_else(|e| panic!("reading public/{rel}: {e}"))
     }
+}
+
+/// An mtime long past (2001-09-09). A file set to it still has it if nothing rewrote it; a rewrite gives it the
+/// time of writing. Tests compare against it instead of sleeping until the clock moves on.
+pub fn long_ago() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)
+}
+
+/// Sets the mtime of `path` to `time` (the file is opened for writing, never truncated).
+pub fn set_mtime(path: &Path, time: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(time))
+        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
+}
+
+/// Sets every file under `dir` to [`long_ago`]; returns their paths relative to `dir`, sorted.
+pub fn age_files(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            set_mtime(entry.path(), long_ago());
+            files.push(rel(dir, entry.path()));
+        }
+    }
+    files
+}
+
+/// The files under `dir` (relative paths, sorted) whose mtime is no longer [`long_ago`]: those written since
+/// [`age_files`], new ones included.
+pub fn rewritten_files(dir: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.metadata().unwrap().modified().unwrap() != long_ago())
+        .map(|e| rel(dir, e.path()))
+        .collect()
+}
+
+fn rel(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap().display().to_string()
 }
 
 /// Runs an external checker; panics with its output when it cannot run (missing tool) or fails.
