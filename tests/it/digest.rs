@@ -154,10 +154,24 @@ fn outbox(env: &TestEnv) -> BTreeMap<String, PathBuf> {
     found
 }
 
+/// Sends the weekly digest at `now` into a fresh outbox; returns the messages, checked against what the command
+/// reported (one line per message on stdout), so an outbox that cannot be read never looks like "nothing sent".
 fn send(env: &TestEnv, now: &str) -> BTreeMap<String, PathBuf> {
     std::fs::remove_dir_all(env.path().join("outbox")).ok();
-    ok(env, &["digest", "send", "weekly", "--now", now]);
-    outbox(env)
+    let out = tidings(env, &["digest", "send", "weekly", "--now", now]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "digest send at {now} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = outbox(env);
+    assert_eq!(
+        sent.len(),
+        stdout.lines().count(),
+        "the outbox holds what the command reported:\n{stdout}"
+    );
+    sent
 }
 
 /// Titles of the new articles in a message (its text part's article headings, in order).
@@ -219,8 +233,12 @@ fn sending_the_same_tick_again_sends_nothing() {
 #[test]
 fn every_message_passes_check_eml_with_a_verified_dkim_signature() {
     let (env, txt) = digest_env();
-    for tick in [TICK_1, TICK_2, TICK_3] {
-        for path in send(&env, tick).values() {
+    let mut checked = 0;
+    for (tick, expected) in [(TICK_1, 1), (TICK_2, 2), (TICK_3, 1)] {
+        let sent = send(&env, tick);
+        assert_eq!(sent.len(), expected, "{tick}: {sent:?}");
+        for path in sent.values() {
+            checked += 1;
             let report = run_checker(
                 &shared().join("validators/check-eml").display().to_string(),
                 &["--dkim-txt", &txt, path.to_str().unwrap()],
@@ -228,6 +246,7 @@ fn every_message_passes_check_eml_with_a_verified_dkim_signature() {
             assert!(report.contains("dkim          PASS"), "{report}");
         }
     }
+    assert_eq!(checked, 4);
 }
 
 #[test]
@@ -365,8 +384,12 @@ fn golden(name: &str, actual: &str) {
 #[test]
 fn rendered_parts_match_the_golden_files() {
     let (env, _) = digest_env();
-    send(&env, TICK_1);
+    assert_eq!(send(&env, TICK_1).len(), 1);
     let sent = send(&env, TICK_2);
+    assert_eq!(
+        sent.keys().collect::<Vec<_>>(),
+        ["ada@example.com", "bob@example.com"]
+    );
     for (who, file) in [("ada", "ada@example.com"), ("bob", "bob@example.com")] {
         let raw = std::fs::read(&sent[file]).unwrap();
         let message = MessageParser::default().parse(&raw).unwrap();
@@ -381,8 +404,15 @@ fn rendered_parts_match_the_golden_files() {
 #[test]
 fn related_reading_skips_what_the_subscriber_just_got() {
     let (env, _) = digest_env();
-    send(&env, TICK_1);
+    let first = send(&env, TICK_1);
+    assert_eq!(titles(&first["ada@example.com"]).len(), 3);
     let sent = send(&env, TICK_2);
+    assert_eq!(
+        sent.keys().collect::<Vec<_>>(),
+        ["ada@example.com", "bob@example.com"]
+    );
+    // A real digest with her three new articles, and no related reading.
+    assert_eq!(titles(&sent["ada@example.com"]).len(), 3);
     let raw = std::fs::read(&sent["ada@example.com"]).unwrap();
     let text = MessageParser::default()
         .parse(&raw)

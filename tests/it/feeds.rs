@@ -66,7 +66,9 @@ fn assert_every_feed_valid(env: &TestEnv) {
         .filter(|p| p.extension().unwrap() == "xml")
         .cloned()
         .collect();
-    for (path, reading) in feedparser(&xml) {
+    let readings = feedparser(&xml);
+    assert_eq!(readings.len(), xml.len(), "feedparser read every XML feed");
+    for (path, reading) in readings {
         assert_eq!(reading["bozo"], 0, "{path}: {}", reading["bozo_exception"]);
     }
     // feed-rs: every feed parses, every entry has a title, an absolute link and a date.
@@ -109,6 +111,7 @@ fn sample_site_builds_valid_feeds_everywhere() {
     env.run_ok(&["build"]);
     assert_every_feed_valid(&env);
     let site = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
+    assert_eq!(site.len(), 2);
     for reading in site.values() {
         let titles = titles_in(reading);
         assert_eq!(titles.len(), 14, "14 published sample articles: {titles:?}");
@@ -478,6 +481,7 @@ fn hostile_but_valid_input_is_published_safely() {
     env.run_ok(&["build"]);
     assert_every_feed_valid(&env);
     let readings = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
+    assert_eq!(readings.len(), 2);
     for reading in readings.values() {
         assert_eq!(
             titles_in(reading),
@@ -563,11 +567,11 @@ fn item_ids_are_stable_across_rebuilds_and_edits() {
             .collect()
     };
     let first = ids(&env);
+    assert_eq!(first.len(), 2, "{first:?}");
     let path = env.path().join("articles/content/posts/plain-post.md");
-    let edited = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("A Hugo post", "A Hugo post, retitled");
-    std::fs::write(&path, edited).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("A Hugo post"));
+    std::fs::write(&path, text.replace("A Hugo post", "A Hugo post, retitled")).unwrap();
     env.run_ok(&["build"]);
     assert_eq!(ids(&env), first);
 }

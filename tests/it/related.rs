@@ -132,7 +132,9 @@ fn related_json_is_identical_whatever_the_thread_count() {
 fn config_count_and_min_score_shape_the_lists() {
     let env = TestEnv::new("related-basic", "[related]\ncount = 1\nmin_score = 0.0\n");
     env.run_ok(&["build"]);
-    for (slug, list) in related_json(&env) {
+    let map = related_json(&env);
+    assert_eq!(map.len(), 6, "one list per published article");
+    for (slug, list) in map {
         let len = slugs_of(&list).len();
         // Articles sharing no word, tag or category with any other are related to nothing, even at 0.
         let expected = if slug.starts_with("rust-") {
