@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::{
-    TestEnv, artifacts, assert_screenshot, chromium, project_root, run_checker, shared,
+    TestEnv, artifacts, assert_png_written, chromium, elements, project_root, run_checker, shared,
 };
 
 const SECRET: &str = "test-secret-for-golden-files";
@@ -599,10 +599,12 @@ fn preview_explains_the_next_digest_without_sending_or_recording() {
     );
 }
 
-/// Renders the sample site's digest in headless Chromium and keeps the screenshot for a reviewer at
-/// `target/test-artifacts/digest.png` (with the HTML beside it).
+/// The sample site's digest as a browser shows it: headless Chromium loads one subscriber's HTML part, and the DOM
+/// it builds holds the subject as its title, the new articles' titles in order (the text part's, too) and one
+/// unsubscribe link, the List-Unsubscribe URL. The screenshot is kept for a reviewer at
+/// `target/test-artifacts/digest.png` (the HTML beside it); it is an artifact, not the assertion.
 #[test]
-fn sample_digest_screenshot_in_headless_chromium() {
+fn sample_digest_in_headless_chromium_shows_subject_articles_and_unsubscribe_link() {
     let env = TestEnv::sample();
     let txt = make_dkim_key(env.path());
     let mut config = std::fs::read_to_string(env.path().join("config.toml")).unwrap();
@@ -621,24 +623,80 @@ fn sample_digest_screenshot_in_headless_chromium() {
             &["--dkim-txt", &txt, path.to_str().unwrap()],
         );
     }
-    let raw = std::fs::read(&sent["linus@example.com"]).unwrap();
-    let html = MessageParser::default()
-        .parse(&raw)
-        .unwrap()
-        .body_html(0)
-        .unwrap()
-        .into_owned();
+    // Linus follows Operations and Tools, subscribed 2026-09-20.
+    let expected = [
+        "Runbooks Worth Opening at 3 a.m.",
+        "Keeping a Work Log: Five Minutes a Day, Compounding",
+        "A Config File You Can Reason About",
+        "Blameless Postmortems That Actually Change Things",
+    ];
+    let path = &sent["linus@example.com"];
+    assert_eq!(titles(path), expected, "the text part");
+    let raw = std::fs::read(path).unwrap();
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let subject = message.subject().unwrap().to_string();
+    assert_eq!(
+        subject,
+        "Field Notes on Software: Runbooks Worth Opening at 3 a.m. and 3 more"
+    );
+    let header = message.header_raw("List-Unsubscribe").unwrap();
+    let unsubscribe = header
+        .split(['<', '>'])
+        .find(|part| part.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in List-Unsubscribe: {header}"));
+    assert!(
+        unsubscribe.starts_with(
+            "https://blog.example.com/newsletter/unsubscribe?list=weekly&email=linus%40example.com&token="
+        ),
+        "{unsubscribe}"
+    );
 
     let page = artifacts().join("digest.html");
-    std::fs::write(&page, &html).unwrap();
+    std::fs::write(&page, message.body_html(0).unwrap().as_bytes()).unwrap();
+    let url = format!("file://{}", page.display());
+    let dom = chromium(&["--dump-dom", &url]);
+
+    let title: Vec<String> = elements(&dom, "title")
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(title, [subject.as_str()], "the page title is the subject");
+    let headings: Vec<String> = elements(&dom, "h2").into_iter().map(|e| e.text).collect();
+    assert_eq!(
+        headings, expected,
+        "one heading per new article, newest first"
+    );
+    let links = elements(&dom, "a");
+    for title in expected {
+        let link = links
+            .iter()
+            .find(|a| a.text == title)
+            .unwrap_or_else(|| panic!("no link titled {title:?}"));
+        assert!(
+            link.attr("href")
+                .is_some_and(|h| h.starts_with("https://blog.example.com/posts/")),
+            "{title}: {link:?}"
+        );
+    }
+    let unsubscribe_links: Vec<String> = links
+        .iter()
+        .filter(|a| a.text == "Unsubscribe")
+        .map(|a| a.attr("href").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        unsubscribe_links,
+        [unsubscribe],
+        "one unsubscribe link, the List-Unsubscribe URL"
+    );
+
     let png = artifacts().join("digest.png");
     std::fs::remove_file(&png).ok();
     chromium(&[
         &format!("--screenshot={}", png.display()),
         "--window-size=760,1700",
-        &format!("file://{}", page.display()),
+        &url,
     ]);
-    assert_screenshot(&png, 20_000);
+    assert_png_written(&png);
 }
 
 #[test]

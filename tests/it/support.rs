@@ -265,12 +265,92 @@ pub fn artifacts() -> PathBuf {
     dir
 }
 
-/// Asserts `path` is a PNG of at least `min_bytes` (a blank page compresses to far less).
-pub fn assert_screenshot(path: &Path, min_bytes: usize) {
+/// Asserts a screenshot was written to `path` (a PNG). Only that: a screenshot is an artifact for a reviewer, what
+/// the page shows is asserted on the DOM ([`elements`]).
+pub fn assert_png_written(path: &Path) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(
-        bytes.starts_with(b"\x89PNG") && bytes.len() > min_bytes,
-        "{} is not a real screenshot",
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
         path.display()
     );
+}
+
+/// One element of a DOM that Chromium serialized with `--dump-dom`.
+#[derive(Debug)]
+pub struct Element {
+    /// The start tag's attributes as serialized (` href="…" class="…"`).
+    attributes: String,
+    /// Its text: markup removed, entities decoded, whitespace collapsed.
+    pub text: String,
+}
+
+impl Element {
+    /// An attribute's value, entities decoded.
+    pub fn attr(&self, name: &str) -> Option<String> {
+        let key = format!(" {name}=\"");
+        let start = self.attributes.find(&key)? + key.len();
+        let len = self.attributes[start..].find('"')?;
+        Some(decode_entities(&self.attributes[start..start + len]))
+    }
+}
+
+/// Every `<tag …>…</tag>` of `dom` in document order. Chromium's serializer is regular (lowercase names,
+/// double-quoted attributes, `&amp;` `&lt;` `&gt;` `&quot;` `&nbsp;` as the only entities), which is what makes
+/// this small reader enough; it does not handle an element nested inside one of the same name.
+pub fn elements(dom: &str, tag: &str) -> Vec<Element> {
+    let open = format!("<{tag}");
+    let close = format!("</{tag}>");
+    let mut found = Vec::new();
+    let mut rest = dom;
+    while let Some(at) = rest.find(&open) {
+        let after = &rest[at + open.len()..];
+        if !after.starts_with([' ', '>']) {
+            rest = after;
+            continue;
+        }
+        // The start tag ends at the first `>` outside a quoted attribute value.
+        let mut quoted = false;
+        let Some(gt) = after.find(|c: char| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == '>' && !quoted
+        }) else {
+            break;
+        };
+        let inner = &after[gt + 1..];
+        let Some(end) = inner.find(&close) else { break };
+        found.push(Element {
+            attributes: after[..gt].to_string(),
+            text: text_of(&inner[..end]),
+        });
+        rest = &inner[end + close.len()..];
+    }
+    found
+}
+
+fn text_of(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    decode_entities(&text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&")
 }
