@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::{Config, FeedFormat};
-use crate::store::{Article, Catalog, xml_safe};
+use crate::store::{Article, Catalog, taxonomy_slug, xml_safe};
 
 /// The stylesheet that turns a feed opened in a browser into a readable page.
 pub const STYLESHEET: &str = include_str!("feed.xsl");
@@ -92,7 +92,7 @@ pub fn plan_feeds<'a>(
             .feeds
             .categories
             .iter()
-            .map(|c| (slug::slugify(c), c.clone()));
+            .map(|c| (taxonomy_slug(c), c.clone()));
         plans.extend(
             groups.feeds("category", configured, category_of, |_, name| {
                 Scope::Category(name)
@@ -123,14 +123,14 @@ type Group = (String, String);
 fn category_of(a: &Article) -> Vec<Group> {
     a.category
         .iter()
-        .map(|c| (slug::slugify(c), c.clone()))
+        .map(|c| (taxonomy_slug(c), c.clone()))
         .collect()
 }
 
 fn tags_of(a: &Article) -> Vec<Group> {
     a.tags
         .iter()
-        .map(|t| (slug::slugify(t), t.clone()))
+        .map(|t| (taxonomy_slug(t), t.clone()))
         .collect()
 }
 
@@ -176,7 +176,10 @@ impl<'a> Groups<'a, '_> {
         for &a in self.published {
             for (slug, _) in groups_of(a) {
                 let group = items.entry(slug).or_default();
-                if group.len() < self.limit {
+                // Two names of one article may share a slug ("Rust", "rust"): it is in the group once. Articles
+                // come one at a time, so a repeat can only be the last item.
+                let repeat = group.last().is_some_and(|last| std::ptr::eq(*last, a));
+                if !repeat && group.len() < self.limit {
                     group.push(a);
                 }
             }

@@ -213,6 +213,24 @@ fn per_tag_and_per_author_feeds_are_planned_when_configured() {
     assert!(dirs.contains(&"author/ann/".to_string()), "{dirs:?}");
 }
 
+#[test]
+fn an_article_is_in_a_group_feed_once_even_when_two_of_its_tags_share_a_slug() {
+    let c = config("per_tag = true\n");
+    // Built directly, as a caller other than the store could: the store already keeps one spelling per slug.
+    let mut a = article(&c, "a", "2024-01-01", "", "x");
+    a.tags = vec!["rust".into(), "Rust".into(), "rust".into()];
+    let b = article(&c, "b", "2024-01-02", "tags: [rust]\n", "x");
+    let catalog = Catalog::new(vec![a, b]);
+    let plans = plan_feeds(&c, &catalog, now());
+    let rust: Vec<&FeedPlan<'_>> = plans.iter().filter(|p| p.dir == "tag/rust/").collect();
+    assert_eq!(rust.len(), 1, "one feed for the slug");
+    let slugs: Vec<&str> = rust[0].items.iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(slugs, ["b", "a"]);
+    let files = render(&c, &catalog);
+    let json: serde_json::Value = serde_json::from_str(file(&files, "tag/rust/feed.json")).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 2);
+}
+
 mod fuzz {
     //! Property tests over front matter + Markdown → feeds. Articles built to be valid must parse (a rejection
     //! fails the test: skipping it would test only the easy cases) and render to well-formed XML and valid JSON

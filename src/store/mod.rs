@@ -10,7 +10,7 @@
 mod front_matter;
 pub mod markdown;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
@@ -441,7 +441,9 @@ pub fn parse_article(
         .map(|t| single_line(t))
         .filter(|t| !t.is_empty())
         .collect();
-    tags.dedup();
+    // `[rust, Rust]` is one tag (one `tag/rust/` feed): keep the first spelling of each slug.
+    let mut seen = HashSet::new();
+    tags.retain(|t| seen.insert(taxonomy_slug(t)));
 
     let rendered = markdown::analyze(split.body);
     let summary = match fm.summary {
@@ -588,12 +590,26 @@ fn permalink(
         .replace(
             "{category}",
             &category
-                .map(slug::slugify)
+                .map(taxonomy_slug)
                 .unwrap_or_else(|| "uncategorized".into()),
         );
     base.join(path.trim_start_matches('/'))
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("{base}{}", path.trim_start_matches('/')))
+}
+
+/// The slug of a category or tag name: the one rule for when two names are the same category (or tag). It is
+/// what names the group's feed folder (`category/<slug>/`, `tag/<slug>/`) and the `{category}` of a permalink, so
+/// "Dev Ops", "dev-ops" and "DEV OPS" are one category everywhere: in the feeds, in related reading's "same
+/// category" and in a digest's or subscriber's category filter. A name of only punctuation has no slug (`""`).
+pub fn taxonomy_slug(name: &str) -> String {
+    slug::slugify(name)
+}
+
+/// Whether two category names are the same category: their [`taxonomy_slug`]s are equal and not empty.
+pub fn same_category(a: &str, b: &str) -> bool {
+    let a = taxonomy_slug(a);
+    !a.is_empty() && a == taxonomy_slug(b)
 }
 
 /// Text for one line (titles, names): every control character dropped, whitespace collapsed. A CR/LF in a

@@ -495,6 +495,28 @@ fn hostile_but_valid_input_is_published_safely() {
     );
 }
 
+/// Regression: `tags: [rust, Rust, rust]` put the article three times in `tag/rust/`, and its JSON Feed failed
+/// validation (one id three times).
+#[test]
+fn tags_spelled_three_ways_give_one_tag_feed_with_the_article_once() {
+    let env = TestEnv::empty();
+    env.write_config("[feeds]\nper_tag = true\n");
+    env.write_article(
+        "rusty.md",
+        "---\ntitle: Rusty\ndate: 2024-01-01\ntags: [rust, Rust, rust]\n---\nText.",
+    );
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    let tags: Vec<String> = std::fs::read_dir(env.public("tag"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(tags, ["rust"]);
+    let json: Value = serde_json::from_str(&env.read_public("tag/rust/feed.json")).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(json["items"][0]["tags"], serde_json::json!(["rust"]));
+}
+
 #[test]
 fn empty_store_still_writes_valid_empty_feeds() {
     let env = TestEnv::empty();
