@@ -43,7 +43,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::RelatedConfig;
-use crate::store::{ArticleError, Catalog};
+use crate::store::{ArticleError, Catalog, taxonomy_slug};
 use analyze::{Analyzer, DocText, Rows, dot};
 
 /// Terms kept per article vector (its strongest by TF-IDF weight).
@@ -264,11 +264,6 @@ fn intern<'a>(
     (names, ids)
 }
 
-/// Tags and categories are compared without regard to case or surrounding space ("Rust" = "rust ").
-fn label_key(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
 /// The `n` entries of a row with the largest weights (ties: lower term id), in term order.
 fn strongest((terms, weights): (&[u32], &[f32]), n: usize) -> Vec<(u32, f32)> {
     let mut row: Vec<(u32, f32)> = terms.iter().copied().zip(weights.iter().copied()).collect();
@@ -349,7 +344,7 @@ impl RelatedIndex {
             .map(|e| {
                 e.tags
                     .iter()
-                    .map(|t| label_key(t))
+                    .map(|t| taxonomy_slug(t))
                     .filter(|t| !t.is_empty())
                     .collect()
             })
@@ -366,7 +361,7 @@ impl RelatedIndex {
             .map(|e| {
                 e.category
                     .as_deref()
-                    .map(label_key)
+                    .map(taxonomy_slug)
                     .filter(|c| !c.is_empty())
             })
             .collect();

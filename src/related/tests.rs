@@ -178,6 +178,27 @@ fn shared_category_lifts_a_score() {
 }
 
 #[test]
+fn categories_whose_slugs_match_are_the_same_category() {
+    let body = "kubernetes pods deployments helm charts";
+    let mut articles = filler();
+    let mut origin = article("origin", "Kubernetes deployments", body, 5);
+    origin.category = Some("Dev Ops".into());
+    let mut same = article("same", "Kubernetes deployments", body, 4);
+    same.category = Some("dev-ops".into());
+    let mut other = article("other", "Kubernetes deployments", body, 3);
+    other.category = Some("Devops".into());
+    articles.extend([origin, same, other]);
+    let index = index_of(articles);
+    let list = index.related("origin").unwrap();
+    assert_eq!(slugs(&list)[..2], ["same", "other"]);
+    assert!(
+        list[0].same_category,
+        "\"Dev Ops\" and \"dev-ops\" share category/dev-ops/"
+    );
+    assert!(!list[1].same_category, "\"Devops\" is category/devops/");
+}
+
+#[test]
 fn editors_picks_come_first_in_the_editors_order() {
     let mut articles = filler();
     let mut origin = article(

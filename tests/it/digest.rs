@@ -436,6 +436,48 @@ fn related_reading_skips_what_the_subscriber_just_got() {
     );
 }
 
+/// A subscriber's category filter matches an article's category by slug, the rule that names the category's
+/// feed folder: "career-advice" (as in `category/career-advice/`) and "Économie" match "Career Advice" and
+/// "économie" (ASCII-only case folding missed the É).
+#[test]
+fn a_category_filter_matches_categories_by_their_slug() {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    make_dkim_key(env.path());
+    for (slug, category) in [("advice", "Career Advice"), ("economy", "économie")] {
+        env.write_article(
+            &format!("{slug}.md"),
+            format!(
+                "---\ntitle: \"{category} Piece\"\ndate: 2026-11-28T09:00:00+01:00\ncategory: \"{category}\"\n---\nText.\n"
+            ),
+        );
+    }
+    for (email, category) in [
+        ("dee@example.com", "career-advice"),
+        ("eve@example.com", "Économie"),
+    ] {
+        // `--now` before the subcommand: they subscribed before the articles appeared.
+        ok(
+            &env,
+            &[
+                "--now",
+                "2026-11-24T00:00:00+01:00",
+                "subscribers",
+                "add",
+                email,
+                "--category",
+                category,
+            ],
+        );
+    }
+    let sent = send(&env, TICK_2);
+    assert_eq!(
+        sent.keys().collect::<Vec<_>>(),
+        ["dee@example.com", "eve@example.com"]
+    );
+    assert_eq!(titles(&sent["dee@example.com"]), ["Career Advice Piece"]);
+    assert_eq!(titles(&sent["eve@example.com"]), ["économie Piece"]);
+}
+
 #[test]
 fn import_reports_bad_rows_by_line_and_keeps_the_good_ones() {
     let env = TestEnv::new("digest-basic", CONFIG);
