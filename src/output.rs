@@ -1,8 +1,11 @@
-//! Writing output files atomically and only when their bytes change.
+//! Writing output files atomically and only when their bytes change; what to write (feeds, `related.json`,
+//! outbox messages) is the callers'.
 //!
-//! A file is written to a temporary file in the same folder and renamed over the old one, so a reader (a web
-//! server, a feed fetcher) never sees half a feed. A file whose bytes are already on disk is not touched, so its
-//! mtime, and the ETag a server derives from it, stay the same across rebuilds.
+//! A file is written to a temporary file in the same folder, synced, and renamed over the old one, so a reader
+//! (a web server, a feed fetcher) never sees half a feed. A file whose bytes are already on disk is not touched
+//! ([`WriteOutcome::Unchanged`]), so its mtime, and the ETag a server derives from it, stay the same across
+//! rebuilds. Published files are made 0644 ([`write_if_changed`]); private ones, such as outbox messages that
+//! carry an address and an unsubscribe token, 0600 ([`write_private_if_changed`]).
 
 use std::io::Write;
 use std::path::Path;

@@ -1,5 +1,13 @@
-//! Feeds: the site feed and per-category / per-tag / per-author feeds, each in RSS 2.0, Atom 1.0 and JSON Feed
-//! 1.1, rendered as bytes. Pure: articles and the site config in, `(path, bytes)` out; writing is `output`'s job.
+//! Feeds: the site feed and per-category, per-tag and per-author feeds in the configured formats (RSS 2.0,
+//! Atom 1.0, JSON Feed 1.1), rendered as bytes, plus (when enabled) the `feed.xsl` stylesheet that shows a feed
+//! opened in a browser as a readable page. Pure: [`plan_feeds`] chooses each feed's items from the catalog at
+//! `now` (each kind of group in one pass over the store), [`render_all`] turns the plans into `(path, bytes)`;
+//! writing is `output`'s job and reading the clock the caller's.
+//!
+//! A group's feed lives under `<kind>/<slug>/`. Category and tag names compare by slug
+//! ([`crate::store::taxonomy_slug`]): "Rust" and "rust" are one feed, holding an article once. Every group
+//! named by config (`[feeds] categories`, `[authors]`) or by any article, drafts and future ones included, gets
+//! a feed, empty if need be, never a 404. An article's HTML is rendered once however many feeds carry it.
 //!
 //! The rules readers depend on live here: item ids are the article's `id` (its permalink unless front matter
 //! pins one) and never change; every URL inside content is absolute ([`urls`]); dates carry a zone; feed-level

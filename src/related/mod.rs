@@ -1,11 +1,13 @@
 //! Related reading: for each published article, the few other articles a reader of it would want next.
 //!
-//! This module owns the similarity index and the top-k choice; it does not read files, write
-//! `related.json` to disk or decide which articles a digest contains (`app` and `digest` do).
+//! This module owns the similarity index, the top-k choice, the bytes of `related.json` ([`render_json`]), the
+//! reasons behind a list ([`RelatedIndex::explain`], for `tidings related`) and the check of editor's picks
+//! ([`check_picks`]). It does not read files, write `related.json` to disk or decide which articles a digest
+//! contains (`app` and `digest` do).
 //!
 //! **The score.** Each article becomes a TF-IDF vector over its title (each word counted `title_boost` times),
 //! summary and body, after lowercasing, dropping the stop words of `site.language` and Snowball-stemming
-//! (see [`analyze`]). Terms in more than half of a large store are dropped (they relate everything to
+//! (see `analyze.rs`). Terms in more than half of a large store are dropped (they relate everything to
 //! everything), and each vector keeps only its strongest terms. Two articles' score is a blend, between 0 and
 //! 1, of the cosine of their text vectors, the cosine of their IDF-weighted tag sets and whether they share a
 //! category, weighted by `[related] text_weight`, `tags_weight` and `category_weight`; tags and categories
