@@ -1,8 +1,11 @@
-//! Writing output files atomically and only when their bytes change.
+//! Writing output files atomically and only when their bytes change; what to write (feeds, `related.json`,
+//! outbox messages) is the callers'.
 //!
-//! A file is written to a temporary file in the same folder and renamed over the old one, so a reader (a web
-//! server, a feed fetcher) never sees half a feed. A file whose bytes are already on disk is not touched, so its
-//! mtime, and the ETag a server derives from it, stay the same across rebuilds.
+//! A file is written to a temporary file in the same folder, synced, and renamed over the old one, so a reader
+//! (a web server, a feed fetcher) never sees half a feed. A file whose bytes are already on disk is not touched
+//! ([`WriteOutcome::Unchanged`]), so its mtime, and the ETag a server derives from it, stay the same across
+//! rebuilds. Published files are made 0644 ([`write_if_changed`]); private ones, such as outbox messages that
+//! carry an address and an unsubscribe token, 0600 ([`write_private_if_changed`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -67,17 +70,26 @@ mod tests {
             write_if_changed(&path, b"one").unwrap(),
             WriteOutcome::Written
         );
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // An mtime long past instead of a sleep: a rewrite would replace it with the time of writing.
+        let long_ago =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let mtime = || std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
         assert_eq!(
             write_if_changed(&path, b"one").unwrap(),
             WriteOutcome::Unchanged
         );
-        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        assert_eq!(mtime(), long_ago, "unchanged bytes are not written");
         assert_eq!(
             write_if_changed(&path, b"two").unwrap(),
             WriteOutcome::Written
         );
+        assert_ne!(mtime(), long_ago, "changed bytes are written");
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");

@@ -131,7 +131,7 @@ fn category_matches(filter: &[String], article: &Article) -> bool {
         || article
             .category
             .as_deref()
-            .is_some_and(|c| filter.iter().any(|f| f.eq_ignore_ascii_case(c)))
+            .is_some_and(|c| filter.iter().any(|f| crate::store::same_category(f, c)))
 }
 
 /// The window of one subscriber at `tick`.

@@ -1,5 +1,13 @@
-//! Feeds: the site feed and per-category / per-tag / per-author feeds, each in RSS 2.0, Atom 1.0 and JSON Feed
-//! 1.1, rendered as bytes. Pure: articles and the site config in, `(path, bytes)` out; writing is `output`'s job.
+//! Feeds: the site feed and per-category, per-tag and per-author feeds in the configured formats (RSS 2.0,
+//! Atom 1.0, JSON Feed 1.1), rendered as bytes, plus (when enabled) the `feed.xsl` stylesheet that shows a feed
+//! opened in a browser as a readable page. Pure: [`plan_feeds`] chooses each feed's items from the catalog at
+//! `now` (each kind of group in one pass over the store), [`render_all`] turns the plans into `(path, bytes)`;
+//! writing is `output`'s job and reading the clock the caller's.
+//!
+//! A group's feed lives under `<kind>/<slug>/`. Category and tag names compare by slug
+//! ([`crate::store::taxonomy_slug`]): "Rust" and "rust" are one feed, holding an article once. Every group
+//! named by config (`[feeds] categories`, `[authors]`) or by any article, drafts and future ones included, gets
+//! a feed, empty if need be, never a 404. An article's HTML is rendered once however many feeds carry it.
 //!
 //! The rules readers depend on live here: item ids are the article's `id` (its permalink unless front matter
 //! pins one) and never change; every URL inside content is absolute ([`urls`]); dates carry a zone; feed-level
@@ -16,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::{Config, FeedFormat};
-use crate::store::{Article, Catalog, xml_safe};
+use crate::store::{Article, Catalog, taxonomy_slug, xml_safe};
 
 /// The stylesheet that turns a feed opened in a browser into a readable page.
 pub const STYLESHEET: &str = include_str!("feed.xsl");
@@ -92,7 +100,7 @@ pub fn plan_feeds<'a>(
             .feeds
             .categories
             .iter()
-            .map(|c| (slug::slugify(c), c.clone()));
+            .map(|c| (taxonomy_slug(c), c.clone()));
         plans.extend(
             groups.feeds("category", configured, category_of, |_, name| {
                 Scope::Category(name)
@@ -123,14 +131,14 @@ type Group = (String, String);
 fn category_of(a: &Article) -> Vec<Group> {
     a.category
         .iter()
-        .map(|c| (slug::slugify(c), c.clone()))
+        .map(|c| (taxonomy_slug(c), c.clone()))
         .collect()
 }
 
 fn tags_of(a: &Article) -> Vec<Group> {
     a.tags
         .iter()
-        .map(|t| (slug::slugify(t), t.clone()))
+        .map(|t| (taxonomy_slug(t), t.clone()))
         .collect()
 }
 
@@ -176,7 +184,10 @@ impl<'a> Groups<'a, '_> {
         for &a in self.published {
             for (slug, _) in groups_of(a) {
                 let group = items.entry(slug).or_default();
-                if group.len() < self.limit {
+                // Two names of one article may share a slug ("Rust", "rust"): it is in the group once. Articles
+                // come one at a time, so a repeat can only be the last item.
+                let repeat = group.last().is_some_and(|last| std::ptr::eq(*last, a));
+                if !repeat && group.len() < self.limit {
                     group.push(a);
                 }
             }

@@ -213,10 +213,31 @@ fn per_tag_and_per_author_feeds_are_planned_when_configured() {
     assert!(dirs.contains(&"author/ann/".to_string()), "{dirs:?}");
 }
 
+#[test]
+fn an_article_is_in_a_group_feed_once_even_when_two_of_its_tags_share_a_slug() {
+    let c = config("per_tag = true\n");
+    // Built directly, as a caller other than the store could: the store already keeps one spelling per slug.
+    let mut a = article(&c, "a", "2024-01-01", "", "x");
+    a.tags = vec!["rust".into(), "Rust".into(), "rust".into()];
+    let b = article(&c, "b", "2024-01-02", "tags: [rust]\n", "x");
+    let catalog = Catalog::new(vec![a, b]);
+    let plans = plan_feeds(&c, &catalog, now());
+    let rust: Vec<&FeedPlan<'_>> = plans.iter().filter(|p| p.dir == "tag/rust/").collect();
+    assert_eq!(rust.len(), 1, "one feed for the slug");
+    let slugs: Vec<&str> = rust[0].items.iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(slugs, ["b", "a"]);
+    let files = render(&c, &catalog);
+    let json: serde_json::Value = serde_json::from_str(file(&files, "tag/rust/feed.json")).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 2);
+}
+
 mod fuzz {
-    //! Property tests over front matter + Markdown → feeds: parsing never panics, and whatever parses renders
-    //! to well-formed XML and valid JSON in every format.
+    //! Property tests over front matter + Markdown → feeds. Articles built to be valid must parse (a rejection
+    //! fails the test: skipping it would test only the easy cases) and render to well-formed XML and valid JSON
+    //! with their one item in every format; articles built with one defect must be an error naming it; any
+    //! text at all gives an article or a positioned error, never a panic.
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     use super::*;
 
@@ -246,6 +267,11 @@ mod fuzz {
         pieces.prop_map(|p| p.concat())
     }
 
+    /// Nasty text around a letter, so it is never empty once control characters and spaces are dropped.
+    fn nasty_title() -> impl Strategy<Value = String> {
+        (nasty_text(), nasty_text()).prop_map(|(a, b)| format!("{a}x{b}"))
+    }
+
     fn markdown() -> impl Strategy<Value = String> {
         let block = prop_oneof![
             nasty_text().prop_map(|t| format!("{t}\n\n")),
@@ -259,49 +285,138 @@ mod fuzz {
         prop::collection::vec(block, 0..6).prop_map(|b| b.concat())
     }
 
-    fn assert_feeds_well_formed(files: &[RenderedFile]) {
-        for f in files {
-            let text = std::str::from_utf8(&f.bytes).expect("feeds are UTF-8");
-            if f.path.ends_with(".xml") || f.path.ends_with(".xsl") {
-                if let Err(e) = roxmltree::Document::parse(text) {
-                    panic!("{} is not well-formed XML: {e}\n{text}", f.path);
-                }
-            } else {
-                serde_json::from_str::<serde_json::Value>(text).expect("feed.json is JSON");
+    /// A YAML double-quoted scalar that reads back as exactly `s`: printable ASCII as is, every other character
+    /// escaped (YAML forbids some raw, such as U+FFFE, but any Unicode scalar may be escaped).
+    fn yaml_quoted(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                ' '..='~' => out.push(c),
+                c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+                c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
             }
         }
+        out.push('"');
+        out
+    }
+
+    fn parse(text: &str, c: &Config) -> Result<Article, crate::store::ArticleError> {
+        parse_article(Path::new("f.md"), text, &ParseContext::from_config(c))
+    }
+
+    /// Every file is well-formed (XML or JSON) and every feed holds `items` items.
+    fn assert_feeds_well_formed(files: &[RenderedFile], items: usize) -> Result<(), TestCaseError> {
+        let feeds = files.iter().filter(|f| f.path != STYLESHEET_FILE).count();
+        prop_assert!(feeds >= 3, "{feeds} feeds");
+        for f in files {
+            let text = std::str::from_utf8(&f.bytes).expect("feeds are UTF-8");
+            if f.path.ends_with(".xsl") {
+                continue;
+            }
+            if f.path.ends_with(".xml") {
+                let doc = roxmltree::Document::parse(text).map_err(|e| {
+                    TestCaseError::fail(format!("{} is not well-formed XML: {e}\n{text}", f.path))
+                })?;
+                let count = doc
+                    .descendants()
+                    .filter(|n| matches!(n.tag_name().name(), "item" | "entry"))
+                    .count();
+                prop_assert_eq!(count, items, "{}", f.path);
+            } else {
+                let json: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|e| TestCaseError::fail(format!("{} is not JSON: {e}", f.path)))?;
+                prop_assert_eq!(
+                    json["items"].as_array().map(Vec::len),
+                    Some(items),
+                    "{}",
+                    f.path
+                );
+            }
+        }
+        Ok(())
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
         #[test]
-        fn any_article_renders_well_formed_feeds(
-            title in nasty_text(),
+        fn any_valid_article_parses_and_renders_well_formed_feeds(
+            title in nasty_title(),
             summary in nasty_text(),
             category in nasty_text(),
             tag in nasty_text(),
             body in markdown(),
         ) {
             let c = config("per_tag = true\n");
-            let front = format!(
-                "---\ntitle: {}\nsummary: {}\ncategory: {}\ntags: [{}]\ndate: 2024-01-01\n---\n",
-                serde_json::to_string(&title).unwrap(),
-                serde_json::to_string(&summary).unwrap(),
-                serde_json::to_string(&category).unwrap(),
-                serde_json::to_string(&tag).unwrap(),
+            let text = format!(
+                "---\ntitle: {}\nsummary: {}\ncategory: {}\ntags: [{}]\ndate: 2024-01-01\n---\n{body}",
+                yaml_quoted(&title),
+                yaml_quoted(&summary),
+                yaml_quoted(&category),
+                yaml_quoted(&tag),
             );
-            let text = format!("{front}{body}");
-            if let Ok(a) = parse_article(Path::new("f.md"), &text, &ParseContext::from_config(&c)) {
-                assert_feeds_well_formed(&render(&c, &Catalog::new(vec![a])));
+            let article = match parse(&text, &c) {
+                Ok(a) => a,
+                Err(e) => return Err(TestCaseError::fail(format!("a valid article was rejected: {e}\n{text:?}"))),
+            };
+            prop_assert!(article.title.contains('x'), "{:?}", article.title);
+            let catalog = Catalog::new(vec![article]);
+            let files = render(&c, &catalog);
+            // The site feed holds the article (category and tag feeds too, when their name has a slug).
+            let site: Vec<RenderedFile> = files.iter().filter(|f| !f.path.contains('/')).cloned().collect();
+            assert_feeds_well_formed(&site, 1)?;
+            for f in files.iter().filter(|f| f.path.contains('/')) {
+                let text = std::str::from_utf8(&f.bytes).unwrap();
+                if f.path.ends_with(".xml") {
+                    prop_assert!(roxmltree::Document::parse(text).is_ok(), "{}", f.path);
+                } else {
+                    prop_assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "{}", f.path);
+                }
             }
         }
 
         #[test]
-        fn arbitrary_source_text_never_panics(text in "(---|\\+\\+\\+)?\\PC{0,200}(\n---\n|\n\\+\\+\\+\n)?\\PC{0,100}") {
+        fn an_article_with_one_defect_is_an_error_naming_it(
+            title in nasty_title(),
+            body in markdown(),
+            defect in 0..6usize,
+        ) {
             let c = config("");
-            if let Ok(a) = parse_article(Path::new("f.md"), &text, &ParseContext::from_config(&c)) {
-                assert_feeds_well_formed(&render(&c, &Catalog::new(vec![a])));
+            let title = yaml_quoted(&title);
+            let (text, expected) = match defect {
+                0 => (format!("---\ndate: 2024-01-01\n---\n{body}"), "missing title"),
+                1 => (format!("---\ntitle: {title}\n---\n{body}"), "missing date"),
+                2 => (format!("---\ntitle: {title}\ndate: 2024-13-45\n---\n{body}"), "is not a date"),
+                3 => (format!("---\ntitle: [{title}]\ndate: 2024-01-01\n---\n{body}"), "title must be text"),
+                4 => (format!("# {title}\n{body}"), "no front matter"),
+                _ => (
+                    // No line of the body may close the front matter.
+                    format!("---\ntitle: {title}\ndate: 2024-01-01\n{}", body.replace("---", "- -")),
+                    "front matter is never closed",
+                ),
+            };
+            match parse(&text, &c) {
+                Ok(a) => prop_assert!(false, "accepted ({expected:?} expected): {a:?}\n{text:?}"),
+                Err(e) => {
+                    prop_assert!(e.message.contains(expected), "{e} ({expected:?} expected)\n{text:?}");
+                    prop_assert!(e.line >= 1 && e.col >= 1, "{e}");
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_source_text_gives_an_article_or_a_positioned_error(
+            text in "(---|\\+\\+\\+)?\\PC{0,200}(\n---\n|\n\\+\\+\\+\n)?\\PC{0,100}"
+        ) {
+            let c = config("");
+            match parse(&text, &c) {
+                Ok(a) => assert_feeds_well_formed(&render(&c, &Catalog::new(vec![a])), 1)?,
+                Err(e) => prop_assert!(
+                    e.line >= 1 && e.col >= 1 && !e.message.is_empty(),
+                    "{e:?}"
+                ),
             }
         }
     }

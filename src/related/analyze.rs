@@ -2,8 +2,9 @@
 //!
 //! Articles are analyzed in parallel in chunks, each with its own small vocabulary of words (so no lock is
 //! shared between threads); the chunk vocabularies are then merged, each distinct word is stemmed once, and
-//! term ids are ranks in the sorted list of stems, so they depend only on the store, never on the number of threads or on how the
-//! work was split: the floating-point sums that follow run in the same order on every machine.
+//! term ids are ranks in the sorted list of stems, so they depend only on the store, never on the number of
+//! threads or on how the work was split: the floating-point sums that follow run in the same order on every
+//! machine.
 
 use std::borrow::Cow;
 

@@ -1,15 +1,18 @@
 //! Related reading: for each published article, the few other articles a reader of it would want next.
 //!
-//! This module owns the similarity index and the top-k choice; it does not read files, write
-//! `related.json` to disk or decide which articles a digest contains (`app` and `digest` do).
+//! This module owns the similarity index, the top-k choice, the bytes of `related.json` ([`render_json`]), the
+//! reasons behind a list ([`RelatedIndex::explain`], for `tidings related`) and the check of editor's picks
+//! ([`check_picks`]). It does not read files, write `related.json` to disk or decide which articles a digest
+//! contains (`app` and `digest` do).
 //!
 //! **The score.** Each article becomes a TF-IDF vector over its title (each word counted `title_boost` times),
 //! summary and body, after lowercasing, dropping the stop words of `site.language` and Snowball-stemming
-//! (see [`analyze`]). Terms in more than half of a large store are dropped (they relate everything to
+//! (see `analyze.rs`). Terms in more than half of a large store are dropped (they relate everything to
 //! everything), and each vector keeps only its strongest terms. Two articles' score is a blend, between 0 and
 //! 1, of the cosine of their text vectors, the cosine of their IDF-weighted tag sets and whether they share a
-//! category, weighted by `[related] text_weight`, `tags_weight` and `category_weight`. Below
-//! `[related] min_score` nothing is suggested, so an article with no real neighbour gets a short list, not noise.
+//! category, weighted by `[related] text_weight`, `tags_weight` and `category_weight`; tags and categories
+//! compare by slug ([`crate::store::taxonomy_slug`]), as their feed folders do. Below `[related] min_score`
+//! nothing is suggested, so an article with no real neighbour gets a short list, not noise.
 //!
 //! **Scale.** No all-pairs comparison: an inverted index maps each term (and tag) to the articles where it
 //! weighs most, at most `MAX_POSTINGS` of them. An article's candidates are the articles reached through its
@@ -19,10 +22,12 @@
 //! of 10,000 articles every list takes 0.8 s on two cores, at 100,000 about 11 s (BENCHMARKS.md).
 //!
 //! **Which articles.** Only articles published at the index's `now` are ever suggested: never a draft, never
-//! one dated in the future, never the article itself. For an article page any other published article may be
-//! suggested, newer ones included: a reader arriving from a search engine on an old post is well served by a
-//! newer one on the same subject, and the page is rebuilt anyway. A digest wants older articles only; it says
-//! so with the filter of [`RelatedIndex::related_to_set`].
+//! one dated in the future, never the article itself. For an article page (`related.json`, `tidings related`)
+//! any other published article may be suggested, newer ones included: a reader arriving from a search engine on
+//! an old post is well served by a newer one on the same subject, and the page is rebuilt anyway. A digest asks
+//! through [`crate::digest::RelatedSource`], implemented here: one new article at a time, with the slugs it must
+//! not get (`exclude`: newer than the subscriber's window, already in the digest, received recently), so it
+//! gets older articles only.
 //!
 //! **Editor's picks** (`related: [slug, …]` in front matter) come first, in the editor's order, then computed
 //! suggestions fill the list up to `[related] count`. A pick that names no article is a `check` error
@@ -43,7 +48,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::RelatedConfig;
-use crate::store::{ArticleError, Catalog};
+use crate::store::{ArticleError, Catalog, taxonomy_slug};
 use analyze::{Analyzer, DocText, Rows, dot};
 
 /// Terms kept per article vector (its strongest by TF-IDF weight).
@@ -203,7 +208,7 @@ struct Scored {
 }
 
 /// The similarity index of a store's published articles; built once, queried many times (a build asks it for
-/// every article, a digest once per subscriber).
+/// every article, a digest for each new article of each subscriber's digest).
 pub struct RelatedIndex {
     entries: Vec<Entry>,
     by_slug: HashMap<String, u32>,
@@ -262,11 +267,6 @@ fn intern<'a>(
         .map(|(i, n)| (n.clone(), i as u32))
         .collect();
     (names, ids)
-}
-
-/// Tags and categories are compared without regard to case or surrounding space ("Rust" = "rust ").
-fn label_key(s: &str) -> String {
-    s.trim().to_lowercase()
 }
 
 /// The `n` entries of a row with the largest weights (ties: lower term id), in term order.
@@ -349,7 +349,7 @@ impl RelatedIndex {
             .map(|e| {
                 e.tags
                     .iter()
-                    .map(|t| label_key(t))
+                    .map(|t| taxonomy_slug(t))
                     .filter(|t| !t.is_empty())
                     .collect()
             })
@@ -366,7 +366,7 @@ impl RelatedIndex {
             .map(|e| {
                 e.category
                     .as_deref()
-                    .map(label_key)
+                    .map(taxonomy_slug)
                     .filter(|c| !c.is_empty())
             })
             .collect();
@@ -600,76 +600,6 @@ impl RelatedIndex {
             .collect()
     }
 
-    /// Related reading for a set of articles (a digest's new articles): the articles best related to any of
-    /// `slugs`, never one of them, never one in `exclude`, only those `filter` accepts (a digest passes
-    /// "published before the digest's first article"), at most `k`, best first. The seeds' editor's picks come
-    /// first (in seed order); then each candidate scores its best score against any seed. Unknown or
-    /// unpublished slugs among `slugs` are ignored. Returns (slug, score) pairs; [`RelatedIndex::entry`] gives
-    /// title, date, URL and reading time.
-    pub fn related_to_set(
-        &self,
-        slugs: &[&str],
-        exclude: &HashSet<String>,
-        k: usize,
-        filter: impl Fn(&Entry) -> bool,
-    ) -> Vec<(String, f64)> {
-        self.related_to_set_where(slugs, k, |e| !exclude.contains(&e.slug) && filter(e))
-    }
-
-    /// [`RelatedIndex::related_to_set`] with one predicate for "may be suggested".
-    fn related_to_set_where(
-        &self,
-        slugs: &[&str],
-        k: usize,
-        filter: impl Fn(&Entry) -> bool,
-    ) -> Vec<(String, f64)> {
-        let seeds: Vec<u32> = slugs
-            .iter()
-            .filter_map(|s| self.by_slug.get(*s).copied())
-            .collect();
-        let allowed = |d: u32| !seeds.contains(&d) && filter(&self.entries[d as usize]);
-        let mut chosen: Vec<Scored> = Vec::new();
-        for &q in &seeds {
-            for &p in &self.picks[q as usize] {
-                if chosen.len() < k && allowed(p) && !chosen.iter().any(|c| c.doc == p) {
-                    chosen.push(self.score_pair(q, p, true));
-                }
-            }
-        }
-        if chosen.len() < k {
-            let rest = k - chosen.len();
-            let mut scratch = Scratch::new(self.entries.len());
-            let mut best: HashMap<u32, Scored> = HashMap::new();
-            for &q in &seeds {
-                let found = self.computed(q, rest, &mut scratch, &|d| {
-                    allowed(d) && !chosen.iter().any(|c| c.doc == d)
-                });
-                for s in found {
-                    best.entry(s.doc)
-                        .and_modify(|b| {
-                            if s.score > b.score {
-                                *b = s;
-                            }
-                        })
-                        .or_insert(s);
-                }
-            }
-            let mut merged: Vec<Scored> = best.into_values().collect();
-            self.sort(&mut merged);
-            merged.truncate(rest);
-            chosen.extend(merged);
-        }
-        chosen
-            .into_iter()
-            .map(|s| {
-                (
-                    self.entries[s.doc as usize].slug.clone(),
-                    f64::from(s.score),
-                )
-            })
-            .collect()
-    }
-
     /// One article's related list with the reasons behind each score.
     pub fn explain(&self, slug: &str) -> Option<Report> {
         let &q = self.by_slug.get(slug)?;
@@ -756,13 +686,34 @@ impl RelatedIndex {
     }
 }
 
-/// The index as the digest asks for related reading: per new article, up to `k` others, none in `exclude` (the
-/// digest excludes what is newer than its window, already in the digest or recently received).
+/// The digest's path to related reading: up to `k` articles for one new article, its editor's picks first (in the
+/// editor's order), then computed suggestions, best first; never the article itself nor one in `exclude`. The
+/// digest's rules arrive as `exclude` (articles newer than the subscriber's window, already in the digest or
+/// received recently). With nothing excluded and `k` = `[related] count` this is the article's own list.
 impl crate::digest::RelatedSource for RelatedIndex {
     fn related(&self, slug: &str, k: usize, exclude: &BTreeSet<String>) -> Vec<String> {
-        self.related_to_set_where(&[slug], k, |e| !exclude.contains(&e.slug))
+        let Some(&q) = self.by_slug.get(slug) else {
+            return Vec::new();
+        };
+        let allowed = |d: u32| d != q && !exclude.contains(&self.entries[d as usize].slug);
+        // Picks are unique and never the article itself (see `build`).
+        let mut chosen: Vec<u32> = self.picks[q as usize]
+            .iter()
+            .copied()
+            .filter(|&p| allowed(p))
+            .take(k)
+            .collect();
+        if chosen.len() < k {
+            let rest = k - chosen.len();
+            let mut scratch = Scratch::new(self.entries.len());
+            let computed = self.computed(q, rest, &mut scratch, &|d| {
+                allowed(d) && !chosen.contains(&d)
+            });
+            chosen.extend(computed.into_iter().map(|s| s.doc));
+        }
+        chosen
             .into_iter()
-            .map(|(slug, _)| slug)
+            .map(|d| self.entries[d as usize].slug.clone())
             .collect()
     }
 }

@@ -178,6 +178,27 @@ fn shared_category_lifts_a_score() {
 }
 
 #[test]
+fn categories_whose_slugs_match_are_the_same_category() {
+    let body = "kubernetes pods deployments helm charts";
+    let mut articles = filler();
+    let mut origin = article("origin", "Kubernetes deployments", body, 5);
+    origin.category = Some("Dev Ops".into());
+    let mut same = article("same", "Kubernetes deployments", body, 4);
+    same.category = Some("dev-ops".into());
+    let mut other = article("other", "Kubernetes deployments", body, 3);
+    other.category = Some("Devops".into());
+    articles.extend([origin, same, other]);
+    let index = index_of(articles);
+    let list = index.related("origin").unwrap();
+    assert_eq!(slugs(&list)[..2], ["same", "other"]);
+    assert!(
+        list[0].same_category,
+        "\"Dev Ops\" and \"dev-ops\" share category/dev-ops/"
+    );
+    assert!(!list[1].same_category, "\"Devops\" is category/devops/");
+}
+
+#[test]
 fn editors_picks_come_first_in_the_editors_order() {
     let mut articles = filler();
     let mut origin = article(
@@ -335,59 +356,67 @@ fn related_json_maps_every_published_slug_to_its_list() {
     );
 }
 
+/// What the digest asks: one article's related reading, through its `RelatedSource` trait.
+fn for_digest(index: &RelatedIndex, slug: &str, k: usize, exclude: &[&str]) -> Vec<String> {
+    let exclude: std::collections::BTreeSet<String> =
+        exclude.iter().map(|s| s.to_string()).collect();
+    crate::digest::RelatedSource::related(index, slug, k, &exclude)
+}
+
 #[test]
-fn related_to_set_skips_seeds_excluded_and_filtered_articles() {
+fn the_digest_gets_older_articles_only_when_it_excludes_the_newer_ones() {
     let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config(), "en");
-    let seeds = ["post-00", "post-04"];
-    let unrestricted = index.related_to_set(&seeds, &HashSet::new(), 5, |_| true);
-    assert_eq!(unrestricted.len(), 5);
-    let excluded: HashSet<String> = [unrestricted[0].0.clone()].into();
+    let unrestricted = for_digest(&index, "post-00", 5, &[]);
+    assert_eq!(unrestricted.len(), 5, "{unrestricted:?}");
+    // As a digest does: everything newer than its window, plus one article the subscriber got recently.
     let cutoff = now() - Duration::days(30);
-    let got = index.related_to_set(&seeds, &excluded, 5, |e| e.date < cutoff);
-    assert!(!got.is_empty());
-    for (slug, score) in &got {
+    let mut exclude: Vec<&str> = index
+        .entries()
+        .iter()
+        .filter(|e| e.date >= cutoff)
+        .map(|e| e.slug.as_str())
+        .collect();
+    exclude.push(&unrestricted[0]);
+    let got = for_digest(&index, "post-00", 5, &exclude);
+    assert_eq!(got.len(), 5, "{got:?}");
+    for slug in &got {
         assert!(
-            !seeds.contains(&slug.as_str()) && !excluded.contains(slug),
+            slug != "post-00" && !exclude.contains(&slug.as_str()),
             "{slug}"
         );
         assert!(
             index.entry(slug).unwrap().date < cutoff,
-            "{slug} is newer than the filter allows"
+            "{slug} is too new"
         );
-        assert!(*score >= config().min_score);
     }
-    let scores: Vec<f64> = got.iter().map(|g| g.1).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
 }
 
 #[test]
-fn related_to_set_puts_the_seeds_picks_first() {
+fn the_digest_gets_the_articles_picks_first_unless_excluded() {
     let mut articles = varied_store();
-    articles[0].related = vec!["post-59".into()];
+    articles[0].related = vec!["post-59".into(), "post-58".into()];
     let index = RelatedIndex::build(&Catalog::new(articles), now(), &config(), "en");
-    let got = index.related_to_set(&["post-00", "no-such-slug"], &HashSet::new(), 3, |_| true);
-    assert_eq!(got[0].0, "post-59");
+    let got = for_digest(&index, "post-00", 3, &[]);
     assert_eq!(got.len(), 3);
+    assert_eq!(got[..2], ["post-59", "post-58"]);
+    let got = for_digest(&index, "post-00", 3, &["post-59"]);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], "post-58");
+    assert!(!got.contains(&"post-59".to_string()));
+    assert_eq!(for_digest(&index, "post-00", 1, &[]), ["post-59"]);
+    assert!(for_digest(&index, "no-such-slug", 3, &[]).is_empty());
 }
 
 #[test]
-fn the_digest_gets_the_same_answers_through_its_trait() {
-    use crate::digest::RelatedSource;
-    let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config(), "en");
-    let exclude: std::collections::BTreeSet<String> = ["post-04".to_string()].into();
-    let via_trait = RelatedSource::related(&index, "post-00", 4, &exclude);
-    let direct: Vec<String> = index
-        .related_to_set(&["post-00"], &exclude.iter().cloned().collect(), 4, |_| {
-            true
-        })
-        .into_iter()
-        .map(|(slug, _)| slug)
-        .collect();
-    assert_eq!(via_trait, direct);
-    assert_eq!(via_trait.len(), 4);
-    assert!(
-        !via_trait.contains(&"post-04".to_string()) && !via_trait.contains(&"post-00".to_string())
-    );
+fn with_nothing_excluded_the_digest_gets_the_articles_own_list() {
+    let mut articles = varied_store();
+    articles[0].related = vec!["post-30".into()];
+    let index = RelatedIndex::build(&Catalog::new(articles), now(), &config(), "en");
+    for slug in ["post-00", "post-01", "post-17"] {
+        let page = slugs(&index.related(slug).unwrap());
+        assert_eq!(page.len(), 3, "{slug}: {page:?}");
+        assert_eq!(for_digest(&index, slug, index.count(), &[]), page, "{slug}");
+    }
 }
 
 #[test]
@@ -512,7 +541,9 @@ proptest! {
         let catalog = Catalog::new(articles);
         let config = RelatedConfig { count, min_score: 0.0, ..config() };
         let index = RelatedIndex::build(&catalog, now(), &config, "en");
-        for (entry, list) in index.all() {
+        let all = index.all();
+        prop_assert_eq!(all.len(), catalog.published(now()).count(), "one list per published article");
+        for (entry, list) in all {
             prop_assert!(list.len() <= count);
             let mut seen = HashSet::new();
             for s in &list {
@@ -531,15 +562,21 @@ proptest! {
     }
 
     #[test]
-    fn related_to_set_respects_k_and_exclusions(articles in arb_store(), k in 0..5usize) {
+    fn the_digest_path_respects_k_and_exclusions(articles in arb_store(), k in 0..5usize) {
         let catalog = Catalog::new(articles);
         let index = RelatedIndex::build(&catalog, now(), &config(), "en");
-        let seeds: Vec<&str> = index.entries().iter().take(2).map(|e| e.slug.as_str()).collect();
-        let exclude: HashSet<String> = index.entries().iter().skip(2).take(1).map(|e| e.slug.clone()).collect();
-        let got = index.related_to_set(&seeds, &exclude, k, |_| true);
-        prop_assert!(got.len() <= k);
-        for (slug, _) in &got {
-            prop_assert!(!seeds.contains(&slug.as_str()) && !exclude.contains(slug));
+        prop_assume!(!index.is_empty());
+        for (i, entry) in index.entries().iter().enumerate() {
+            // Exclude the next article, as a digest excludes what is newer than its window.
+            let exclude: Vec<&str> = index.entries().iter().skip(i + 1).take(1).map(|e| e.slug.as_str()).collect();
+            let got = for_digest(&index, &entry.slug, k, &exclude);
+            prop_assert!(got.len() <= k);
+            let unique: HashSet<&String> = got.iter().collect();
+            prop_assert_eq!(unique.len(), got.len(), "duplicates in {:?}", got);
+            for slug in &got {
+                prop_assert!(slug != &entry.slug && !exclude.contains(&slug.as_str()), "{}", slug);
+                prop_assert!(catalog.by_slug(slug).unwrap().is_published(now()), "{}", slug);
+            }
         }
     }
 }

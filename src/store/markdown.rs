@@ -1,4 +1,6 @@
-//! Markdown bodies → HTML, plain text, first-paragraph summary and word count, in one pass of pulldown-cmark.
+//! Markdown bodies → plain text, first-paragraph summary and word count in one pass of pulldown-cmark
+//! ([`analyze`], for every article at load), and → HTML ([`to_html`], on demand, for the articles a feed
+//! carries). Also the summary cut ([`truncate_at_word`]) and the reading time ([`reading_minutes`]).
 //!
 //! The HTML keeps URLs as the author wrote them; making them absolute is the feeds' job (`feed::urls`), since
 //! it depends on where the article is published.

@@ -1,16 +1,26 @@
-//! The article store: reading `*.md` files, parsing and validating them into [`Article`]s, collected in a
-//! [`Catalog`].
+//! The article store: finding the `*.md` files under `[site] articles`, reading them and parsing each into a
+//! validated [`Article`], collected in a [`Catalog`] (newest first, ties by permalink; looked up by slug).
 //!
-//! Reading ([`find_sources`], [`read_source`]) and parsing ([`parse_article`]) are separate so the parser is
-//! pure and testable on strings; [`load`] runs both per file on every core. A file that cannot become an article is reported as an [`ArticleError`]
-//! (`path:line:col: error: message`) and left out; it never takes the others down. Drafts stay in the catalog
-//! (their categories still get feeds) but are never published; future-dated articles are published once `now`
-//! reaches their date, so the catalog is filtered with [`Catalog::published`] at the time of use.
+//! Reading ([`find_sources`], [`read_source`]) and parsing ([`parse_article`]: front matter in `front_matter`,
+//! Markdown in [`markdown`]) are separate, so the parser is pure and testable on strings; [`load`] reads and
+//! parses each file in one step, on every core. A file that cannot become an article (too big, binary, not
+//! UTF-8, bad front matter, a slug an earlier file has: [`collect_articles`]) is reported as an [`ArticleError`]
+//! (`path:line:col: error: message`) and left out; it never takes the others down.
+//!
+//! An article keeps its Markdown body; its HTML is rendered on demand ([`Article::html`]), as most articles never
+//! reach a feed's content. Text is cleaned here for every consumer: [`single_line`] for titles, names and
+//! summaries (no line breaks can reach a mail header), [`xml_safe`] for bodies. [`taxonomy_slug`] and
+//! [`same_category`] are the one rule for when two category (or tag) names are the same: equal slugs, as the
+//! feed folders are named; an article's tags are kept once per slug.
+//!
+//! Drafts stay in the catalog (their categories still get feeds) but are never published; future-dated articles
+//! are published once `now` reaches their date, so the catalog is filtered with [`Catalog::published`] at the
+//! time of use. This module renders no feed, writes no file and reads no clock.
 
 mod front_matter;
 pub mod markdown;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
@@ -23,7 +33,8 @@ use front_matter::{AuthorRef, FrontMatterError, key_position};
 /// The longest generated summary, in characters, when front matter gives none.
 const SUMMARY_MAX_CHARS: usize = 280;
 
-/// One article, validated and rendered. Strings are free of control characters that XML forbids.
+/// One article, validated. Strings are free of control characters that XML forbids; the body is Markdown
+/// ([`Article::html`] renders it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Article {
     /// The file it came from (as found under the store path).
@@ -441,7 +452,9 @@ pub fn parse_article(
         .map(|t| single_line(t))
         .filter(|t| !t.is_empty())
         .collect();
-    tags.dedup();
+    // `[rust, Rust]` is one tag (one `tag/rust/` feed): keep the first spelling of each slug.
+    let mut seen = HashSet::new();
+    tags.retain(|t| seen.insert(taxonomy_slug(t)));
 
     let rendered = markdown::analyze(split.body);
     let summary = match fm.summary {
@@ -588,12 +601,26 @@ fn permalink(
         .replace(
             "{category}",
             &category
-                .map(slug::slugify)
+                .map(taxonomy_slug)
                 .unwrap_or_else(|| "uncategorized".into()),
         );
     base.join(path.trim_start_matches('/'))
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("{base}{}", path.trim_start_matches('/')))
+}
+
+/// The slug of a category or tag name: the one rule for when two names are the same category (or tag). It is
+/// what names the group's feed folder (`category/<slug>/`, `tag/<slug>/`) and the `{category}` of a permalink, so
+/// "Dev Ops", "dev-ops" and "DEV OPS" are one category everywhere: in the feeds, in related reading's "same
+/// category" and in a digest's or subscriber's category filter. A name of only punctuation has no slug (`""`).
+pub fn taxonomy_slug(name: &str) -> String {
+    slug::slugify(name)
+}
+
+/// Whether two category names are the same category: their [`taxonomy_slug`]s are equal and not empty.
+pub fn same_category(a: &str, b: &str) -> bool {
+    let a = taxonomy_slug(a);
+    !a.is_empty() && a == taxonomy_slug(b)
 }
 
 /// Text for one line (titles, names): every control character dropped, whitespace collapsed. A CR/LF in a

@@ -292,3 +292,31 @@ fn invalid_utf8_and_binary_files_are_reported_with_position() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn tags_that_share_a_slug_are_kept_once_in_their_first_spelling() {
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\ntags: [rust, Rust, rust, Dev Ops, feeds, dev-ops, \"RUST \"]\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.tags, vec!["rust", "Dev Ops", "feeds"]);
+}
+
+#[test]
+fn category_names_are_the_same_when_their_slugs_are() {
+    for (a, b, same) in [
+        ("Career", "career", true),
+        ("Dev Ops", "dev-ops", true),
+        ("Économie", "économie", true),
+        ("Career Advice", "career-advice", true),
+        ("Operations", "operations ", true),
+        ("Career", "Careers", false),
+        ("!!!", "???", false),
+        ("", "", false),
+    ] {
+        assert_eq!(same_category(a, b), same, "{a:?} vs {b:?}");
+        assert_eq!(same_category(b, a), same, "{b:?} vs {a:?}");
+    }
+    assert_eq!(taxonomy_slug("Dev Ops"), "dev-ops");
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::{
-    TestEnv, artifacts, assert_screenshot, chromium, project_root, run_checker, shared,
+    TestEnv, artifacts, assert_png_written, chromium, elements, project_root, run_checker, shared,
 };
 
 const SECRET: &str = "test-secret-for-golden-files";
@@ -154,10 +154,24 @@ fn outbox(env: &TestEnv) -> BTreeMap<String, PathBuf> {
     found
 }
 
+/// Sends the weekly digest at `now` into a fresh outbox; returns the messages, checked against what the command
+/// reported (one line per message on stdout), so an outbox that cannot be read never looks like "nothing sent".
 fn send(env: &TestEnv, now: &str) -> BTreeMap<String, PathBuf> {
     std::fs::remove_dir_all(env.path().join("outbox")).ok();
-    ok(env, &["digest", "send", "weekly", "--now", now]);
-    outbox(env)
+    let out = tidings(env, &["digest", "send", "weekly", "--now", now]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "digest send at {now} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = outbox(env);
+    assert_eq!(
+        sent.len(),
+        stdout.lines().count(),
+        "the outbox holds what the command reported:\n{stdout}"
+    );
+    sent
 }
 
 /// Titles of the new articles in a message (its text part's article headings, in order).
@@ -219,8 +233,12 @@ fn sending_the_same_tick_again_sends_nothing() {
 #[test]
 fn every_message_passes_check_eml_with_a_verified_dkim_signature() {
     let (env, txt) = digest_env();
-    for tick in [TICK_1, TICK_2, TICK_3] {
-        for path in send(&env, tick).values() {
+    let mut checked = 0;
+    for (tick, expected) in [(TICK_1, 1), (TICK_2, 2), (TICK_3, 1)] {
+        let sent = send(&env, tick);
+        assert_eq!(sent.len(), expected, "{tick}: {sent:?}");
+        for path in sent.values() {
+            checked += 1;
             let report = run_checker(
                 &shared().join("validators/check-eml").display().to_string(),
                 &["--dkim-txt", &txt, path.to_str().unwrap()],
@@ -228,6 +246,7 @@ fn every_message_passes_check_eml_with_a_verified_dkim_signature() {
             assert!(report.contains("dkim          PASS"), "{report}");
         }
     }
+    assert_eq!(checked, 4);
 }
 
 #[test]
@@ -365,8 +384,12 @@ fn golden(name: &str, actual: &str) {
 #[test]
 fn rendered_parts_match_the_golden_files() {
     let (env, _) = digest_env();
-    send(&env, TICK_1);
+    assert_eq!(send(&env, TICK_1).len(), 1);
     let sent = send(&env, TICK_2);
+    assert_eq!(
+        sent.keys().collect::<Vec<_>>(),
+        ["ada@example.com", "bob@example.com"]
+    );
     for (who, file) in [("ada", "ada@example.com"), ("bob", "bob@example.com")] {
         let raw = std::fs::read(&sent[file]).unwrap();
         let message = MessageParser::default().parse(&raw).unwrap();
@@ -381,8 +404,15 @@ fn rendered_parts_match_the_golden_files() {
 #[test]
 fn related_reading_skips_what_the_subscriber_just_got() {
     let (env, _) = digest_env();
-    send(&env, TICK_1);
+    let first = send(&env, TICK_1);
+    assert_eq!(titles(&first["ada@example.com"]).len(), 3);
     let sent = send(&env, TICK_2);
+    assert_eq!(
+        sent.keys().collect::<Vec<_>>(),
+        ["ada@example.com", "bob@example.com"]
+    );
+    // A real digest with her three new articles, and no related reading.
+    assert_eq!(titles(&sent["ada@example.com"]).len(), 3);
     let raw = std::fs::read(&sent["ada@example.com"]).unwrap();
     let text = MessageParser::default()
         .parse(&raw)
@@ -404,6 +434,48 @@ fn related_reading_skips_what_the_subscriber_just_got() {
         !text.contains("* New Career Piece"),
         "never an article already in the digest"
     );
+}
+
+/// A subscriber's category filter matches an article's category by slug, the rule that names the category's
+/// feed folder: "career-advice" (as in `category/career-advice/`) and "Économie" match "Career Advice" and
+/// "économie" (ASCII-only case folding missed the É).
+#[test]
+fn a_category_filter_matches_categories_by_their_slug() {
+    let env = TestEnv::new("digest-basic", CONFIG);
+    make_dkim_key(env.path());
+    for (slug, category) in [("advice", "Career Advice"), ("economy", "économie")] {
+        env.write_article(
+            &format!("{slug}.md"),
+            format!(
+                "---\ntitle: \"{category} Piece\"\ndate: 2026-11-28T09:00:00+01:00\ncategory: \"{category}\"\n---\nText.\n"
+            ),
+        );
+    }
+    for (email, category) in [
+        ("dee@example.com", "career-advice"),
+        ("eve@example.com", "Économie"),
+    ] {
+        // `--now` before the subcommand: they subscribed before the articles appeared.
+        ok(
+            &env,
+            &[
+                "--now",
+                "2026-11-24T00:00:00+01:00",
+                "subscribers",
+                "add",
+                email,
+                "--category",
+                category,
+            ],
+        );
+    }
+    let sent = send(&env, TICK_2);
+    assert_eq!(
+        sent.keys().collect::<Vec<_>>(),
+        ["dee@example.com", "eve@example.com"]
+    );
+    assert_eq!(titles(&sent["dee@example.com"]), ["Career Advice Piece"]);
+    assert_eq!(titles(&sent["eve@example.com"]), ["économie Piece"]);
 }
 
 #[test]
@@ -569,10 +641,12 @@ fn preview_explains_the_next_digest_without_sending_or_recording() {
     );
 }
 
-/// Renders the sample site's digest in headless Chromium and keeps the screenshot for a reviewer at
-/// `target/test-artifacts/digest.png` (with the HTML beside it).
+/// The sample site's digest as a browser shows it: headless Chromium loads one subscriber's HTML part, and the DOM
+/// it builds holds the subject as its title, the new articles' titles in order (the text part's, too) and one
+/// unsubscribe link, the List-Unsubscribe URL. The screenshot is kept for a reviewer at
+/// `target/test-artifacts/digest.png` (the HTML beside it); it is an artifact, not the assertion.
 #[test]
-fn sample_digest_screenshot_in_headless_chromium() {
+fn sample_digest_in_headless_chromium_shows_subject_articles_and_unsubscribe_link() {
     let env = TestEnv::sample();
     let txt = make_dkim_key(env.path());
     let mut config = std::fs::read_to_string(env.path().join("config.toml")).unwrap();
@@ -591,24 +665,80 @@ fn sample_digest_screenshot_in_headless_chromium() {
             &["--dkim-txt", &txt, path.to_str().unwrap()],
         );
     }
-    let raw = std::fs::read(&sent["linus@example.com"]).unwrap();
-    let html = MessageParser::default()
-        .parse(&raw)
-        .unwrap()
-        .body_html(0)
-        .unwrap()
-        .into_owned();
+    // Linus follows Operations and Tools, subscribed 2026-09-20.
+    let expected = [
+        "Runbooks Worth Opening at 3 a.m.",
+        "Keeping a Work Log: Five Minutes a Day, Compounding",
+        "A Config File You Can Reason About",
+        "Blameless Postmortems That Actually Change Things",
+    ];
+    let path = &sent["linus@example.com"];
+    assert_eq!(titles(path), expected, "the text part");
+    let raw = std::fs::read(path).unwrap();
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let subject = message.subject().unwrap().to_string();
+    assert_eq!(
+        subject,
+        "Field Notes on Software: Runbooks Worth Opening at 3 a.m. and 3 more"
+    );
+    let header = message.header_raw("List-Unsubscribe").unwrap();
+    let unsubscribe = header
+        .split(['<', '>'])
+        .find(|part| part.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in List-Unsubscribe: {header}"));
+    assert!(
+        unsubscribe.starts_with(
+            "https://blog.example.com/newsletter/unsubscribe?list=weekly&email=linus%40example.com&token="
+        ),
+        "{unsubscribe}"
+    );
 
     let page = artifacts().join("digest.html");
-    std::fs::write(&page, &html).unwrap();
+    std::fs::write(&page, message.body_html(0).unwrap().as_bytes()).unwrap();
+    let url = format!("file://{}", page.display());
+    let dom = chromium(&["--dump-dom", &url]);
+
+    let title: Vec<String> = elements(&dom, "title")
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(title, [subject.as_str()], "the page title is the subject");
+    let headings: Vec<String> = elements(&dom, "h2").into_iter().map(|e| e.text).collect();
+    assert_eq!(
+        headings, expected,
+        "one heading per new article, newest first"
+    );
+    let links = elements(&dom, "a");
+    for title in expected {
+        let link = links
+            .iter()
+            .find(|a| a.text == title)
+            .unwrap_or_else(|| panic!("no link titled {title:?}"));
+        assert!(
+            link.attr("href")
+                .is_some_and(|h| h.starts_with("https://blog.example.com/posts/")),
+            "{title}: {link:?}"
+        );
+    }
+    let unsubscribe_links: Vec<String> = links
+        .iter()
+        .filter(|a| a.text == "Unsubscribe")
+        .map(|a| a.attr("href").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        unsubscribe_links,
+        [unsubscribe],
+        "one unsubscribe link, the List-Unsubscribe URL"
+    );
+
     let png = artifacts().join("digest.png");
     std::fs::remove_file(&png).ok();
     chromium(&[
         &format!("--screenshot={}", png.display()),
         "--window-size=760,1700",
-        &format!("file://{}", page.display()),
+        &url,
     ]);
-    assert_screenshot(&png, 20_000);
+    assert_png_written(&png);
 }
 
 #[test]

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::support::{TestEnv, project_root, run_checker, shared};
+use crate::support::{TestEnv, age_files, project_root, rewritten_files, run_checker, shared};
 
 /// Every feed file under `public/`.
 fn feed_files(env: &TestEnv) -> Vec<PathBuf> {
@@ -67,7 +66,9 @@ fn assert_every_feed_valid(env: &TestEnv) {
         .filter(|p| p.extension().unwrap() == "xml")
         .cloned()
         .collect();
-    for (path, reading) in feedparser(&xml) {
+    let readings = feedparser(&xml);
+    assert_eq!(readings.len(), xml.len(), "feedparser read every XML feed");
+    for (path, reading) in readings {
         assert_eq!(reading["bozo"], 0, "{path}: {}", reading["bozo_exception"]);
     }
     // feed-rs: every feed parses, every entry has a title, an absolute link and a date.
@@ -104,26 +105,13 @@ fn titles_in(reading: &Value) -> Vec<String> {
         .collect()
 }
 
-fn mtimes(env: &TestEnv) -> BTreeMap<PathBuf, SystemTime> {
-    walkdir::WalkDir::new(env.path().join("public"))
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            (
-                e.path().to_owned(),
-                e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn sample_site_builds_valid_feeds_everywhere() {
     let env = TestEnv::sample();
     env.run_ok(&["build"]);
     assert_every_feed_valid(&env);
     let site = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
+    assert_eq!(site.len(), 2);
     for reading in site.values() {
         let titles = titles_in(reading);
         assert_eq!(titles.len(), 14, "14 published sample articles: {titles:?}");
@@ -154,6 +142,24 @@ fn sample_site_builds_valid_feeds_everywhere() {
         );
     }
     assert!(env.public("feed.xsl").is_file());
+}
+
+/// The project's live sample (config.toml and data/ as a user may have changed them) builds, passes `check` and
+/// every feed it writes validates. Nothing here counts articles or names one: that is the frozen sample's job
+/// (tests/fixtures/sample), so adding an article to data/ to try tidings breaks no test.
+#[test]
+fn the_live_sample_site_builds_checks_clean_and_every_feed_validates() {
+    let env = TestEnv::live_sample();
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    let out = env.run(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check on the live sample:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -191,33 +197,65 @@ fn relative_urls_in_content_become_absolute() {
 fn second_build_with_no_change_rewrites_nothing() {
     let env = TestEnv::sample();
     env.run_ok(&["build"]);
-    let before = mtimes(&env);
-    let bytes_before: Vec<Vec<u8>> = before.keys().map(|p| std::fs::read(p).unwrap()).collect();
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let public = env.path().join("public");
+    let files = age_files(&public);
+    for expected in [
+        "rss.xml",
+        "atom.xml",
+        "feed.json",
+        "feed.xsl",
+        "related.json",
+    ] {
+        assert!(files.iter().any(|f| f == expected), "{expected}: {files:?}");
+    }
+    let bytes_before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(public.join(f)).unwrap())
+        .collect();
     env.run_ok(&["build"]);
-    assert_eq!(mtimes(&env), before, "no file was touched");
-    let bytes_after: Vec<Vec<u8>> = before.keys().map(|p| std::fs::read(p).unwrap()).collect();
+    assert_eq!(
+        rewritten_files(&public),
+        Vec::<String>::new(),
+        "no file was touched"
+    );
+    let bytes_after: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(public.join(f)).unwrap())
+        .collect();
     assert_eq!(bytes_before, bytes_after);
 }
 
 #[test]
 fn a_changed_article_rewrites_only_the_feeds_it_is_in() {
     let env = TestEnv::new("zola", "[feeds]\nformats = [\"atom\"]\n");
+    env.write_article(
+        "content/blog/elsewhere.md",
+        "+++\ntitle = \"Elsewhere\"\ndate = 2024-04-01\n[taxonomies]\ncategories = [\"Tools\"]\n+++\nOther.\n",
+    );
     env.run_ok(&["build"]);
-    let before = mtimes(&env);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let public = env.path().join("public");
+    let files = age_files(&public);
+    for feed in [
+        "atom.xml",
+        "category/engineering/atom.xml",
+        "category/tools/atom.xml",
+    ] {
+        assert!(files.iter().any(|f| f == feed), "{feed}: {files:?}");
+    }
     let path = env.path().join("articles/content/blog/second-zola.md");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("A post with", "An edited post with");
-    std::fs::write(&path, text).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("A post with"));
+    std::fs::write(&path, text.replace("A post with", "An edited post with")).unwrap();
     env.run_ok(&["build"]);
-    let after = mtimes(&env);
-    let changed: Vec<_> = before
-        .keys()
-        .filter(|p| before[*p] != after[*p] && p.file_name().unwrap() == "atom.xml")
+    let feeds: Vec<String> = rewritten_files(&public)
+        .into_iter()
+        .filter(|f| f.ends_with("atom.xml"))
         .collect();
-    assert_eq!(changed.len(), 2, "site and category feed: {changed:?}");
+    assert_eq!(
+        feeds,
+        ["atom.xml", "category/engineering/atom.xml"],
+        "the site feed and its category's, no other feed"
+    );
 }
 
 #[test]
@@ -382,12 +420,8 @@ fn bad_input_is_reported_with_position_and_the_rest_is_published() {
     let big = std::fs::File::create(env.path().join("articles/huge.md")).unwrap();
     big.set_len(50 * 1024 * 1024).unwrap();
 
-    let started = std::time::Instant::now();
+    // (How fast the build refuses it is a benchmark's question, not a test's.)
     let stderr = env.run_ok(&["build"]);
-    assert!(
-        started.elapsed().as_secs() < 20,
-        "a huge file must not stall the build"
-    );
     for (_, _, expected) in bad_inputs() {
         assert!(
             stderr.contains(expected),
@@ -447,6 +481,7 @@ fn hostile_but_valid_input_is_published_safely() {
     env.run_ok(&["build"]);
     assert_every_feed_valid(&env);
     let readings = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
+    assert_eq!(readings.len(), 2);
     for reading in readings.values() {
         assert_eq!(
             titles_in(reading),
@@ -458,6 +493,28 @@ fn hostile_but_valid_input_is_published_safely() {
         !rss.contains("<script>alert"),
         "titles are escaped, never raw markup:\n{rss}"
     );
+}
+
+/// Regression: `tags: [rust, Rust, rust]` put the article three times in `tag/rust/`, and its JSON Feed failed
+/// validation (one id three times).
+#[test]
+fn tags_spelled_three_ways_give_one_tag_feed_with_the_article_once() {
+    let env = TestEnv::empty();
+    env.write_config("[feeds]\nper_tag = true\n");
+    env.write_article(
+        "rusty.md",
+        "---\ntitle: Rusty\ndate: 2024-01-01\ntags: [rust, Rust, rust]\n---\nText.",
+    );
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    let tags: Vec<String> = std::fs::read_dir(env.public("tag"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(tags, ["rust"]);
+    let json: Value = serde_json::from_str(&env.read_public("tag/rust/feed.json")).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(json["items"][0]["tags"], serde_json::json!(["rust"]));
 }
 
 #[test]
@@ -532,11 +589,11 @@ fn item_ids_are_stable_across_rebuilds_and_edits() {
             .collect()
     };
     let first = ids(&env);
+    assert_eq!(first.len(), 2, "{first:?}");
     let path = env.path().join("articles/content/posts/plain-post.md");
-    let edited = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("A Hugo post", "A Hugo post, retitled");
-    std::fs::write(&path, edited).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("A Hugo post"));
+    std::fs::write(&path, text.replace("A Hugo post", "A Hugo post, retitled")).unwrap();
     env.run_ok(&["build"]);
     assert_eq!(ids(&env), first);
 }

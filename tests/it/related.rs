@@ -2,11 +2,10 @@
 //! article's list, `check` reports an editor's pick that names no article.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, long_ago, set_mtime};
 
 fn related_json(env: &TestEnv) -> serde_json::Map<String, Value> {
     let text = env.read_public("related.json");
@@ -92,13 +91,22 @@ fn an_unchanged_store_leaves_related_json_untouched() {
     let env = TestEnv::new("related-basic", "");
     env.run_ok(&["build"]);
     let path = env.public("related.json");
-    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    set_mtime(&path, long_ago());
     env.run_ok(&["build"]);
     assert_eq!(
         std::fs::metadata(&path).unwrap().modified().unwrap(),
-        before
+        long_ago(),
+        "related.json was rewritten"
     );
+    // A change that moves the lists does rewrite it.
+    let ownership = env.path().join("articles/rust-ownership.md");
+    std::fs::remove_file(&ownership).unwrap();
+    env.run_ok(&["build"]);
+    assert_ne!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        long_ago()
+    );
+    assert!(!related_json(&env).contains_key("rust-ownership"));
 }
 
 #[test]
@@ -107,13 +115,7 @@ fn related_json_is_identical_whatever_the_thread_count() {
     let mut outputs = Vec::new();
     for threads in ["1", "2", "4"] {
         std::fs::remove_dir_all(env.path().join("public")).ok();
-        let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(["--config", "config.toml", "build"])
-            .current_dir(env.path())
-            .env("RAYON_NUM_THREADS", threads)
-            .env_remove("TIDINGS_CONFIG")
-            .output()
-            .unwrap();
+        let out = env.run_with_env(&["build"], &[("RAYON_NUM_THREADS", threads)]);
         assert!(
             out.status.success(),
             "{}",
@@ -130,7 +132,9 @@ fn related_json_is_identical_whatever_the_thread_count() {
 fn config_count_and_min_score_shape_the_lists() {
     let env = TestEnv::new("related-basic", "[related]\ncount = 1\nmin_score = 0.0\n");
     env.run_ok(&["build"]);
-    for (slug, list) in related_json(&env) {
+    let map = related_json(&env);
+    assert_eq!(map.len(), 6, "one list per published article");
+    for (slug, list) in map {
         let len = slugs_of(&list).len();
         // Articles sharing no word, tag or category with any other are related to nothing, even at 0.
         let expected = if slug.starts_with("rust-") {

@@ -1,9 +1,17 @@
 //! `TestEnv`: an isolated world for one test — a temp folder with a copy of a fixture store, a config written
 //! for it, and the real `tidings` binary to run against it. Also the external checkers the tests call; a checker
 //! that is missing fails the test loudly (scripts/test installs them).
+//!
+//! No test reads the wall clock: every run of the binary gets `--now` ([`NOW`] unless the test passes its own),
+//! so the suite gives the same answers on any day (`faketime -f '+5y'` included).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+/// The instant every command runs at unless a test passes its own `--now`: after the newest published article of
+/// the fixtures (the frozen sample's is dated 2026-11-17; its future one, 2027-03-01, stays unpublished).
+pub const NOW: &str = "2026-12-01T12:00:00+01:00";
 
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -57,15 +65,25 @@ impl TestEnv {
         TestEnv { dir }
     }
 
-    /// A world with a copy of the project's own sample site (config.toml and data/).
+    /// A world with the frozen sample site `tests/fixtures/sample/` (a copy of the project's config.toml,
+    /// data/articles and data/subscribers.csv): tests that assert its counts and titles use it, so an article a
+    /// user adds to data/ breaks none of them. The digest templates are the built-in ones.
     pub fn sample() -> TestEnv {
+        let env = TestEnv::empty();
+        copy_dir(&project_root().join("tests/fixtures/sample"), env.path());
+        env
+    }
+
+    /// A world with a copy of the project's live sample site (config.toml, data/ and templates/ as they are now).
+    /// Only for tests that assert what holds for any valid sample: it is the user's to change.
+    pub fn live_sample() -> TestEnv {
         let env = TestEnv::empty();
         // The sample's sources only: never a developer's local state database or outbox.
         for part in ["articles", "static"] {
-            copy_dir(
-                &project_root().join("data").join(part),
-                &env.path().join("data").join(part),
-            );
+            let from = project_root().join("data").join(part);
+            if from.is_dir() {
+                copy_dir(&from, &env.path().join("data").join(part));
+            }
         }
         std::fs::copy(
             project_root().join("data/subscribers.csv"),
@@ -102,16 +120,23 @@ impl TestEnv {
         std::fs::write(path, text).unwrap();
     }
 
-    /// Runs `tidings --config <env>/config.toml ARGS` in the env's folder.
+    /// Runs `tidings --config <env>/config.toml [--now NOW] ARGS` in the env's folder: `--now` is [`NOW`] unless
+    /// `args` give one (clap refuses it twice).
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with_env(args, &[])
     }
 
     /// [`TestEnv::run`] with extra environment variables (`TIDINGS_*` overrides, secrets, thread counts).
     pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .arg("--config")
-            .arg(self.path().join("config.toml"))
+        let pinned = args
+            .iter()
+            .any(|a| *a == "--now" || a.starts_with("--now="));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        command.arg("--config").arg(self.path().join("config.toml"));
+        if !pinned {
+            command.args(["--now", NOW]);
+        }
+        command
             .args(args)
             .current_dir(self.path())
             .env_remove("TIDINGS_CONFIG")
@@ -140,6 +165,51 @@ impl TestEnv {
         std::fs::read_to_string(self.public(rel))
             .unwrap_or_else(|e| panic!("reading public/{rel}: {e}"))
     }
+}
+
+/// An mtime long past (2001-09-09). A file set to it still has it if nothing rewrote it; a rewrite gives it the
+/// time of writing. Tests compare against it instead of sleeping until the clock moves on.
+pub fn long_ago() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)
+}
+
+/// Sets the mtime of `path` to `time` (the file is opened for writing, never truncated).
+pub fn set_mtime(path: &Path, time: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(time))
+        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
+}
+
+/// Sets every file under `dir` to [`long_ago`]; returns their paths relative to `dir`, sorted.
+pub fn age_files(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            set_mtime(entry.path(), long_ago());
+            files.push(rel(dir, entry.path()));
+        }
+    }
+    files
+}
+
+/// The files under `dir` (relative paths, sorted) whose mtime is no longer [`long_ago`]: those written since
+/// [`age_files`], new ones included.
+pub fn rewritten_files(dir: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.metadata().unwrap().modified().unwrap() != long_ago())
+        .map(|e| rel(dir, e.path()))
+        .collect()
+}
+
+fn rel(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap().display().to_string()
 }
 
 /// Runs an external checker; panics with its output when it cannot run (missing tool) or fails.
@@ -195,12 +265,92 @@ pub fn artifacts() -> PathBuf {
     dir
 }
 
-/// Asserts `path` is a PNG of at least `min_bytes` (a blank page compresses to far less).
-pub fn assert_screenshot(path: &Path, min_bytes: usize) {
+/// Asserts a screenshot was written to `path` (a PNG). Only that: a screenshot is an artifact for a reviewer, what
+/// the page shows is asserted on the DOM ([`elements`]).
+pub fn assert_png_written(path: &Path) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(
-        bytes.starts_with(b"\x89PNG") && bytes.len() > min_bytes,
-        "{} is not a real screenshot",
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
         path.display()
     );
+}
+
+/// One element of a DOM that Chromium serialized with `--dump-dom`.
+#[derive(Debug)]
+pub struct Element {
+    /// The start tag's attributes as serialized (` href="…" class="…"`).
+    attributes: String,
+    /// Its text: markup removed, entities decoded, whitespace collapsed.
+    pub text: String,
+}
+
+impl Element {
+    /// An attribute's value, entities decoded.
+    pub fn attr(&self, name: &str) -> Option<String> {
+        let key = format!(" {name}=\"");
+        let start = self.attributes.find(&key)? + key.len();
+        let len = self.attributes[start..].find('"')?;
+        Some(decode_entities(&self.attributes[start..start + len]))
+    }
+}
+
+/// Every `<tag …>…</tag>` of `dom` in document order. Chromium's serializer is regular (lowercase names,
+/// double-quoted attributes, `&amp;` `&lt;` `&gt;` `&quot;` `&nbsp;` as the only entities), which is what makes
+/// this small reader enough; it does not handle an element nested inside one of the same name.
+pub fn elements(dom: &str, tag: &str) -> Vec<Element> {
+    let open = format!("<{tag}");
+    let close = format!("</{tag}>");
+    let mut found = Vec::new();
+    let mut rest = dom;
+    while let Some(at) = rest.find(&open) {
+        let after = &rest[at + open.len()..];
+        if !after.starts_with([' ', '>']) {
+            rest = after;
+            continue;
+        }
+        // The start tag ends at the first `>` outside a quoted attribute value.
+        let mut quoted = false;
+        let Some(gt) = after.find(|c: char| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == '>' && !quoted
+        }) else {
+            break;
+        };
+        let inner = &after[gt + 1..];
+        let Some(end) = inner.find(&close) else { break };
+        found.push(Element {
+            attributes: after[..gt].to_string(),
+            text: text_of(&inner[..end]),
+        });
+        rest = &inner[end + close.len()..];
+    }
+    found
+}
+
+fn text_of(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    decode_entities(&text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&")
 }
