@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, FixedOffset};
 use clap::{Parser, Subcommand};
-use tidings::app::{self, ListFormat, SendOptions, SendReport};
+use tidings::app::{self, ListFormat, SendOptions, SendOutcome, SendReport};
 use tidings::config::Config;
 use tidings::delivery::MessageOutcome;
 use tidings::state::{RemoveOutcome, Resubscribe, RunProgress, UpsertOutcome};
@@ -216,8 +216,10 @@ impl Reporter {
                 MessageOutcome::Unprepared { error } => eprintln!("{email}: not sent: {error}"),
             }
         }
-        for (email, articles) in &report.would_send {
-            println!("{email}: {}", articles.join(", "));
+        if report.outcome == SendOutcome::DryRun {
+            for (email, articles) in &report.would_send {
+                println!("{email}: {}", articles.join(", "));
+            }
         }
         if !(self.quiet && closed) {
             eprintln!("{}", report.summary());

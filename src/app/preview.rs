@@ -72,7 +72,7 @@ pub async fn digest_preview(
         .latest_at_or_before(now, tz)
         .filter(|due| recorded.is_none_or(|r| r < due.to_utc()));
     let (tick, when) = match due {
-        Some(due) => (Some(due), "due now"),
+        Some(due) => (Some(due), "the tick due now"),
         None => {
             let after = recorded.map_or(now, |r| r.fixed_offset().max(now));
             (digest.schedule.next_after(after, tz), "the next tick")

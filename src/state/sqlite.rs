@@ -341,6 +341,9 @@ impl SqliteState {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Deleted rows are overwritten, not left in free pages: `subscribers remove --forget` must erase.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(open_err)?;
         // WAL lets `digest preview` and `subscribers list` read while a send writes. In-memory databases ignore it.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -572,6 +575,9 @@ impl State for SqliteState {
                 params![key.0, ts(at)],
             )?;
             tx.commit()?;
+            // The old pages may still sit in the write-ahead log: fold it into the (securely overwritten)
+            // database and empty it, so no copy of the address is left on disk.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(if n == 0 {
                 RemoveOutcome::NotFound
             } else {

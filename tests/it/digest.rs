@@ -545,9 +545,39 @@ fn subscribers_can_be_added_listed_by_digest_and_removed() {
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no [[digest]] named \"monthly\""));
+    // Removing unsubscribes and remembers; an add cannot bring them back without --resubscribe.
     ok(&env, &["subscribers", "remove", "dee@example.com"]);
     let table = ok(&env, &["subscribers", "list"]);
+    assert!(
+        table.contains("dee@example.com") && table.contains("unsubscribed"),
+        "{table}"
+    );
+    let again = ok(&env, &["subscribers", "add", "dee@example.com"]);
+    assert!(again.contains("left as is"), "{again}");
+    // --forget erases the person; only a keyed hash stays, which still keeps them out.
+    ok(
+        &env,
+        &["subscribers", "remove", "dee@example.com", "--forget"],
+    );
+    let table = ok(&env, &["subscribers", "list"]);
     assert!(table.contains("0 subscriber(s)"), "{table}");
+    for file in ["state.db", "state.db-wal"] {
+        let bytes = std::fs::read(env.path().join(file)).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("dee@example.com"),
+            "the address is not left in {file}"
+        );
+    }
+    let again = ok(&env, &["subscribers", "add", "dee@example.com"]);
+    assert!(
+        again.contains("forgotten on request earlier; not added"),
+        "{again}"
+    );
+    let back = ok(
+        &env,
+        &["subscribers", "add", "dee@example.com", "--resubscribe"],
+    );
+    assert!(back.contains("subscribed again"), "{back}");
 }
 
 #[test]
@@ -597,6 +627,25 @@ fn a_template_error_names_its_file_and_line() {
 #[test]
 fn preview_explains_the_next_digest_without_sending_or_recording() {
     let (env, _) = digest_env();
+    // The tick of 23 November was never sent: it is what the next send would send, so the preview shows it.
+    let due = ok(
+        &env,
+        &[
+            "digest",
+            "preview",
+            "weekly",
+            "--to",
+            "ada@example.com",
+            "--now",
+            "2026-11-29T12:00:00+01:00",
+        ],
+    );
+    assert!(
+        due.contains("at the tick due now, 2026-11-23 08:00 CET"),
+        "{due}"
+    );
+    assert_eq!(send(&env, TICK_1).len(), 1);
+    std::fs::remove_dir_all(env.path().join("outbox")).unwrap();
     let out = ok(
         &env,
         &[
@@ -611,7 +660,10 @@ fn preview_explains_the_next_digest_without_sending_or_recording() {
             "preview.eml",
         ],
     );
-    assert!(out.contains("2026-11-30 08:00 CET"), "the next tick: {out}");
+    assert!(
+        out.contains("at the next tick, 2026-11-30 08:00 CET"),
+        "{out}"
+    );
     assert!(out.contains("they subscribed; no digest yet"), "{out}");
     assert!(out.contains("subscriber: Career"), "{out}");
     assert!(
@@ -791,7 +843,10 @@ fn run_once_builds_feeds_and_sends_each_digest_tick_once() {
         &env,
         &["run", "--once", "--now", "2026-11-30T10:00:00+01:00"],
     );
-    assert!(again.contains("was already sent for its tick"), "{again}");
+    assert!(
+        again.contains("already sent; nothing sent again"),
+        "{again}"
+    );
     assert_eq!(outbox(&env).len(), 6, "the same tick is never sent twice");
     let no_flag = tidings(&env, &["run"]);
     assert_eq!(
