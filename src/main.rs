@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use tidings::app::{self, ListFormat, SendOptions, SendOutcome, SendReport};
 use tidings::config::Config;
 use tidings::delivery::MessageOutcome;
-use tidings::state::{RemoveOutcome, Resubscribe, RunProgress, UpsertOutcome};
+use tidings::state::{RemoveOutcome, Resubscribe, UpsertOutcome};
 
 #[derive(Parser)]
 #[command(
@@ -195,7 +195,7 @@ impl Reporter {
     /// Reports a digest send: each sent message on stdout, each one that was not on stderr, then the summary line.
     /// Returns whether the run is closed (false: deferred messages wait for the next send of this tick).
     fn send(&self, report: &SendReport) -> bool {
-        let closed = report.progress == RunProgress::Finished && report.unavailable.is_none();
+        let closed = report.is_complete();
         for (email, outcome) in &report.messages {
             match outcome {
                 MessageOutcome::Sent { reply } if !self.quiet => println!("{reply}"),

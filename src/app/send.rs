@@ -49,6 +49,8 @@ pub struct SendReport {
     pub would_send: Vec<(EmailAddress, Vec<String>)>,
     /// Whether the run is closed (every delivery final) or stays open to be resumed.
     pub progress: RunProgress,
+    /// Other senders still holding claims on the open run (a concurrent cron job, another replica).
+    pub sending_elsewhere: usize,
 }
 
 impl SendReport {
@@ -63,6 +65,25 @@ impl SendReport {
             not_confirmed: 0,
             would_send: Vec::new(),
             progress: RunProgress::Finished,
+            sending_elsewhere: 0,
+        }
+    }
+
+    /// Whether this send did all it could: the run is closed, or what is left is in another live sender's hands
+    /// and nothing here was deferred or stopped by an unavailable server.
+    pub fn is_complete(&self) -> bool {
+        match self.progress {
+            RunProgress::Finished => self.unavailable.is_none(),
+            RunProgress::Open { .. } => {
+                self.sending_elsewhere > 0
+                    && self.unavailable.is_none()
+                    && self.count(|o| {
+                        matches!(
+                            o,
+                            MessageOutcome::Deferred { .. } | MessageOutcome::Unprepared { .. }
+                        )
+                    }) == 0
+            }
         }
     }
 
@@ -117,11 +138,18 @@ impl SendReport {
                 "; stopped: the mail transport is unavailable ({reason})"
             ));
         }
-        if let RunProgress::Open { remaining } = self.progress {
-            line.push_str(&format!(
+        match self.progress {
+            RunProgress::Open { remaining } if self.sending_elsewhere > 0 => {
+                line.push_str(&format!(
+                    "; {remaining} still open, being sent by {} other sender(s)",
+                    self.sending_elsewhere
+                ))
+            }
+            RunProgress::Open { remaining } => line.push_str(&format!(
                 "; {remaining} still to send: run `tidings digest send {}` again",
                 self.digest
-            ));
+            )),
+            RunProgress::Finished => {}
         }
         line
     }
@@ -268,6 +296,9 @@ pub async fn digest_send_with(
     report.messages = delivered.outcomes;
     report.unavailable = delivered.unavailable;
     report.progress = state.finish_run(run, now.to_utc()).await?;
+    if report.progress != RunProgress::Finished {
+        report.sending_elsewhere = state.claimants(run, Utc::now()).await?.len();
+    }
     Ok(report)
 }
 

@@ -316,6 +316,13 @@ impl SqliteState {
             // A failure here surfaces as the open error below, which names the path.
             let _ = std::fs::create_dir_all(dir);
         }
+        // One database, one name: through a symlink or another relative path SQLite would keep a second
+        // write-ahead log beside the other name, so two processes would not see each other's writes.
+        let path = &canonical(path);
+        prepare_file(path).map_err(|reason| StateError::Unavailable {
+            location: name.clone(),
+            reason,
+        })?;
         let conn = Connection::open(path).map_err(|e| StateError::Unavailable {
             location: name.clone(),
             reason: e.to_string(),
@@ -405,6 +412,49 @@ impl SqliteState {
     pub async fn schema_version(&self) -> Result<usize, StateError> {
         self.call("read the schema version", |conn| Ok(user_version(conn)?))
             .await
+    }
+}
+
+/// Creates a new database file readable by its owner only (it holds addresses and the link-token secret; SQLite
+/// gives its journal files the same mode), and refuses an existing empty file, which SQLite would silently take
+/// for a new database (a truncated copy, a failed restore).
+fn prepare_file(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(
+            "the file is empty, not a tidings database (a failed copy or restore?); restore it, or delete it to \
+             start a new one"
+                .into(),
+        ),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(path) {
+                Ok(_) => Ok(()),
+                // Another process created it a moment ago: it is theirs to fill.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `path` with its folder's symlinks and relative parts resolved (the file itself may not exist yet); as given
+/// when the folder cannot be resolved (the open then reports why).
+fn canonical(path: &Path) -> std::path::PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(file)) => dir.join(file),
+        _ => path.to_owned(),
     }
 }
 

@@ -136,3 +136,43 @@ fn a_postgres_location_is_refused_clearly_until_a_backend_serves_it() {
         .expect("refused");
     assert!(err.to_string().contains("no PostgreSQL backend"), "{err}");
 }
+
+#[tokio::test]
+async fn a_new_database_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    SqliteState::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[test]
+fn an_empty_database_file_is_refused_not_taken_for_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    std::fs::write(&path, b"").unwrap();
+    let err = SqliteState::open(&path).err().expect("refused").to_string();
+    assert!(
+        err.contains("t.db") && err.contains("the file is empty"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+}
+
+#[tokio::test]
+async fn one_database_reached_through_a_symlink_is_one_database_with_one_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.db");
+    let a = SqliteState::open(&real).unwrap();
+    std::os::unix::fs::symlink(&real, dir.path().join("alias.db")).unwrap();
+    let b = SqliteState::open(&dir.path().join("./alias.db")).unwrap();
+    a.upsert_subscriber(&ada(), &SuppressionKey("k".into()), Resubscribe::Never)
+        .await
+        .unwrap();
+    assert_eq!(b.subscribers(None).await.unwrap().len(), 1);
+    assert!(
+        !dir.path().join("alias.db-wal").exists(),
+        "a second write-ahead log beside the alias would split the database"
+    );
+}

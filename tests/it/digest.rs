@@ -69,7 +69,7 @@ fn ok(env: &TestEnv, args: &[&str]) -> String {
 }
 
 /// Makes an RSA key (PKCS#1, what lettre reads) at `dir/dkim.pem`; returns the DNS TXT record for it.
-fn make_dkim_key(dir: &Path) -> String {
+pub(crate) fn make_dkim_key(dir: &Path) -> String {
     let pem = dir.join("dkim.pem");
     run_checker(
         "openssl",

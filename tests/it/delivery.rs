@@ -1,0 +1,488 @@
+//! Delivery end to end against a real SMTP server: `../shared/validators/smtp-sink` (aiosmtpd) on 127.0.0.1
+//! receives what the real binary sends, byte for byte, with its fault injection for the failures a relay really
+//! gives (421/451 replies, 550 at RCPT, connections dropped mid-DATA, a server that is down). Every received
+//! message passes `check-eml` with its DKIM signature verified, and the crash test kills the sender at random
+//! moments and counts what arrived.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::digest::make_dkim_key;
+use crate::support::{TestEnv, run_checker, shared};
+
+const SECRET: &str = "delivery-test-secret";
+
+/// A tick and a moment after it (Mondays 08:00 Berlin).
+const TICK_1: &str = "2026-11-30T09:00:00+01:00";
+const TICK_2: &str = "2026-12-07T09:00:00+01:00";
+
+/// A real SMTP server on a free loopback port, stopped when dropped.
+struct SmtpSink {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SmtpSink {
+    /// Starts `smtp-sink DIR` with `faults` (its fault-injection flags) and waits until it listens.
+    fn start(dir: &Path, faults: &[&str]) -> SmtpSink {
+        SmtpSink::start_on(dir, free_port(), faults)
+    }
+
+    fn start_on(dir: &Path, port: u16, faults: &[&str]) -> SmtpSink {
+        let mut child = Command::new(shared().join("validators/smtp-sink"))
+            .arg(dir)
+            .args(["--port", &port.to_string(), "--timeout", "600"])
+            .args(faults)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("smtp-sink runs (scripts/test installs python3-aiosmtpd)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("listening on") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!(
+                    "smtp-sink did not start (is python3-aiosmtpd installed? run scripts/test)"
+                ),
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        SmtpSink {
+            child,
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    /// Recipient → the messages stored for them, in arrival order.
+    fn received(&self) -> BTreeMap<String, Vec<PathBuf>> {
+        let mut by_rcpt: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for eml in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        {
+            let envelope = eml.with_extension("envelope.json");
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&envelope).unwrap()).unwrap();
+            let rcpts = json["rcpt_tos"].as_array().unwrap();
+            assert_eq!(rcpts.len(), 1, "one recipient per message: {json}");
+            by_rcpt
+                .entry(rcpts[0].as_str().unwrap().to_lowercase())
+                .or_default()
+                .push(eml.clone());
+        }
+        by_rcpt
+    }
+
+    fn total(&self) -> usize {
+        self.received().values().map(Vec::len).sum()
+    }
+
+    /// The faults it injected, by kind.
+    fn faults(&self) -> BTreeMap<String, usize> {
+        let mut kinds = BTreeMap::new();
+        if let Ok(text) = std::fs::read_to_string(self.dir.join("faults.jsonl")) {
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                *kinds
+                    .entry(v["fault"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+        kinds
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A world with `n` subscribers (`s0000@example.com` …, subscribed in August), a DKIM key, and mail going to
+/// `port` on 127.0.0.1. Returns the env and the DKIM TXT record.
+fn world(n: usize, port: u16, mail: &str) -> (TestEnv, String) {
+    world_signed(n, port, mail, true)
+}
+
+fn world_signed(n: usize, port: u16, mail: &str, dkim: bool) -> (TestEnv, String) {
+    let config = format!(
+        r#"
+[newsletter]
+from = "Test Blog <news@example.com>"
+public_url = "https://example.com/newsletter/"
+postal_address = "1 Test Street, 12345 Testville"
+
+[[digest]]
+name = "weekly"
+schedule = "0 8 * * MON"
+max_articles = 10
+related = 1
+
+[mail]
+transport = "smtp"
+smtp_url = "smtp://127.0.0.1:{port}"
+concurrency = 4
+retry_backoff_ms = 20
+timeout_seconds = 10
+{mail}
+
+[state]
+database = "state.db"
+"#
+    );
+    let config = if dkim {
+        format!(
+            "{config}\n[mail.dkim]\nselector = \"test\"\ndomain = \"example.com\"\nkey_file = \"dkim.pem\"\n"
+        )
+    } else {
+        config
+    };
+    let env = TestEnv::new("digest-basic", &config);
+    let txt = if dkim {
+        make_dkim_key(env.path())
+    } else {
+        String::new()
+    };
+    let mut csv = String::from("email,name,digests,categories,subscribed_at\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "s{i:04}@example.com,Reader {i},weekly,,2026-08-01T00:00:00Z\n"
+        ));
+    }
+    std::fs::write(env.path().join("subscribers.csv"), csv).unwrap();
+    let out = tidings(&env, &["subscribers", "import", "subscribers.csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (env, txt)
+}
+
+fn tidings(env: &TestEnv, args: &[&str]) -> Output {
+    env.run_with_env(args, &[("TIDINGS_SECRET", SECRET)])
+}
+
+/// `digest send weekly --now NOW`; returns (exit code, stderr).
+fn send(env: &TestEnv, now: &str) -> (Option<i32>, String) {
+    let out = tidings(env, &["digest", "send", "weekly", "--now", now]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `digest runs --format json` for the weekly digest, newest first.
+fn runs(env: &TestEnv) -> Vec<serde_json::Value> {
+    let out = tidings(env, &["digest", "runs", "weekly", "--format", "json"]);
+    assert!(out.status.success());
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+fn subscribers(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("s{i:04}@example.com")).collect()
+}
+
+#[test]
+fn n_subscribers_get_exactly_n_valid_signed_messages_and_a_tick_is_sent_once() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(sink_dir.path(), &[]);
+    let (env, txt) = world(25, sink.port, "");
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("25 sent, 0 deferred, 0 failed"), "{stderr}");
+    let received = sink.received();
+    assert_eq!(
+        received.keys().cloned().collect::<Vec<_>>(),
+        subscribers(25)
+    );
+    assert!(received.values().all(|m| m.len() == 1), "one message each");
+    for messages in received.values() {
+        let report = run_checker(
+            &shared().join("validators/check-eml").display().to_string(),
+            &["--dkim-txt", &txt, messages[0].to_str().unwrap()],
+        );
+        assert!(report.contains("dkim          PASS"), "{report}");
+    }
+
+    // The same tick again: nothing.
+    let (code, stderr) = send(&env, "2026-11-30T18:00:00+01:00");
+    assert_eq!(code, Some(0));
+    assert!(stderr.contains("already sent"), "{stderr}");
+    assert_eq!(sink.total(), 25);
+
+    // A later tick with one new article and one written after the first tick but dated before it.
+    env.write_article(
+        "later.md",
+        "---\ntitle: Later Piece\ndate: 2026-12-02T09:00:00+01:00\ncategory: Career\n---\nNew.\n",
+    );
+    env.write_article(
+        "backdated.md",
+        "---\ntitle: Backdated Piece\ndate: 2026-11-10T09:00:00+01:00\ncategory: Career\n---\nLate.\n",
+    );
+    let (code, stderr) = send(&env, TICK_2);
+    assert_eq!(code, Some(0), "{stderr}");
+    let received = sink.received();
+    assert_eq!(sink.total(), 50, "one more message each");
+    let second = &received["s0000@example.com"][1];
+    let text = String::from_utf8_lossy(&std::fs::read(second).unwrap()).into_owned();
+    assert!(
+        text.contains("Later Piece") && text.contains("Backdated Piece"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("New Career Piece"),
+        "what went out at the first tick is not sent again"
+    );
+}
+
+#[test]
+fn temporary_failures_are_retried_and_every_message_arrives_once() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(
+        sink_dir.path(),
+        &["--tempfail-first", "3", "--tempfail-every", "7"],
+    );
+    let (env, _) = world(40, sink.port, "max_attempts = 5");
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    let faults = sink.faults();
+    assert_eq!(faults.get("tempfail-first"), Some(&3), "{faults:?}");
+    assert!(
+        faults.get("tempfail-every").is_some_and(|n| *n >= 4),
+        "{faults:?}"
+    );
+    let received = sink.received();
+    assert_eq!(
+        received.keys().cloned().collect::<Vec<_>>(),
+        subscribers(40)
+    );
+    assert!(received.values().all(|m| m.len() == 1), "nobody twice");
+    let run = &runs(&env)[0];
+    assert_eq!(run["deliveries"]["sent"], 40, "{run}");
+    assert!(run["finished"].is_string(), "{run}");
+}
+
+#[test]
+fn a_rejected_address_is_recorded_failed_with_the_reply_and_the_rest_delivered() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(sink_dir.path(), &["--reject", "s0003@example.com"]);
+    let (env, _) = world(10, sink.port, "");
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(
+        code,
+        Some(0),
+        "a permanent failure is final, the run is closed: {stderr}"
+    );
+    assert!(
+        stderr.contains("s0003@example.com: refused for good, not retried: permanent error (550)"),
+        "{stderr}"
+    );
+    assert_eq!(sink.total(), 9);
+    assert!(!sink.received().contains_key("s0003@example.com"));
+    let run = &runs(&env)[0];
+    assert_eq!(
+        (
+            run["deliveries"]["sent"].as_u64(),
+            run["deliveries"]["failed"].as_u64()
+        ),
+        (Some(9), Some(1))
+    );
+    // Never retried: the next send of the tick has nothing to do.
+    let (_, again) = send(&env, "2026-11-30T10:00:00+01:00");
+    assert!(again.contains("already sent"), "{again}");
+    assert_eq!(sink.faults().get("reject"), Some(&1));
+}
+
+#[test]
+fn a_connection_dropped_mid_data_is_retried() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(sink_dir.path(), &["--drop-every", "5"]);
+    let (env, _) = world(30, sink.port, "max_attempts = 4");
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        sink.faults().get("drop").is_some_and(|n| *n >= 5),
+        "{:?}",
+        sink.faults()
+    );
+    let received = sink.received();
+    assert_eq!(received.len(), 30);
+    assert!(received.values().all(|m| m.len() == 1));
+}
+
+#[test]
+fn a_server_down_at_start_fails_cleanly_and_a_later_send_delivers_everything() {
+    let port = free_port();
+    let (env, _) = world(12, port, "");
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the mail transport is unavailable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("12 still to send"), "{stderr}");
+    let run = &runs(&env)[0];
+    assert_eq!(
+        run["deliveries"]["pending"], 12,
+        "nothing counted as tried: {run}"
+    );
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start_on(sink_dir.path(), port, &[]);
+    let (code, stderr) = send(&env, "2026-11-30T09:30:00+01:00");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sink.received().len(), 12);
+    assert_eq!(sink.total(), 12);
+}
+
+#[test]
+fn permanent_failures_in_a_row_mark_a_subscriber_bounced_and_they_get_nothing_more() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(sink_dir.path(), &["--reject", "s0001@example.com"]);
+    let (env, _) = world(3, sink.port, "bounce_threshold = 2");
+    send(&env, TICK_1);
+    env.write_article(
+        "later.md",
+        "---\ntitle: Later\ndate: 2026-12-02T09:00:00+01:00\n---\nNew.\n",
+    );
+    let (_, stderr) = send(&env, TICK_2);
+    assert!(stderr.contains("now marked bounced"), "{stderr}");
+    let list = tidings(&env, &["subscribers", "list", "--format", "csv"]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("s0001@example.com,Reader 1,bounced,"),
+        "{list}"
+    );
+    env.write_article(
+        "third.md",
+        "---\ntitle: Third\ndate: 2026-12-09T09:00:00+01:00\n---\nNew.\n",
+    );
+    send(&env, "2026-12-14T09:00:00+01:00");
+    assert_eq!(
+        sink.faults().get("reject"),
+        Some(&2),
+        "not tried a third time"
+    );
+    assert_eq!(sink.received()["s0000@example.com"].len(), 3);
+}
+
+/// A small deterministic generator (no crate needed for ten numbers), so a failure can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn a_send_killed_at_random_moments_resumes_and_everyone_gets_the_digest_with_duplicates_bounded() {
+    const SUBSCRIBERS: usize = 2000;
+    const KILLS: usize = 10;
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(sink_dir.path(), &["--delay-ms", "2"]);
+    // Unsigned: this test is about the ledger, and RSA signing in a debug build would dominate its time.
+    let (env, _) = world_signed(SUBSCRIBERS, sink.port, "", false);
+    // The same database through a symlinked folder: a second config that names it by another path.
+    std::os::unix::fs::symlink(env.path(), env.path().join("alias")).unwrap();
+    let alias_config = std::fs::read_to_string(env.path().join("config.toml"))
+        .unwrap()
+        .replace("database = \"state.db\"", "database = \"alias/state.db\"");
+    std::fs::write(env.path().join("alias-config.toml"), alias_config).unwrap();
+
+    let start = |config: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args([
+                "--config", config, "-q", "digest", "send", "weekly", "--now", TICK_1,
+            ])
+            .current_dir(env.path())
+            .env("TIDINGS_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut rng = Lcg(20261126);
+    let mut killed_at = Vec::new();
+    for kill in 0..KILLS {
+        // Every other resume goes through the symlinked path.
+        let config = if kill % 2 == 0 {
+            "config.toml"
+        } else {
+            "alias-config.toml"
+        };
+        let mut child = start(config);
+        // A random moment mid-send: after 1 to 150 more messages reached the server (the first kill lands
+        // while the run is still being planned).
+        let before = sink.total();
+        let target = before
+            + if kill == 0 {
+                0
+            } else {
+                1 + rng.next(150) as usize
+            };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sink.total() < target && std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL: no chance to release claims or record anything
+        child.wait().unwrap();
+        killed_at.push(sink.total());
+    }
+    assert!(
+        killed_at.last().is_some_and(|n| *n < SUBSCRIBERS),
+        "the kills landed mid-run (messages received at each kill: {killed_at:?})"
+    );
+    // Two resumes at once, through the two paths, then nothing may be left.
+    let (mut a, mut b) = (start("config.toml"), start("alias-config.toml"));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let (code, stderr) = send(&env, "2026-11-30T12:00:00+01:00");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("already sent"), "{stderr}");
+
+    let received = sink.received();
+    assert_eq!(
+        received.keys().cloned().collect::<Vec<_>>(),
+        subscribers(SUBSCRIBERS),
+        "everyone got it"
+    );
+    let duplicates: usize = received.values().map(|m| m.len() - 1).sum();
+    // In flight at a kill: at most `concurrency` (4) messages handed to the server and not yet recorded.
+    let window = KILLS * 4;
+    assert!(
+        duplicates <= window,
+        "{duplicates} duplicates, more than the in-flight window of {window} (kills at {killed_at:?})"
+    );
+    eprintln!(
+        "crash test: {KILLS} kills at {killed_at:?} messages; {duplicates} duplicate(s), bound {window}"
+    );
+    let run = &runs(&env)[0];
+    assert_eq!(run["deliveries"]["sent"], SUBSCRIBERS as u64, "{run}");
+}
