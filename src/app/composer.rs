@@ -118,6 +118,7 @@ impl<'a> DigestComposer<'a> {
             .chars()
             .filter(|c| *c != '"' && *c != '\\')
             .collect();
+        let phrase = mail::shortened(&phrase, mail::NAME_CHARS);
         let envelope = Envelope {
             from: self.sender.clone(),
             reply_to: self.config.newsletter.reply_to.clone(),

@@ -51,6 +51,26 @@ pub fn message_id(
     )
 }
 
+/// At most this many characters of a Subject: a title can be of any length, a header line can not (RFC 5322 caps
+/// it at 998 octets, and mail clients show far less).
+pub const SUBJECT_CHARS: usize = 150;
+/// At most this many characters of a display name (the recipient's, the list's).
+pub const NAME_CHARS: usize = 64;
+
+/// `text` on one line, cut to `max` characters at a word boundary where there is one, with an ellipsis.
+pub fn shortened(text: &str, max: usize) -> String {
+    let text = single_line(text);
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let at_word = match cut.rfind(' ') {
+        Some(i) if i > cut.len() / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    format!("{}…", at_word.trim_end())
+}
+
 fn raw(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(&value))
 }
@@ -67,12 +87,12 @@ pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, M
             value: envelope.to.to_string(),
             reason: e.to_string(),
         })?;
-    let name = single_line(&envelope.to_name);
+    let name = shortened(&envelope.to_name, NAME_CHARS);
     let to = Mailbox::new((!name.is_empty()).then_some(name), to_address);
     let mut builder = Message::builder()
         .from(envelope.from.clone())
         .to(to)
-        .subject(single_line(&parts.subject))
+        .subject(shortened(&parts.subject, SUBJECT_CHARS))
         .date(SystemTime::from(envelope.date))
         .message_id(Some(single_line(&envelope.message_id)))
         .raw_header(raw("List-Id", envelope.list_id.clone()))
@@ -186,5 +206,37 @@ mod tests {
         assert_eq!(id, message_id("weekly", tick, &ada, "blog.example.com"));
         let bob = EmailAddress::parse("bob@example.com").unwrap();
         assert_ne!(id, message_id("weekly", tick, &bob, "blog.example.com"));
+    }
+
+    #[test]
+    fn no_header_line_is_longer_than_998_octets_whatever_the_title_or_name() {
+        let long_title = "Ünïcödé title with many words ".repeat(100);
+        let mut env = envelope();
+        env.to_name = "Reader With An Extraordinarily Long Name ".repeat(50);
+        let message = compose(&parts(&long_title), &env).unwrap();
+        let bytes = message.formatted();
+        for line in bytes.split(|b| *b == b'\n') {
+            assert!(
+                line.len() <= 998,
+                "{} octets: {}",
+                line.len(),
+                String::from_utf8_lossy(line)
+            );
+        }
+        let parsed = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+        let subject = parsed.subject().unwrap();
+        assert!(subject.ends_with('…'), "{subject}");
+        assert!(subject.chars().count() <= SUBJECT_CHARS, "{subject}");
+        assert!(
+            subject.starts_with("Ünïcödé title with many words"),
+            "{subject}"
+        );
+    }
+
+    #[test]
+    fn shortening_cuts_at_a_word_and_keeps_short_text_whole() {
+        assert_eq!(shortened("short", 10), "short");
+        assert_eq!(shortened("one two three four", 12), "one two…");
+        assert_eq!(shortened("abcdefghijklmnop", 5), "abcd…");
     }
 }

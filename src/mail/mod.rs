@@ -15,7 +15,7 @@ mod transport;
 
 use std::path::PathBuf;
 
-pub use compose::{Envelope, compose, message_id};
+pub use compose::{Envelope, NAME_CHARS, SUBJECT_CHARS, compose, message_id, shortened};
 pub use dkim::DkimSigner;
 pub use rate::RateLimit;
 pub use smtp::{Sendmail, SmtpRelay, SmtpSettings};

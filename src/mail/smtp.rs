@@ -7,9 +7,13 @@
 
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::{Arc, Mutex};
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSendmailTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use super::MailError;
@@ -75,32 +79,69 @@ impl SmtpSettings {
     }
 }
 
-/// An SMTP relay with a pool of reused connections.
+/// How the connection is protected, from the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://…?tls=required`: STARTTLS, refused if the server does not offer it.
+    StartTls,
+    /// `smtp://…?tls=opportunistic`: STARTTLS when offered.
+    Opportunistic,
+    /// Plain `smtp://` (loopback, or `allow_plaintext`).
+    Plain,
+}
+
+/// An SMTP relay with a pool of reused connections (at most `concurrency` open at once).
+///
+/// Connections are lettre's [`AsyncSmtpConnection`] over a TCP socket tidings opens itself with `TCP_NODELAY`:
+/// lettre writes a message's body and its final `.` separately, and with Nagle on (lettre 0.11.23's own socket)
+/// each message then waits for the server's 40 ms delayed ACK.
 pub struct SmtpRelay {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    hello: ClientId,
+    tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    slots: Semaphore,
 }
 
 impl SmtpRelay {
-    /// Builds the pooled transport; `password` is `TIDINGS_MAIL_PASSWORD`, used with the URL's user name.
+    /// Checks the settings; `password` is `TIDINGS_MAIL_PASSWORD`, used with the URL's user name. Connects only
+    /// when the first message is sent.
     pub fn new(settings: &SmtpSettings, password: Option<&str>) -> Result<SmtpRelay, MailError> {
-        SmtpSettings::check_url(&settings.url, settings.allow_plaintext).map_err(|reason| {
+        let url = &settings.url;
+        SmtpSettings::check_url(url, settings.allow_plaintext).map_err(|reason| {
             MailError::Transport {
                 what: "[mail] smtp_url",
                 reason,
             }
         })?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.as_str())
-            .map_err(|e| MailError::Transport {
-                what: "[mail] smtp_url",
-                reason: e.to_string(),
-            })?
-            .timeout(Some(settings.timeout))
-            .pool_config(PoolConfig::new().max_size(settings.concurrency.max(1) as u32));
-        let user = percent_decode(settings.url.username());
-        match (user.is_empty(), password.filter(|p| !p.is_empty())) {
-            (false, Some(password)) => {
-                builder = builder.credentials(Credentials::new(user, password.to_string()));
-            }
+        let tls_mode = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let security = match (url.scheme(), tls_mode.as_deref()) {
+            ("smtps", _) => Security::Implicit,
+            (_, Some("required")) => Security::StartTls,
+            (_, Some("opportunistic")) => Security::Opportunistic,
+            _ => Security::Plain,
+        };
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_string();
+        let port = url.port().unwrap_or(match security {
+            Security::Implicit => 465,
+            _ => 587,
+        });
+        let user = percent_decode(url.username());
+        let credentials = match (user.is_empty(), password.filter(|p| !p.is_empty())) {
+            (false, Some(password)) => Some(Credentials::new(user, password.to_string())),
             (false, None) => {
                 return Err(MailError::Transport {
                     what: "TIDINGS_MAIL_PASSWORD",
@@ -109,11 +150,130 @@ impl SmtpRelay {
                     ),
                 });
             }
-            (true, _) => {}
-        }
+            (true, _) => None,
+        };
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| MailError::Transport {
+            what: "TLS",
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         Ok(SmtpRelay {
-            transport: builder.build(),
+            host,
+            port,
+            security,
+            credentials,
+            timeout: settings.timeout,
+            hello: ClientId::default(),
+            tls: Arc::new(tls),
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(settings.concurrency.max(1)),
         })
+    }
+
+    /// A new session: TCP (no Nagle), TLS as configured, EHLO, login. Failing to reach the server, to secure the
+    /// connection or to log in is `Unavailable`: no message is at fault.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, DeliveryOutcome> {
+        let unreachable = |what: &str, e: &dyn std::fmt::Display| DeliveryOutcome::Unavailable {
+            reason: format!("{what} {}:{}: {e}", self.host, self.port),
+        };
+        let tcp = tokio::time::timeout(
+            self.timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| unreachable("no answer from", &"connection timed out"))?
+        .map_err(|e| unreachable("cannot connect to", &e))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| unreachable("cannot set up the connection to", &e))?;
+        let connected = match self.security {
+            Security::Implicit => {
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| unreachable("TLS cannot name", &e))?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| unreachable("TLS failed with", &e))?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(ImplicitTls(tls)), &self.hello)
+                    .await
+            }
+            _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await,
+        };
+        let mut conn = connected.map_err(|e| unreachable("no SMTP greeting from", &e))?;
+        let wants_tls = matches!(self.security, Security::StartTls)
+            || (self.security == Security::Opportunistic && conn.can_starttls());
+        if wants_tls {
+            let params = TlsParameters::new(self.host.clone())
+                .map_err(|e| unreachable("TLS cannot name", &e))?;
+            conn.starttls(params, &self.hello)
+                .await
+                .map_err(|e| unreachable("STARTTLS failed with", &e))?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|e| unreachable("login refused by", &e))?;
+        }
+        Ok(conn)
+    }
+
+    fn put_back(&self, conn: AsyncSmtpConnection) {
+        if !conn.has_broken() {
+            self.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+/// A TLS stream from the first byte, handed to lettre as if it were the plain socket.
+#[derive(Debug)]
+struct ImplicitTls(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+
+impl lettre::transport::smtp::client::AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -127,19 +287,54 @@ fn percent_decode(s: &str) -> String {
 #[async_trait::async_trait]
 impl Transport for SmtpRelay {
     async fn send(&self, message: &Message, _message_id: &str) -> DeliveryOutcome {
-        match self
-            .transport
-            .send_raw(message.envelope(), &message.formatted())
-            .await
-        {
-            Ok(response) => DeliveryOutcome::Sent {
-                reply: format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ),
+        let Ok(_slot) = self.slots.acquire().await else {
+            return DeliveryOutcome::Unavailable {
+                reason: "the SMTP transport was shut down".into(),
+            };
+        };
+        let bytes = message.formatted();
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let was_reused = reused.is_some();
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => match self.connect().await {
+                Ok(conn) => conn,
+                Err(outcome) => return outcome,
             },
-            Err(e) => classify(&e),
+        };
+        let mut result =
+            tokio::time::timeout(self.timeout * 4, conn.send(message.envelope(), &bytes)).await;
+        // A pooled connection the server closed while it was idle fails before any reply: once, on a fresh one.
+        if was_reused && matches!(&result, Ok(Err(e)) if e.status().is_none()) {
+            conn = match self.connect().await {
+                Ok(conn) => conn,
+                Err(outcome) => return outcome,
+            };
+            result =
+                tokio::time::timeout(self.timeout * 4, conn.send(message.envelope(), &bytes)).await;
+        }
+        match result {
+            Ok(Ok(response)) => {
+                self.put_back(conn);
+                DeliveryOutcome::Sent {
+                    reply: format!(
+                        "{} {}",
+                        response.code(),
+                        response.message().collect::<Vec<_>>().join(" ")
+                    ),
+                }
+            }
+            Ok(Err(e)) => {
+                self.put_back(conn);
+                classify(&e)
+            }
+            Err(_) => DeliveryOutcome::Deferred {
+                reply: format!("no answer from the server within {:?}", self.timeout * 4),
+            },
         }
     }
 }
@@ -147,44 +342,17 @@ impl Transport for SmtpRelay {
 /// Reply codes that refuse the session (authentication), not one message.
 const SESSION_REFUSALS: [u16; 4] = [530, 534, 535, 538];
 
-/// Maps a lettre SMTP error to what the ledger records.
+/// Maps a lettre SMTP error in an established session to what the ledger records: a reply code says; anything
+/// else (a dropped connection, a broken TLS record) is worth another try.
 fn classify(e: &lettre::transport::smtp::Error) -> DeliveryOutcome {
     let reply = e.to_string();
-    if let Some(code) = e.status() {
-        let code = u16::from(code);
-        return if e.is_permanent() && SESSION_REFUSALS.contains(&code) {
+    match e.status().map(u16::from) {
+        Some(code) if e.is_permanent() && SESSION_REFUSALS.contains(&code) => {
             DeliveryOutcome::Unavailable { reason: reply }
-        } else if e.is_permanent() {
-            DeliveryOutcome::Failed { reply }
-        } else {
-            DeliveryOutcome::Deferred { reply }
-        };
-    }
-    if e.is_tls() || cannot_connect(e) {
-        return DeliveryOutcome::Unavailable { reason: reply };
-    }
-    DeliveryOutcome::Deferred { reply }
-}
-
-/// Whether an I/O error under `e` says the server could not be reached at all.
-fn cannot_connect(e: &lettre::transport::smtp::Error) -> bool {
-    use std::error::Error as _;
-    use std::io::ErrorKind;
-    let mut source = e.source();
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                ErrorKind::ConnectionRefused
-                    | ErrorKind::HostUnreachable
-                    | ErrorKind::NetworkUnreachable
-                    | ErrorKind::AddrNotAvailable
-                    | ErrorKind::NotFound
-            );
         }
-        source = err.source();
+        Some(_) if e.is_permanent() => DeliveryOutcome::Failed { reply },
+        _ => DeliveryOutcome::Deferred { reply },
     }
-    false
 }
 
 /// The local `sendmail` program (`[mail] sendmail_command`). Its exit status does not say transient from
