@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use tidings::app::{self, ListFormat, SendOptions, SendOutcome, SendReport};
 use tidings::config::Config;
 use tidings::delivery::MessageOutcome;
+use tidings::domain::EmailAddress;
 use tidings::state::{RemoveOutcome, Resubscribe, UpsertOutcome};
 
 #[derive(Parser)]
@@ -128,7 +129,10 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let options = SendOptions {
                 secret: secret.as_deref(),
                 dry_run: false,
-                progress: &|_| spinner.tick(),
+                progress: &|email, outcome| {
+                    spinner.tick();
+                    reporter.sent_line(&spinner, email, outcome);
+                },
             };
             let round = tidings::app::run_once(&config, now, &options, transport.as_ref()).await?;
             spinner.finish_and_clear();
@@ -192,13 +196,27 @@ struct Reporter {
 }
 
 impl Reporter {
+    /// Where a sent message went (the outbox file, the server's reply), one line each, as it goes.
+    fn sent_line(
+        &self,
+        bar: &indicatif::ProgressBar,
+        email: &EmailAddress,
+        outcome: &MessageOutcome,
+    ) {
+        if let MessageOutcome::Sent { reply } = outcome
+            && !self.quiet
+        {
+            bar.suspend(|| println!("{reply}"));
+            tracing::debug!(%email, "sent");
+        }
+    }
+
     /// Reports a digest send: each sent message on stdout, each one that was not on stderr, then the summary line.
     /// Returns whether the run is closed (false: deferred messages wait for the next send of this tick).
     fn send(&self, report: &SendReport) -> bool {
         let closed = report.is_complete();
-        for (email, outcome) in &report.messages {
+        for (email, outcome) in &report.not_sent {
             match outcome {
-                MessageOutcome::Sent { reply } if !self.quiet => println!("{reply}"),
                 MessageOutcome::Sent { .. } | MessageOutcome::NotTried => {}
                 MessageOutcome::Deferred { reply } => {
                     eprintln!(
@@ -467,7 +485,10 @@ async fn digest_command(
             let options = SendOptions {
                 secret: secret.as_deref(),
                 dry_run: *dry_run,
-                progress: &|_| bar.inc(1),
+                progress: &|email, outcome| {
+                    bar.inc(1);
+                    reporter.sent_line(&bar, email, outcome);
+                },
             };
             let report = app::digest_send(config, name, now, &options, transport.as_ref()).await?;
             bar.finish_and_clear();

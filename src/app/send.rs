@@ -37,8 +37,10 @@ pub struct SendReport {
     pub digest: String,
     pub tick: DateTime<FixedOffset>,
     pub outcome: SendOutcome,
-    /// Each message this send handled, with what became of it.
-    pub messages: Vec<(EmailAddress, MessageOutcome)>,
+    /// Messages this send delivered.
+    pub sent: usize,
+    /// Each message of this send that was not delivered, with what became of it.
+    pub not_sent: Vec<(EmailAddress, MessageOutcome)>,
     /// Why sending stopped early (the transport was unavailable).
     pub unavailable: Option<String>,
     /// Confirmed subscribers with nothing new (no mail, never an empty digest).
@@ -59,7 +61,8 @@ impl SendReport {
             digest: digest.into(),
             tick,
             outcome,
-            messages: Vec::new(),
+            sent: 0,
+            not_sent: Vec::new(),
             unavailable: None,
             nothing_new: 0,
             not_confirmed: 0,
@@ -89,7 +92,11 @@ impl SendReport {
 
     /// How many messages of this send ended as `matches` says.
     pub fn count(&self, matches: impl Fn(&MessageOutcome) -> bool) -> usize {
-        self.messages.iter().filter(|(_, o)| matches(o)).count()
+        let sent = MessageOutcome::Sent {
+            reply: String::new(),
+        };
+        let sent = if matches(&sent) { self.sent } else { 0 };
+        sent + self.not_sent.iter().filter(|(_, o)| matches(o)).count()
     }
 
     /// One line for the operator: what went, what waits, what failed and why nothing more.
@@ -184,8 +191,8 @@ pub struct SendOptions<'a> {
     /// `TIDINGS_SECRET`.
     pub secret: Option<&'a str>,
     pub dry_run: bool,
-    /// Called after each message (a progress bar on a terminal).
-    pub progress: &'a (dyn Fn(&MessageOutcome) + Sync),
+    /// Called after each message (a progress bar on a terminal, a line per sent message).
+    pub progress: &'a (dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
 }
 
 /// `digest send NAME`: plans (or resumes) the run for the latest tick of NAME's schedule at or before `now` and
@@ -293,7 +300,8 @@ pub async fn digest_send_with(
         options.progress,
     )
     .await?;
-    report.messages = delivered.outcomes;
+    report.sent = delivered.sent;
+    report.not_sent = delivered.not_sent;
     report.unavailable = delivered.unavailable;
     report.progress = state.finish_run(run, now.to_utc()).await?;
     if report.progress != RunProgress::Finished {
@@ -348,10 +356,12 @@ async fn plan_tick(
                 if planned.is_empty() {
                     composer.render(plan)?;
                 }
-                report.would_send.push((
-                    plan.subscriber.email.clone(),
-                    plan.articles.iter().map(|a| a.slug.clone()).collect(),
-                ));
+                if dry_run {
+                    report.would_send.push((
+                        plan.subscriber.email.clone(),
+                        plan.articles.iter().map(|a| a.slug.clone()).collect(),
+                    ));
+                }
                 planned.push(NewDelivery {
                     email: plan.subscriber.email.clone(),
                     message_id: composer.message_id(tick, &plan.subscriber.email),
@@ -592,7 +602,7 @@ mod tests {
         let options = SendOptions {
             secret: Some("s"),
             dry_run,
-            progress: &|_| {},
+            progress: &|_, _| {},
         };
         digest_send(config, "weekly", at(now), &options, transport)
             .await
@@ -834,7 +844,7 @@ mod tests {
         let options = SendOptions {
             secret: Some("s"),
             dry_run: false,
-            progress: &|_| {},
+            progress: &|_, _| {},
         };
         let err = digest_send(&config, "weekly", at(MONDAY_SEND), &options, &t)
             .await

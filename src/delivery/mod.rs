@@ -104,17 +104,29 @@ pub enum MessageOutcome {
     NotTried,
 }
 
-/// What one send did, message by message.
+/// What one send did: how many went, and each message that did not (kept small whatever the run's size; each
+/// sent message is seen through the progress callback).
 #[derive(Debug, Default)]
 pub struct DeliveryReport {
-    pub outcomes: Vec<(EmailAddress, MessageOutcome)>,
+    pub sent: usize,
+    /// Every message of this send that was not sent, with what became of it.
+    pub not_sent: Vec<(EmailAddress, MessageOutcome)>,
     /// Why the send stopped early, when the transport was unavailable.
     pub unavailable: Option<String>,
 }
 
 impl DeliveryReport {
     pub fn count(&self, matches: impl Fn(&MessageOutcome) -> bool) -> usize {
-        self.outcomes.iter().filter(|(_, o)| matches(o)).count()
+        let sent = MessageOutcome::Sent {
+            reply: String::new(),
+        };
+        let sent = if matches(&sent) { self.sent } else { 0 };
+        sent + self.not_sent.iter().filter(|(_, o)| matches(o)).count()
+    }
+
+    /// Messages this send handled.
+    pub fn handled(&self) -> usize {
+        self.sent + self.not_sent.len()
     }
 }
 
@@ -127,7 +139,7 @@ pub async fn deliver(
     run: RunId,
     settings: &DeliverySettings,
     sent_at: DateTime<Utc>,
-    progress: &(dyn Fn(&MessageOutcome) + Sync),
+    progress: &(dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
 ) -> Result<DeliveryReport, StateError> {
     let owner = Owner::this_process();
     for claimant in state.claimants(run, Utc::now()).await? {
@@ -184,7 +196,7 @@ impl Worker<'_> {
         run: RunId,
         owner: &Owner,
         report: &mut DeliveryReport,
-        progress: &(dyn Fn(&MessageOutcome) + Sync),
+        progress: &(dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
     ) -> Result<(), StateError> {
         while !self.stop.load(Ordering::SeqCst) {
             let now = Utc::now();
@@ -206,8 +218,11 @@ impl Worker<'_> {
                 .buffer_unordered(self.settings.concurrency);
             while let Some((email, outcome)) = sends.next().await {
                 let outcome = outcome?;
-                progress(&outcome);
-                report.outcomes.push((email, outcome));
+                progress(&email, &outcome);
+                match outcome {
+                    MessageOutcome::Sent { .. } => report.sent += 1,
+                    other => report.not_sent.push((email, other)),
+                }
             }
         }
         Ok(())

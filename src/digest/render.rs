@@ -4,9 +4,18 @@
 //! HTML-escaping for the HTML part, one without escaping for text/plain and Subject (handlebars escapes `=` as
 //! `&#x3D;`, which breaks URLs in plain text). The built-in templates are compiled in; a file of the same name
 //! in `[newsletter] templates` overrides one. CSS is inlined into `style` attributes with `css-inline`.
+//!
+//! Rendering and inlining the HTML part is most of the cost of a message, and in one run most subscribers get the
+//! same articles. So the HTML part is made once per distinct content with the subscriber's own values (name,
+//! address, unsubscribe link) as markers, and each message merges its values in, as merge tags do. The first
+//! message of each content is also rendered directly and must come out the same; if a template makes them differ
+//! (a helper that looks at a personal value), merging is switched off and every message is rendered in full.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeZone};
 use chrono_tz::Tz;
@@ -68,6 +77,35 @@ pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
     origins: BTreeMap<String, String>,
+    /// Inlined HTML parts with markers for personal values, by the content they were made from.
+    merged: Mutex<HashMap<u64, String>>,
+    /// Off once a template made a merged part differ from a full render.
+    merging: AtomicBool,
+}
+
+/// Stand-ins for a subscriber's own values in a shared HTML part (private-use characters, which neither
+/// templates nor escaping produce).
+const NAME_MARK: &str = "\u{F8F0}name\u{F8F1}";
+const EMAIL_MARK: &str = "\u{F8F0}email\u{F8F1}";
+const UNSUBSCRIBE_MARK: &str = "\u{F8F0}unsubscribe\u{F8F1}";
+/// Contents kept at once (a run rarely has more than a few: subscribers who joined or filter alike share one).
+const MERGED_KEPT: usize = 4096;
+
+/// `value` escaped as the HTML serializer after CSS inlining writes text, and `"` too so that it is safe in an
+/// attribute (the serializer leaves `"` alone in text: the same HTML, not the same bytes).
+fn escape_merged(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\u{a0}' => out.push_str("&nbsp;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Which registry a template file belongs to and its name there. Only `digest.*.hbs` and `partials/*.hbs` are
@@ -180,6 +218,8 @@ impl Templates {
             html: registry(true),
             text: registry(false),
             origins: BTreeMap::new(),
+            merged: Mutex::new(HashMap::new()),
+            merging: AtomicBool::new(true),
         };
         for (rel, (origin, text)) in &sources {
             let (html, name) = classify(rel).expect("only classified files are collected");
@@ -249,21 +289,98 @@ impl Templates {
             .text
             .render("digest", &context)
             .map_err(|e| self.render_error("digest.txt", &e))?;
-        let html = self
-            .html
-            .render("digest", &context)
-            .map_err(|e| self.render_error("digest.html", &e))?;
-        let inliner = css_inline::CSSInliner::options()
-            .load_remote_stylesheets(false)
-            .build();
-        let html = inliner
-            .inline(&html)
-            .map_err(|e| DigestError::Inline(e.to_string()))?;
+        let html = self.render_html(&context)?;
         Ok(RenderedDigest {
             subject,
             text: tidy_text(&text),
             html,
         })
+    }
+
+    /// The inlined HTML part, merged from a shared one when it can be (see the module docs).
+    fn render_html(&self, context: &Context) -> Result<String, DigestError> {
+        if !self.merging.load(Ordering::Relaxed) {
+            return self.render_html_fully(context);
+        }
+        let email = context.subscriber.email.clone();
+        let name = context.subscriber.name.clone();
+        let unsubscribe = context.links.unsubscribe.clone();
+        let mut shared = context.clone();
+        shared.subscriber.email = EMAIL_MARK.into();
+        shared.links.unsubscribe = UNSUBSCRIBE_MARK.into();
+        shared.reason = shared.reason.replace(&email, EMAIL_MARK);
+        shared.subject = shared.subject.replace(&email, EMAIL_MARK);
+        if !name.is_empty() {
+            shared.subscriber.name = NAME_MARK.into();
+            shared.subject = shared.subject.replace(&name, NAME_MARK);
+        }
+        let key = {
+            let json = serde_json::to_vec(&shared).expect("a render context serializes");
+            let mut hasher = std::hash::DefaultHasher::new();
+            json.hash(&mut hasher);
+            hasher.finish()
+        };
+        let merge = |template: &str| {
+            template
+                .replace(NAME_MARK, &escape_merged(&name))
+                .replace(EMAIL_MARK, &escape_merged(&email))
+                .replace(UNSUBSCRIBE_MARK, &escape_merged(&unsubscribe))
+        };
+        let known = self
+            .merged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(template) = known {
+            return Ok(merge(&template));
+        }
+        let full = self.render_html_fully(context)?;
+        // Only values escaped alike in text and in attributes (`&` is; `<`, `>` and `"` are not) can show that
+        // merging gives the full render byte for byte; a message with others is rendered in full until such a
+        // one comes.
+        let plain = [&name, &email, &unsubscribe]
+            .iter()
+            .all(|v| !v.contains(['<', '>', '"', '\u{a0}']));
+        if !plain {
+            return Ok(full);
+        }
+        let template = self.render_html_fully(&shared)?;
+        if merge(&template) != full {
+            tracing::debug!("a template looks at personal values: rendering every message in full");
+            self.merging.store(false, Ordering::Relaxed);
+            return Ok(full);
+        }
+        let mut merged = self
+            .merged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if merged.len() >= MERGED_KEPT {
+            merged.clear();
+        }
+        merged.insert(key, template);
+        Ok(full)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn merged_len(&self) -> usize {
+        self.merged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    fn render_html_fully(&self, context: &Context) -> Result<String, DigestError> {
+        let html = self
+            .html
+            .render("digest", context)
+            .map_err(|e| self.render_error("digest.html", &e))?;
+        let inliner = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build();
+        inliner
+            .inline(&html)
+            .map_err(|e| DigestError::Inline(e.to_string()))
     }
 
     fn render_error(&self, fallback: &str, e: &handlebars::RenderError) -> DigestError {
@@ -333,7 +450,7 @@ pub struct RenderSettings<'a> {
     pub postal_address: &'a str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Context {
     site: SiteContext,
     digest: String,
@@ -354,14 +471,14 @@ struct Context {
     postal_address: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct SiteContext {
     title: String,
     url: String,
     language: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct SubscriberContext {
     name: String,
     email: String,
@@ -378,7 +495,7 @@ struct ArticleContext {
     url: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct RelatedContext {
     title: String,
     date: String,
@@ -388,7 +505,7 @@ struct RelatedContext {
     because: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Links {
     unsubscribe: String,
     site: String,

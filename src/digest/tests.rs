@@ -553,3 +553,96 @@ mod properties {
         }
     }
 }
+
+mod merged_html {
+    use super::*;
+
+    fn settings(unsubscribe: &str) -> RenderSettings<'_> {
+        RenderSettings {
+            site_title: "Blog",
+            site_url: "https://example.com/",
+            language: "en",
+            digest: "weekly",
+            timezone: chrono_tz::Europe::Berlin,
+            unsubscribe_url: unsubscribe,
+            postal_address: "1 Street",
+        }
+    }
+
+    /// The HTML part of `email`'s digest, made by `templates` (which may have merged it from a shared one).
+    fn html(templates: &Templates, email: &str, name: &str) -> String {
+        let catalog = catalog();
+        let mut v = view(email, "2026-11-01T00:00:00Z", None, &[]);
+        v.subscriber.name = name.into();
+        let outcome = plan(
+            &digest(),
+            &catalog,
+            &[v],
+            at(TICK),
+            &LatePublications::default(),
+            &SharedTopics::new(&catalog),
+        )
+        .pop()
+        .unwrap();
+        let PlanOutcome::Send(p) = outcome else {
+            panic!("a digest is planned")
+        };
+        let url = format!("https://example.com/unsubscribe?email={email}&token=t");
+        templates.render(&p, &settings(&url)).unwrap().html
+    }
+
+    fn fresh() -> Templates {
+        Templates::load(None, &[digest()]).unwrap()
+    }
+
+    #[test]
+    fn a_merged_html_part_is_the_one_a_full_render_gives() {
+        let shared = fresh();
+        let people = [
+            ("ada@example.com", "Ada"),
+            ("bob@example.com", "Bob <b>&</b> \"Co\""),
+            ("cat@example.com", ""),
+            ("dee@example.com", "Dee"),
+        ];
+        let merged: Vec<String> = people.iter().map(|(e, n)| html(&shared, e, n)).collect();
+        for ((email, name), merged) in people.iter().zip(&merged) {
+            // A fresh registry has nothing cached: this is the full render. A merged value escapes `"` too (it
+            // could be in an attribute), which the serializer leaves alone in text: the same HTML.
+            let full = html(&fresh(), email, name).replace("\"Co\"", "&quot;Co&quot;");
+            assert!(
+                merged == &full,
+                "{email}: the merged part differs from the full render"
+            );
+            assert!(merged.contains(email), "{email}");
+        }
+        assert!(
+            merged[1].contains("Bob &lt;b&gt;&amp;&lt;/b&gt;"),
+            "escaped"
+        );
+        assert_eq!(
+            shared.merged_len(),
+            2,
+            "one shared part with a name, one without"
+        );
+    }
+
+    #[test]
+    fn a_template_that_looks_at_personal_values_is_rendered_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = include_str!("../../templates/digest.html.hbs");
+        let custom = original.replace(
+            "<body>",
+            "<body>{{#if (eq subscriber.email \"ada@example.com\")}}<p>VIP</p>{{/if}}",
+        );
+        assert_ne!(custom, original, "the template has a <body> to change");
+        std::fs::write(dir.path().join("digest.html.hbs"), custom).unwrap();
+        let templates = Templates::load(Some(dir.path()), &[digest()]).unwrap();
+        let ada = html(&templates, "ada@example.com", "Ada");
+        let bob = html(&templates, "bob@example.com", "Ada");
+        assert!(ada.contains("VIP"));
+        assert!(
+            !bob.contains("VIP"),
+            "bob is not ada, whatever was merged before"
+        );
+    }
+}
