@@ -1047,18 +1047,19 @@ impl State for SqliteState {
             // The guard on the current status is in the UPDATE itself, so the move is atomic; a final status is
             // only read back to say what refused the event. Claims are left to `release_claims`.
             let target = event.target();
-            let n = conn.execute(
-                "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_error = ?4,
-                        sent_at = COALESCE(?5, sent_at)
-                 WHERE id = ?1 AND status IN ('pending', 'deferred')",
-                params![
+            let n = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_error = ?4,
+                            sent_at = COALESCE(?5, sent_at)
+                     WHERE id = ?1 AND status IN ('pending', 'deferred')",
+                )?
+                .execute(params![
                     delivery,
                     target.as_str(),
                     i64::from(event.is_attempt()),
                     event.note(),
                     event.sent_at().map(ts)
-                ],
-            )?;
+                ])?;
             if n == 1 {
                 return Ok(Transition::Applied(target));
             }
