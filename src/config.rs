@@ -585,6 +585,19 @@ impl Config {
                 format!("\"{key}\" is not a key of [authors]"),
             );
         }
+        for (key, author) in &self.authors {
+            // Feeds carry these as they are (Atom `<email>`, `<uri>`); a bad one breaks the feed or runs as script.
+            if let Some(Err(m)) = author
+                .email
+                .as_deref()
+                .map(crate::store::check_author_email)
+            {
+                invalid(&format!("authors.{key}.email"), m);
+            }
+            if let Some(Err(m)) = author.url.as_deref().map(crate::store::check_author_url) {
+                invalid(&format!("authors.{key}.url"), m);
+            }
+        }
         for (key, message) in self.related.problems() {
             invalid(&key, message);
         }
@@ -1033,6 +1046,19 @@ mod tests {
             err.contains("error: digest[1].schedule: \"every monday\" is not a cron schedule"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_author_url_that_is_not_http_is_rejected() {
+        let text = format!(
+            "{MINIMAL}[authors.eve]\nname = \"Eve\"\nurl = \"javascript:alert(1)\"\nemail = \"eve\\u0000@example.com\"\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("authors.eve.url: \"javascript:alert(1)\" is not an http(s) URL"),
+            "{err}"
+        );
+        assert!(err.contains("authors.eve.email:"), "{err}");
     }
 
     #[test]

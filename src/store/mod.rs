@@ -84,6 +84,14 @@ impl Article {
     }
 }
 
+/// An article and the problems that did not keep it from being published (an author URL that is not http(s),
+/// say): each is left out of the published article and reported, so `check` still fails on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub article: Article,
+    pub problems: Vec<ArticleError>,
+}
+
 /// A file that could not become an article, with where and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}:{col}: error: {message}", path.display())]
@@ -254,14 +262,15 @@ impl<'a> ParseContext<'a> {
 /// Collects parsed articles (in path order) into a catalog, rejecting duplicate slugs: the later file by path
 /// is left out, and its error names the earlier one.
 pub fn collect_articles(
-    results: Vec<Result<Article, ArticleError>>,
+    results: Vec<Result<Parsed, ArticleError>>,
 ) -> (Catalog, Vec<ArticleError>) {
     let mut errors = Vec::new();
     let mut articles = Vec::with_capacity(results.len());
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for result in results {
         match result {
-            Ok(article) => {
+            Ok(Parsed { article, problems }) => {
+                errors.extend(problems);
                 if let Some(first) = seen.get(&article.slug) {
                     errors.push(ArticleError {
                         path: article.source.clone(),
@@ -289,7 +298,7 @@ pub fn collect_articles(
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
     let (paths, mut errors) = find_sources(&config.site.articles);
     let ctx = ParseContext::from_config(config);
-    let results: Vec<Result<Article, ArticleError>> = paths
+    let results: Vec<Result<Parsed, ArticleError>> = paths
         .into_par_iter()
         .map(|path| {
             let source = read_source(path, config.site.max_article_bytes)?;
@@ -307,13 +316,14 @@ pub fn parse_article(
     path: &Path,
     text: &str,
     ctx: &ParseContext<'_>,
-) -> Result<Article, ArticleError> {
+) -> Result<Parsed, ArticleError> {
     let fail = |line: usize, col: usize, message: String| ArticleError {
         path: path.to_owned(),
         line,
         col,
         message,
     };
+    let mut problems = Vec::new();
     let from_fm = |e: FrontMatterError| fail(e.line, e.col, e.message);
     let split = front_matter::split(text).map_err(from_fm)?;
     let fm = front_matter::parse(&split).map_err(from_fm)?;
@@ -352,7 +362,7 @@ pub fn parse_article(
             fail(l, c, message)
         })?,
         None => match jekyll_date {
-            Some(d) => local_midnight(d, ctx.timezone),
+            Some(d) => check_year(local_midnight(d, ctx.timezone)).map_err(|m| fail(1, 1, m))?,
             None => {
                 return Err(fail(
                     split.front_line,
@@ -417,13 +427,35 @@ pub fn parse_article(
             email,
             url,
             bio,
-        }) => Some(Author {
-            key: None,
-            name: single_line(&name),
-            email,
-            url,
-            bio: bio.map(|b| single_line(&b)),
-        }),
+        }) => {
+            // A bad address or link is left out of the feeds (where it would break the XML or run as script) and
+            // reported; the article itself is fine.
+            let mut problem = |key: &str, message: String| {
+                let (l, c) = at_key("author");
+                problems.push(fail(l, c, format!("author {key}: {message}")));
+            };
+            let email = email.filter(|e| match check_author_email(e) {
+                Ok(()) => true,
+                Err(m) => {
+                    problem("email", m);
+                    false
+                }
+            });
+            let url = url.filter(|u| match check_author_url(u) {
+                Ok(()) => true,
+                Err(m) => {
+                    problem("url", m);
+                    false
+                }
+            });
+            Some(Author {
+                key: None,
+                name: single_line(&name),
+                email,
+                url,
+                bio: bio.map(|b| single_line(&b)),
+            })
+        }
         None => ctx
             .default_author
             .and_then(|key| ctx.authors.get(key).map(|a| author_from_config(key, a))),
@@ -468,13 +500,17 @@ pub fn parse_article(
         date,
         category.as_deref(),
     );
-    Ok(Article {
+    let id = match fm.id {
+        Some(id) => {
+            let (l, c) = at_key("id");
+            check_id(&id).map_err(|m| fail(l, c, m))?;
+            id.trim().to_string()
+        }
+        None => url.clone(),
+    };
+    let article = Article {
         source: path.to_owned(),
-        id: fm
-            .id
-            .map(|s| single_line(&s))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| url.clone()),
+        id,
         slug,
         title,
         date,
@@ -489,7 +525,47 @@ pub fn parse_article(
         draft: fm.draft.unwrap_or(false),
         related: fm.related.map(|r| r.into_vec()).unwrap_or_default(),
         url,
-    })
+    };
+    Ok(Parsed { article, problems })
+}
+
+/// An `id:` from front matter becomes the feed item's id forever (Atom `id`, RSS `guid`): it must be one line
+/// and an absolute URI (RFC 4287 4.2.6), like `tag:example.com,2024:post-1` or a URL.
+fn check_id(id: &str) -> Result<(), String> {
+    let shown = id.escape_debug();
+    if id.chars().any(char::is_control) {
+        return Err(format!(
+            "id \"{shown}\" contains control characters; write it on one line, without them"
+        ));
+    }
+    let id = id.trim();
+    if id.is_empty() || id.contains(char::is_whitespace) || url::Url::parse(id).is_err() {
+        return Err(format!(
+            "id \"{shown}\" is not an absolute URI; use a tag URI like \"tag:example.com,2024:my-post\" or a URL, \
+             or remove it (the permalink is the default)"
+        ));
+    }
+    Ok(())
+}
+
+/// An author's e-mail address as a feed carries it (Atom `<email>`).
+pub fn check_author_email(email: &str) -> Result<(), String> {
+    crate::domain::EmailAddress::parse(email)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// An author's link: an absolute http(s) URL, never `javascript:` or `data:`.
+pub fn check_author_url(link: &str) -> Result<(), String> {
+    match url::Url::parse(link.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && !link.chars().any(char::is_control) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "\"{}\" is not an http(s) URL; use one like \"https://example.com/about/\"",
+            link.escape_debug()
+        )),
+    }
 }
 
 fn author_from_config(key: &str, a: &AuthorConfig) -> Author {
@@ -530,17 +606,33 @@ fn local_midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
     localize(date.and_hms_opt(0, 0, 0).expect("midnight exists"), tz)
 }
 
-/// A naive time read in `tz`; in a DST gap the earliest valid instant after it.
+/// A naive time read in `tz`. In a fold (clocks turned back) the earlier instant; in a gap (clocks turned
+/// forward, or a whole skipped day such as `Pacific/Apia` 2011-12-30) the next valid instant, the end of the gap.
 fn localize(naive: NaiveDateTime, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
-    let local = tz
-        .from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .expect("a time one hour after a DST gap exists");
-    local.fixed_offset()
+    if let Some(local) = tz.from_local_datetime(&naive).earliest() {
+        return local.fixed_offset();
+    }
+    // In a gap: the first instant whose local time is at or after `naive`. Local time grows with the instant
+    // (bar folds, which need a second transition within a day of the first), and every zone's offset lies
+    // within ±26 hours, so the answer is between these bounds; bisect to the second.
+    let local_at = |secs: i64| {
+        let utc = DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc());
+        utc.map(|u| tz.from_utc_datetime(&u).naive_local())
+    };
+    let target = naive.and_utc().timestamp();
+    let (mut lo, mut hi) = (target - 26 * 3600, target + 26 * 3600);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match local_at(mid) {
+            Some(local) if local >= naive => hi = mid,
+            Some(_) => lo = mid,
+            // Out of chrono's range: only for years no article can carry (parse_date refuses them first).
+            None => hi = mid,
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
+        .map(|d| tz.from_utc_datetime(&d.naive_utc()).fixed_offset())
+        .unwrap_or_else(|| naive.and_utc().fixed_offset())
 }
 
 fn parse_date_value(value: &Value, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
@@ -555,6 +647,27 @@ fn parse_date_value(value: &Value, tz: chrono_tz::Tz) -> Result<DateTime<FixedOf
 /// Reads the date forms found in Jekyll, Hugo and Zola front matter. A time without a zone is in `tz`.
 pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
     let s = s.trim();
+    check_year(parse_date_unchecked(s, tz)?)
+}
+
+/// The years a feed can carry: four digits (RFC 822 and RFC 3339 write four; readers reject year 0000).
+const FEED_YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
+
+fn check_year(date: DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>, String> {
+    use chrono::Datelike;
+    if FEED_YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(format!(
+            "date {} is out of range; feeds need a year from {} to {}",
+            date.format("%Y-%m-%d"),
+            FEED_YEARS.start(),
+            FEED_YEARS.end()
+        ))
+    }
+}
+
+fn parse_date_unchecked(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d);
     }

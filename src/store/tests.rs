@@ -17,12 +17,24 @@ fn authors() -> BTreeMap<String, AuthorConfig> {
 }
 
 fn parse(path: &str, text: &str) -> Result<Article, ArticleError> {
+    parse_full(path, text).map(|p| {
+        assert_eq!(p.problems, vec![], "{path}: unexpected problems");
+        p.article
+    })
+}
+
+/// Parses with the site in `Europe/Berlin`, returning the article's problems as well.
+fn parse_full(path: &str, text: &str) -> Result<Parsed, ArticleError> {
+    parse_in(path, text, chrono_tz::Europe::Berlin)
+}
+
+fn parse_in(path: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Parsed, ArticleError> {
     let base = url::Url::parse("https://example.com/blog/").unwrap();
     let authors = authors();
     let ctx = ParseContext {
         base_url: &base,
         permalink: "/posts/{slug}/",
-        timezone: chrono_tz::Europe::Berlin,
+        timezone,
         reading_wpm: 200,
         authors: &authors,
         default_author: None,
@@ -319,4 +331,144 @@ fn category_names_are_the_same_when_their_slugs_are() {
         assert_eq!(same_category(b, a), same, "{b:?} vs {a:?}");
     }
     assert_eq!(taxonomy_slug("Dev Ops"), "dev-ops");
+}
+
+#[test]
+fn a_date_in_a_skipped_day_is_read_as_the_next_valid_instant() {
+    // Samoa skipped 2011-12-30 entirely, moving from UTC-10 to UTC+14.
+    let a = parse_in(
+        "apia.md",
+        "---\ntitle: T\ndate: 2011-12-30\n---\n",
+        chrono_tz::Pacific::Apia,
+    )
+    .unwrap()
+    .article;
+    assert_eq!(a.date.to_rfc3339(), "2011-12-31T00:00:00+14:00");
+    let b = parse_in(
+        "apia.md",
+        "---\ntitle: T\ndate: 2011-12-30 15:45\n---\n",
+        chrono_tz::Pacific::Apia,
+    )
+    .unwrap()
+    .article;
+    assert_eq!(b.date.to_rfc3339(), "2011-12-31T00:00:00+14:00");
+}
+
+#[test]
+fn a_date_in_a_two_hour_gap_is_read_as_the_end_of_the_gap() {
+    // Troll station jumps from UTC+0 to UTC+2 at 01:00 on the last Sunday of March.
+    for (written, expected) in [
+        ("2024-03-31 01:30", "2024-03-31T03:00:00+02:00"),
+        ("2024-03-31 02:59", "2024-03-31T03:00:00+02:00"),
+        ("2024-03-31 00:59", "2024-03-31T00:59:00+00:00"),
+        ("2024-03-31 03:00", "2024-03-31T03:00:00+02:00"),
+    ] {
+        let a = parse_in(
+            "troll.md",
+            &format!("---\ntitle: T\ndate: {written}\n---\n"),
+            chrono_tz::Antarctica::Troll,
+        )
+        .unwrap()
+        .article;
+        assert_eq!(a.date.to_rfc3339(), expected, "{written}");
+    }
+    // Every minute of a gap day resolves without a panic.
+    let day = NaiveDate::from_ymd_opt(2011, 12, 30).unwrap();
+    for minute in 0..24 * 60 {
+        let t = day.and_hms_opt(minute / 60, minute % 60, 0).unwrap();
+        let d = localize(t, chrono_tz::Pacific::Apia);
+        assert!(d.naive_local() >= t, "{t} became {d}");
+    }
+}
+
+#[test]
+fn a_fold_keeps_the_earlier_instant() {
+    let a = parse("x.md", "---\ntitle: T\ndate: 2024-10-27 02:30\n---\n").unwrap();
+    assert_eq!(a.date.to_rfc3339(), "2024-10-27T02:30:00+02:00");
+}
+
+#[test]
+fn year_0000_is_refused_with_the_range() {
+    for (text, at) in [
+        ("---\ntitle: T\ndate: 0000-01-01\n---\n", (3, 7)),
+        (
+            "---\ntitle: T\ndate: 2024-01-01\nupdated: 0000-01-01T00:00:00Z\n---\n",
+            (4, 10),
+        ),
+        ("+++\ntitle = \"T\"\ndate = 0000-01-01\n+++\n", (3, 8)),
+    ] {
+        let e = parse("x.md", text).unwrap_err();
+        assert_eq!((e.line, e.col), at, "{e}");
+        assert!(
+            e.message
+                .contains("0000-01-01 is out of range; feeds need a year from 1000 to 9999"),
+            "{e}"
+        );
+    }
+    let e = parse("_posts/0000-01-01-ancient.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert!(e.message.contains("out of range"), "{e}");
+}
+
+#[test]
+fn an_id_with_control_characters_is_refused() {
+    let e = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nid: \"tag:example.com,2024:a\\u0008b\"\n---\n",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (4, 5), "{e}");
+    assert!(e.message.contains("contains control characters"), "{e}");
+    let e = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nid: \"line\\none\"\n---\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("contains control characters"), "{e}");
+}
+
+#[test]
+fn an_id_that_is_not_a_uri_is_refused_and_a_tag_uri_is_kept() {
+    let e = parse("x.md", "---\ntitle: T\ndate: 2024-01-01\nid: post 1\n---\n").unwrap_err();
+    assert!(e.message.contains("is not an absolute URI"), "{e}");
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nid: tag:example.com,2024:post-1\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.id, "tag:example.com,2024:post-1");
+}
+
+#[test]
+fn a_bad_author_email_or_url_is_reported_and_left_out() {
+    let p = parse_full(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor:\n  name: Eve\n  email: \"eve@example.com\\u0007\"\n  url: \"javascript:alert(1)\"\n---\n",
+    )
+    .unwrap();
+    let author = p.article.author.unwrap();
+    assert_eq!((author.email, author.url), (None, None));
+    let messages: Vec<String> = p.problems.iter().map(|e| e.to_string()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].starts_with("x.md:4:8: error: author email:"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with(
+            "x.md:4:8: error: author url: \"javascript:alert(1)\" is not an http(s) URL"
+        ),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn front_matter_over_the_limit_is_refused_without_parsing_it() {
+    let nested = "a:\n".to_string() + &"  - [[[[[[[[[[1]]]]]]]]]]\n".repeat(10_000);
+    let e = parse("big.md", &format!("---\ntitle: T\n{nested}---\nbody")).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("front matter is longer than 65536 bytes"),
+        "{e}"
+    );
+    assert!(e.line > 2, "{e}");
 }

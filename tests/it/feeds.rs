@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::{TestEnv, age_files, project_root, rewritten_files, run_checker, shared};
 
 /// Every feed file under `public/`.
-fn feed_files(env: &TestEnv) -> Vec<PathBuf> {
+pub(crate) fn feed_files(env: &TestEnv) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(env.path().join("public"))
         .into_iter()
         .map(|e| e.unwrap().into_path())
@@ -28,7 +28,7 @@ fn paths_as_args(paths: &[PathBuf]) -> Vec<String> {
 }
 
 /// Runs Python feedparser over the files; returns its reading per path.
-fn feedparser(paths: &[PathBuf]) -> BTreeMap<String, Value> {
+pub(crate) fn feedparser(paths: &[PathBuf]) -> BTreeMap<String, Value> {
     let script = project_root().join("tests/tools/feedparser_dump.py");
     let mut args = vec![script.display().to_string()];
     args.extend(paths_as_args(paths));
@@ -43,7 +43,7 @@ fn feedparser(paths: &[PathBuf]) -> BTreeMap<String, Value> {
 }
 
 /// Every check that any feed must pass, whatever the store.
-fn assert_every_feed_valid(env: &TestEnv) {
+pub(crate) fn assert_every_feed_valid(env: &TestEnv) {
     let files = feed_files(env);
     assert!(!files.is_empty(), "no feeds were written");
     // ../shared/validators/validate-feed: expat, jing, feedparser, abs-urls, JSON Feed 1.1.

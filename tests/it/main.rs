@@ -5,4 +5,5 @@ mod browser;
 mod digest;
 mod feeds;
 mod related;
+mod stores;
 mod support;

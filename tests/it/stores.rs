@@ -1,0 +1,161 @@
+//! Real blogs' content folders and the bad input found in them: each case builds the store with the real binary,
+//! asserts the message (with its position) and that every other article is still published, and validates every
+//! feed written.
+
+use serde_json::Value;
+
+use crate::feeds::assert_every_feed_valid;
+use crate::support::TestEnv;
+
+/// The site feed's items as (title, date_published, url).
+fn items(env: &TestEnv) -> Vec<(String, String, String)> {
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap().to_string(),
+                i["date_published"].as_str().unwrap().to_string(),
+                i["url"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn titles(env: &TestEnv) -> Vec<String> {
+    items(env).into_iter().map(|(t, _, _)| t).collect()
+}
+
+/// Runs `check`; asserts it exits 1 and returns its stdout lines.
+fn check_problems(env: &TestEnv) -> Vec<String> {
+    let out = env.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "check: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
+}
+
+fn good_article(env: &TestEnv) {
+    env.write_article(
+        "good.md",
+        "---\ntitle: Good\ndate: 2024-01-02\n---\nFine.\n",
+    );
+}
+
+/// Regression: an article dated in a day Samoa skipped panicked every command.
+#[test]
+fn a_date_inside_a_time_zone_gap_is_published_at_the_next_valid_instant() {
+    for (zone, written, expected) in [
+        ("Pacific/Apia", "2011-12-30", "2011-12-31T00:00:00+14:00"),
+        (
+            "Antarctica/Troll",
+            "2024-03-31 01:30",
+            "2024-03-31T03:00:00+02:00",
+        ),
+    ] {
+        let env = TestEnv::empty();
+        env.write_config("");
+        good_article(&env);
+        env.write_article(
+            "gap.md",
+            format!("---\ntitle: In the gap\ndate: {written}\n---\nText.\n"),
+        );
+        let out = env.run_with_env(&["build"], &[("TIDINGS_SITE_TIMEZONE", zone)]);
+        assert!(
+            out.status.success(),
+            "{zone}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let items = items(&env);
+        assert_eq!(items.len(), 2, "{zone}: {items:?}");
+        assert!(items.iter().any(|i| i.0 == "Good"), "{items:?}");
+        let gap = items.iter().find(|i| i.0 == "In the gap").unwrap();
+        assert_eq!(gap.1, expected, "{zone}");
+        assert_every_feed_valid(&env);
+    }
+}
+
+/// Regression: 400 KB of nested YAML front matter took 77 s to parse.
+#[test]
+fn front_matter_over_the_limit_is_refused_and_the_rest_publish() {
+    let env = TestEnv::empty();
+    env.write_config("");
+    good_article(&env);
+    let nested = "  - [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]\n".repeat(12_000);
+    env.write_article(
+        "nested.md",
+        format!("---\ntitle: Nested\ndate: 2024-01-01\nx:\n{nested}---\nbody\n"),
+    );
+    // Under the size limit, but nested so deep that the YAML scanner would take seconds.
+    env.write_article(
+        "deep.md",
+        format!(
+            "---\ntitle: Deep\ndate: 2024-01-01\nx: {}{}\n---\nbody\n",
+            "[".repeat(30_000),
+            "]".repeat(30_000)
+        ),
+    );
+    let stderr = env.run_ok(&["build"]);
+    assert!(
+        stderr.contains("nested.md:1729:1: error: front matter is longer than 65536 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deep.md:4:132: error: front matter nests more than 128 brackets deep"),
+        "{stderr}"
+    );
+    assert_eq!(titles(&env), ["Good"]);
+    assert_every_feed_valid(&env);
+}
+
+/// Regression: year 0000 and control characters in an `id:` made feeds that readers reject.
+#[test]
+fn what_would_make_a_feed_invalid_is_refused_by_check_and_the_rest_publish() {
+    let env = TestEnv::empty();
+    env.write_config("");
+    good_article(&env);
+    env.write_article(
+        "year-zero.md",
+        "---\ntitle: Year zero\ndate: 0000-01-01\n---\nx\n",
+    );
+    env.write_article(
+        "control-id.md",
+        "---\ntitle: Control id\ndate: 2024-01-01\nid: \"tag:example.com,2024:\\u0008\"\n---\nx\n",
+    );
+    env.write_article(
+        "bad-author.md",
+        "---\ntitle: Bad author\ndate: 2024-01-01\nauthor:\n  name: Eve\n  email: \"eve@exa\\u0007mple.com\"\n  url: \"javascript:alert(1)\"\n---\nx\n",
+    );
+    let stderr = env.run_ok(&["build"]);
+    let expected = [
+        "bad-author.md:4:8: error: author email: \"eve@exa\u{7}mple.com\" is not an email address",
+        "bad-author.md:4:8: error: author url: \"javascript:alert(1)\" is not an http(s) URL",
+        "control-id.md:4:5: error: id \"tag:example.com,2024:\\u{8}\" contains control characters",
+        "year-zero.md:3:7: error: date 0000-01-01 is out of range; feeds need a year from 1000 to 9999",
+    ];
+    for e in expected {
+        assert!(stderr.contains(e), "{e} missing from:\n{stderr}");
+    }
+    // The bad author's article is published without the bad address and link; the others are left out.
+    assert_eq!(titles(&env), ["Good", "Bad author"]);
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    assert_eq!(
+        json["items"][1]["authors"],
+        serde_json::json!([{"name": "Eve"}])
+    );
+    assert_every_feed_valid(&env);
+    let problems = check_problems(&env);
+    assert_eq!(problems.len(), expected.len(), "{problems:?}");
+    for (line, e) in problems.iter().zip(expected) {
+        assert!(
+            line.ends_with(e.split_once(".md").unwrap().1) || line.contains(e),
+            "{line} vs {e}"
+        );
+    }
+}
