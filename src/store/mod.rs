@@ -293,7 +293,58 @@ pub fn collect_articles(
     (Catalog::new(articles), errors)
 }
 
-/// Reads and parses the whole store of `config`, both cores at once. Each file is read and parsed in one step
+/// The store as a whole cannot be read: nothing may be published from it (empty feeds would replace the real
+/// ones, and a digest tick would be used up).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{}: the article store does not exist; check [site] articles in config.toml (or TIDINGS_SITE_ARTICLES) \
+         and that its disk is mounted",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error("{}: the article store is not a folder; set [site] articles to the folder of the articles", path.display())]
+    NotAFolder { path: PathBuf },
+    #[error("{}: cannot read the article store: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// Checks that the store folder exists and can be listed.
+pub fn require_store(root: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(root)
+                .map(|_| ())
+                .map_err(|error| StoreError::Unreadable {
+                    path: root.to_owned(),
+                    error,
+                })
+        }
+        Ok(_) => Err(StoreError::NotAFolder {
+            path: root.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing {
+            path: root.to_owned(),
+        }),
+        Err(error) => Err(StoreError::Unreadable {
+            path: root.to_owned(),
+            error,
+        }),
+    }
+}
+
+/// [`load`] for commands that publish (`build`, `run --once`): a store folder that is missing or unreadable is
+/// an error rather than an empty store.
+pub fn load_required(config: &Config) -> Result<(Catalog, Vec<ArticleError>), StoreError> {
+    require_store(&config.site.articles)?;
+    Ok(load(config))
+}
+
+/// Reads and parses the whole store of `config`, both cores at once. A store folder that cannot be read is
+/// reported as an [`ArticleError`] (`check` lists it); commands that publish use [`load_required`]. Each file is read and parsed in one step
 /// so its source text is dropped as soon as the article is built.
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
     let (paths, mut errors) = find_sources(&config.site.articles);

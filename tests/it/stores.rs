@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::feeds::assert_every_feed_valid;
-use crate::support::TestEnv;
+use crate::support::{TestEnv, age_files, rewritten_files};
 
 /// The site feed's items as (title, date_published, url).
 fn items(env: &TestEnv) -> Vec<(String, String, String)> {
@@ -158,4 +158,85 @@ fn what_would_make_a_feed_invalid_is_refused_by_check_and_the_rest_publish() {
             "{line} vs {e}"
         );
     }
+}
+
+/// Regression: a typo in TIDINGS_SITE_ARTICLES (or an unmounted disk) published empty feeds over the real ones and
+/// used up the digest tick, with exit 0.
+#[test]
+fn a_missing_store_fails_build_and_run_once_with_exit_2_and_touches_nothing() {
+    let env = TestEnv::sample();
+    env.run_ok(&["subscribers", "import", "data/subscribers.csv"]);
+    env.run_ok(&["build"]);
+    let public = env.path().join("public");
+    let files = age_files(&public);
+    assert!(files.len() > 10, "{files:?}");
+    let missing = env.path().join("data/artciles");
+    let vars = [("TIDINGS_SITE_ARTICLES", missing.to_str().unwrap())];
+    for args in [
+        &["build"][..],
+        &["run", "--once", "--now", "2026-11-30T09:00:00+01:00"][..],
+    ] {
+        let out = env.run_with_env(args, &vars);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{}: the article store does not exist; check [site] articles",
+                missing.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(rewritten_files(&public), Vec::<String>::new(), "{args:?}");
+    }
+    assert!(
+        !env.path().join("outbox").exists(),
+        "no digest was sent from an empty store"
+    );
+    // The tick was not used up: with the store back, it is sent.
+    let out = env.run(&["run", "--once", "--now", "2026-11-30T09:00:00+01:00"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(env.path().join("outbox"))
+            .unwrap()
+            .count(),
+        6
+    );
+}
+
+/// A build killed half-way must not leave a mix of old and new files nor its temporary files: the next build
+/// publishes whole and removes them.
+#[test]
+fn a_build_is_published_in_one_switch_and_leftovers_of_a_killed_one_are_removed() {
+    let env = TestEnv::sample();
+    env.run_ok(&["build"]);
+    let public = env.path().join("public");
+    // What a build killed before this release's staging left: temporary files beside the feeds.
+    std::fs::write(public.join(".tidings-Xy12ab"), "<rss><chan").unwrap();
+    std::fs::write(public.join("category/career/.tidings-Q9"), "{").unwrap();
+    // And what a killed staged build leaves: its staging folder (pid 0 never runs a build).
+    let stage = env.path().join(".public.tidings-stage-0");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::write(stage.join("rss.xml"), "half").unwrap();
+    std::fs::write(
+        env.path().join("data/articles/a-new-one.md"),
+        "---\ntitle: A new one\ndate: 2026-11-20\ncategory: Career\n---\nNew.\n",
+    )
+    .unwrap();
+    env.run_ok(&["build"]);
+    let leftovers: Vec<String> = walkdir::WalkDir::new(env.path())
+        .into_iter()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tidings-") || n.contains("tidings-stage"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+    assert!(env.read_public("rss.xml").contains("A new one"));
+    assert!(
+        env.read_public("category/career/rss.xml")
+            .contains("A new one")
+    );
+    assert_every_feed_valid(&env);
 }
