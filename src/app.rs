@@ -277,8 +277,7 @@ fn write_feeds(
     out: &mut Staged,
 ) -> Result<BuildReport, BuildError> {
     let plans = feed::plan_feeds(config, catalog, now);
-    let newest = catalog.published(now).max_by_key(|a| a.updated);
-    let files = feed::render_all(config, &plans, newest);
+    let files = feed::render_all(config, &plans);
     let mut report = BuildReport {
         published: catalog.published(now).count(),
         feeds: plans.len(),

@@ -53,7 +53,14 @@ pub struct FeedPlan<'a> {
     /// The folder under the output folder, `""` for the site feed, else like `category/career/`.
     pub dir: String,
     pub items: Vec<&'a Article>,
+    /// The feed's `updated` / `lastBuildDate`: its newest item's, else the site's newest article's, else (an
+    /// empty store) when the store last changed. Never the clock, so an unchanged store renders the same bytes.
+    pub updated: DateTime<FixedOffset>,
 }
+
+/// The most content an item carries, in bytes of HTML; a longer article is cut at a block boundary and ends with
+/// a link to the rest. Readers and aggregators drop feeds of many megabytes.
+pub const MAX_ITEM_CONTENT_BYTES: usize = 512 * 1024;
 
 /// Site-level values every format needs, already XML-safe.
 #[derive(Debug, Clone)]
@@ -85,15 +92,23 @@ pub fn plan_feeds<'a>(
 ) -> Vec<FeedPlan<'a>> {
     let limit = config.feeds.limit;
     let published: Vec<&Article> = catalog.published(now).collect();
+    let site_updated = published
+        .iter()
+        .map(|a| a.updated)
+        .max()
+        .or_else(|| catalog.modified().map(|m| m.min(now)))
+        .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
     let mut plans = vec![FeedPlan {
         scope: Scope::Site,
         dir: String::new(),
         items: published.iter().copied().take(limit).collect(),
+        updated: site_updated,
     }];
     let groups = Groups {
         catalog,
         published: &published,
         limit,
+        updated: site_updated,
     };
     if config.feeds.per_category {
         let configured = config
@@ -121,6 +136,11 @@ pub fn plan_feeds<'a>(
                 name,
             }),
         );
+    }
+    for plan in &mut plans {
+        if let Some(newest) = plan.items.iter().map(|a| a.updated).max() {
+            plan.updated = newest;
+        }
     }
     plans
 }
@@ -160,6 +180,7 @@ struct Groups<'a, 'p> {
     /// Published articles, newest first.
     published: &'p [&'a Article],
     limit: usize,
+    updated: DateTime<FixedOffset>,
 }
 
 impl<'a> Groups<'a, '_> {
@@ -198,17 +219,15 @@ impl<'a> Groups<'a, '_> {
                 items: items.remove(&slug).unwrap_or_default(),
                 dir: format!("{kind}/{slug}/"),
                 scope: scope(slug, name),
+                // The site's; `plan_feeds` sets each group's own from its items.
+                updated: self.updated,
             })
             .collect()
     }
 }
 
 /// Renders every planned feed in every configured format, plus the stylesheet when enabled.
-pub fn render_all(
-    config: &Config,
-    plans: &[FeedPlan<'_>],
-    newest: Option<&Article>,
-) -> Vec<RenderedFile> {
+pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> {
     let mut files = Vec::new();
     if config.feeds.stylesheet {
         files.push(RenderedFile {
@@ -216,15 +235,13 @@ pub fn render_all(
             bytes: STYLESHEET.as_bytes().to_vec(),
         });
     }
-    // An empty feed still needs an `updated`: the site's newest article, or the epoch for an empty site.
-    let site_updated = newest.map_or_else(epoch, |a| a.updated);
     // An article sits in several feeds (site, category, author): render its content once.
     let mut contents: HashMap<&str, String> = HashMap::new();
     if config.feeds.full_content {
         for a in plans.iter().flat_map(|p| p.items.iter()) {
             contents
                 .entry(a.url.as_str())
-                .or_insert_with(|| urls::absolutize_html(&a.html(), &a.url));
+                .or_insert_with(|| item_html(a));
         }
     }
     for plan in plans {
@@ -233,12 +250,7 @@ pub fn render_all(
             .iter()
             .map(|a| item_content(a, contents.get(a.url.as_str()).cloned()))
             .collect();
-        let updated = plan
-            .items
-            .iter()
-            .map(|a| a.updated)
-            .max()
-            .unwrap_or(site_updated);
+        let updated = plan.updated;
         for format in &config.feeds.formats {
             let file = match format {
                 FeedFormat::Rss => "rss.xml",
@@ -258,8 +270,27 @@ pub fn render_all(
     files
 }
 
-fn epoch() -> DateTime<FixedOffset> {
-    DateTime::UNIX_EPOCH.fixed_offset()
+/// An article's content as a feed carries it: URLs absolute, at most [`MAX_ITEM_CONTENT_BYTES`] (a longer one
+/// ends with a link to the rest on the site).
+fn item_html(a: &Article) -> String {
+    let (html, cut) = a.html_capped(MAX_ITEM_CONTENT_BYTES);
+    let mut html = urls::absolutize_html(&html, &a.url);
+    if cut {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Read the rest of \u{201c}{}\u{201d} on the site</a></p>\n",
+            escape_html(&a.url),
+            escape_html(&a.title)
+        ));
+    }
+    html
+}
+
+/// Text for HTML content or a quoted attribute.
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn item_content(article: &Article, html: Option<String>) -> ItemContent<'_> {

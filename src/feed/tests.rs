@@ -35,8 +35,7 @@ fn now() -> DateTime<FixedOffset> {
 
 fn render(config: &Config, catalog: &Catalog) -> Vec<RenderedFile> {
     let plans = plan_feeds(config, catalog, now());
-    let newest = catalog.published(now()).max_by_key(|a| a.updated);
-    render_all(config, &plans, newest)
+    render_all(config, &plans)
 }
 
 fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {

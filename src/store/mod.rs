@@ -82,6 +82,13 @@ impl Article {
     pub fn html(&self) -> String {
         xml_safe(&markdown::to_html(&self.body))
     }
+
+    /// [`Article::html`] of at most `max_bytes`, cut after the last whole top-level block that fits; `true`
+    /// when something was cut.
+    pub fn html_capped(&self, max_bytes: usize) -> (String, bool) {
+        let (html, cut) = markdown::to_html_capped(&self.body, max_bytes);
+        (xml_safe(&html), cut)
+    }
 }
 
 /// An article and the problems that did not keep it from being published (an author URL that is not http(s),
@@ -108,6 +115,8 @@ pub struct Catalog {
     articles: Vec<Article>,
     /// Slug → position in `articles`: digests and editor's picks look articles up by slug many times.
     by_slug: HashMap<String, usize>,
+    /// When the store folder last changed, if known: the `updated` of feeds when no article is published.
+    modified: Option<DateTime<FixedOffset>>,
 }
 
 impl Catalog {
@@ -119,7 +128,22 @@ impl Catalog {
             // Slugs are unique after `collect_articles`; should a caller pass duplicates, the newest wins.
             by_slug.entry(a.slug.clone()).or_insert(i);
         }
-        Catalog { articles, by_slug }
+        Catalog {
+            articles,
+            by_slug,
+            modified: None,
+        }
+    }
+
+    /// The catalog, noting when its store folder last changed.
+    pub fn with_modified(mut self, modified: Option<DateTime<FixedOffset>>) -> Catalog {
+        self.modified = modified;
+        self
+    }
+
+    /// When the store folder last changed (files added or removed at its top), if known.
+    pub fn modified(&self) -> Option<DateTime<FixedOffset>> {
+        self.modified
     }
 
     /// Every article, drafts and future ones included.
@@ -357,6 +381,11 @@ pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
         })
         .collect();
     let (catalog, parse_errors) = collect_articles(results);
+    let modified = std::fs::metadata(&config.site.articles)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).fixed_offset());
+    let catalog = catalog.with_modified(modified);
     errors.extend(parse_errors);
     errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
     (catalog, errors)

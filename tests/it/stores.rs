@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 
+use crate::browser::serve;
 use crate::feeds::assert_every_feed_valid;
-use crate::support::{TestEnv, age_files, rewritten_files};
+use crate::support::{TestEnv, age_files, chromium, elements, rewritten_files};
 
 /// The site feed's items as (title, date_published, url).
 fn items(env: &TestEnv) -> Vec<(String, String, String)> {
@@ -238,5 +239,85 @@ fn a_build_is_published_in_one_switch_and_leftovers_of_a_killed_one_are_removed(
         env.read_public("category/career/rss.xml")
             .contains("A new one")
     );
+    assert_every_feed_valid(&env);
+}
+
+/// Regression: a category with no article yet had `updated` 1970, and its page in a browser was blank.
+#[test]
+fn an_empty_feed_is_dated_by_the_newest_article_and_its_page_says_no_articles_yet() {
+    let env = TestEnv::empty();
+    env.write_config("[feeds]\ncategories = [\"News\"]\n");
+    good_article(&env);
+    env.write_article(
+        "older.md",
+        "---\ntitle: Older\ndate: 2023-05-06T07:08:09Z\n---\nOld.\n",
+    );
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    assert_eq!(titles(&env), ["Good", "Older"]);
+    let atom = env.read_public("category/news/atom.xml");
+    assert!(
+        atom.contains("<updated>2024-01-02T00:00:00+01:00</updated>") && !atom.contains("<entry>"),
+        "{atom}"
+    );
+    let rss = env.read_public("category/news/rss.xml");
+    assert!(
+        rss.contains("<lastBuildDate>Tue, 02 Jan 2024 00:00:00 +0100</lastBuildDate>"),
+        "{rss}"
+    );
+    // The site lives under /blog/ (its base URL), and so does the stylesheet the feeds point to.
+    let site = env.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::os::unix::fs::symlink(env.path().join("public"), site.join("blog")).unwrap();
+    let base = format!("{}/blog", serve(site));
+    for feed in ["category/news/rss.xml", "category/news/atom.xml"] {
+        let dom = chromium(&["--dump-dom", &format!("{base}/{feed}")]);
+        let paragraphs: Vec<String> = elements(&dom, "p").into_iter().map(|p| p.text).collect();
+        assert!(
+            paragraphs.iter().any(|p| p.starts_with("No articles yet.")),
+            "{feed}: {paragraphs:?}"
+        );
+        assert_eq!(elements(&dom, "article").len(), 0, "{feed}");
+    }
+    // A feed with articles does not say so.
+    let dom = chromium(&["--dump-dom", &format!("{base}/atom.xml")]);
+    assert_eq!(elements(&dom, "article").len(), 2);
+    assert!(!dom.contains("No articles yet"));
+}
+
+/// Regression: a 9 MB article made a feed of 9 MB that readers refuse.
+#[test]
+fn a_huge_article_is_cut_in_feeds_and_links_to_the_rest() {
+    let env = TestEnv::empty();
+    env.write_config("");
+    good_article(&env);
+    let paragraph = "All work and no play makes a very long article. ".repeat(40);
+    let body: String = (0..4500)
+        .map(|i| format!("## Part {i}\n\n{paragraph}\n\n"))
+        .collect();
+    assert!(body.len() > 8_000_000);
+    env.write_article(
+        "huge.md",
+        format!("---\ntitle: Huge\ndate: 2024-01-03\n---\n{body}"),
+    );
+    env.run_ok(&["build"]);
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    let items = json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let content = items[0]["content_html"].as_str().unwrap();
+    assert!(content.len() <= 512 * 1024 + 300, "{}", content.len());
+    assert!(content.len() > 400 * 1024, "{}", content.len());
+    assert!(
+        content.ends_with(
+            "<p><a href=\"https://example.com/blog/posts/huge/\">Read the rest of \u{201c}Huge\u{201d} on the site</a></p>\n"
+        ),
+        "{}",
+        &content[content.len() - 300..]
+    );
+    assert_eq!(items[1]["title"], "Good");
+    for feed in ["rss.xml", "atom.xml", "feed.json"] {
+        let size = std::fs::metadata(env.public(feed)).unwrap().len();
+        assert!(size < 1_200_000, "{feed}: {size} bytes");
+    }
     assert_every_feed_valid(&env);
 }
