@@ -579,8 +579,13 @@ fn missing_config_file_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("config.toml: cannot read config"),
+        stderr.contains("config.toml: no such config file; pass --config PATH"),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr.to_lowercase().matches("no such").count(),
+        1,
+        "said once: {stderr}"
     );
 }
 
