@@ -112,8 +112,19 @@ pub struct FrontMatter {
     pub tags: Option<OneOrMany>,
     pub taxonomies: Option<Taxonomies>,
     pub author: Option<AuthorRef>,
+    /// Zola and Hugo: a list of names (or `[authors]` keys); the first is the article's author.
+    pub authors: Option<OneOrMany>,
     pub draft: Option<bool>,
     pub related: Option<OneOrMany>,
+    /// Zola: the page's URL path (`2024/01/05/slug`), which also gives its date and slug.
+    pub path: Option<String>,
+    /// Jekyll: the page's URL path, with placeholders like `:year` and `:title`.
+    pub permalink: Option<String>,
+    /// Hugo: the page's URL path.
+    pub url: Option<String>,
+    /// Every other key (Zola's `[extra]`, Jekyll's `layout`…): ignored, except as Liquid's `page.*`.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,10 +132,12 @@ pub struct FrontMatter {
 pub struct Taxonomies {
     pub categories: Option<OneOrMany>,
     pub tags: Option<OneOrMany>,
+    /// Zola sites often keep authors as a taxonomy.
+    pub authors: Option<OneOrMany>,
 }
 
 /// `tags: rust` and `tags: [rust, feeds]` both appear in the wild.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -215,7 +228,11 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
             "tags",
             "categories",
             "category",
+            "authors",
             "author",
+            "path",
+            "permalink",
+            "url",
             "draft",
             "related",
             "slug",

@@ -32,6 +32,7 @@ fn parse_in(path: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Parsed, A
     let base = url::Url::parse("https://example.com/blog/").unwrap();
     let authors = authors();
     let ctx = ParseContext {
+        title: "Blog",
         base_url: &base,
         permalink: "/posts/{slug}/",
         timezone,
@@ -210,6 +211,7 @@ fn duplicate_slugs_name_both_files() {
     let base = url::Url::parse("https://example.com/").unwrap();
     let authors = BTreeMap::new();
     let ctx = ParseContext {
+        title: "Blog",
         base_url: &base,
         permalink: "/{slug}/",
         timezone: chrono_tz::UTC,
@@ -471,4 +473,193 @@ fn front_matter_over_the_limit_is_refused_without_parsing_it() {
         "{e}"
     );
     assert!(e.line > 2, "{e}");
+}
+
+/// Parses several files as one store (links between them resolved), in the site of [`parse_full`].
+fn parse_many(files: &[(&str, &str)], permalink: &str) -> (Catalog, Vec<ArticleError>) {
+    let base = url::Url::parse("https://example.com/blog/").unwrap();
+    let authors = authors();
+    let ctx = ParseContext {
+        title: "Blog",
+        base_url: &base,
+        permalink,
+        timezone: chrono_tz::UTC,
+        reading_wpm: 200,
+        authors: &authors,
+        default_author: None,
+    };
+    let sources = files
+        .iter()
+        .map(|(p, t)| {
+            Ok(Source {
+                path: PathBuf::from(p),
+                text: t.to_string(),
+            })
+        })
+        .collect();
+    parse_store(sources, &ctx)
+}
+
+#[test]
+fn zola_path_gives_date_slug_and_url() {
+    let a = parse(
+        "content/blog/whatever.md",
+        "+++\ntitle = \"Z\"\npath = \"2019/07/04/independent-slug\"\nauthors = [\"Maya Okafor\", \"Bo\"]\n[extra]\nmath = true\n+++\nText.\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "independent-slug");
+    assert_eq!(a.date.to_rfc3339(), "2019-07-04T00:00:00+02:00");
+    assert_eq!(
+        a.url,
+        "https://example.com/blog/2019/07/04/independent-slug/"
+    );
+    let author = a.author.unwrap();
+    assert_eq!(
+        (author.key.as_deref(), author.name.as_str()),
+        (Some("maya"), "Maya Okafor")
+    );
+}
+
+#[test]
+fn a_toml_article_without_a_date_is_told_the_toml_fix() {
+    let e = parse("content/x.md", "+++\ntitle = \"T\"\n+++\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("missing date; add `date = 2024-01-31`"),
+        "{e}"
+    );
+    assert!(e.message.contains("path = \"2024/01/31/slug\""), "{e}");
+    assert!(!e.message.contains("date:"), "no YAML syntax for TOML: {e}");
+    let e = parse("x.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("missing date; add `date: YYYY-MM-DD`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn zola_internal_links_resolve_to_permalinks_and_a_missing_one_is_located() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "site/content/blog/a.md",
+                "+++\ntitle = \"A\"\ndate = 2024-01-01\n+++\nSee [B](@/blog/b.md#part) and\n[gone](@/blog/gone.md).\n",
+            ),
+            (
+                "site/content/blog/b.md",
+                "+++\ntitle = \"B\"\npath = \"2024/02/02/bee\"\n+++\nB.\n",
+            ),
+        ],
+        "/{slug}/",
+    );
+    assert_eq!(catalog.all().len(), 2);
+    let a = catalog.by_slug("a").unwrap();
+    assert!(
+        a.body
+            .contains("[B](https://example.com/blog/2024/02/02/bee/#part)"),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("@/"), "{}", a.body);
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "site/content/blog/a.md:6:8: error: link target \"@/blog/gone.md\" is not an article of the store; give its path from the content folder, like @/blog/post.md"
+        ]
+    );
+}
+
+#[test]
+fn jekyll_liquid_links_and_problems_are_located_in_the_file() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "_posts/2024-01-01-one.md",
+                "---\ntitle: One\n---\nSee [two]({% post_url 2024-02-02-two %}).\n\n{% include card.html %}\n",
+            ),
+            ("_posts/2024-02-02-two.md", "---\ntitle: Two\n---\nTwo.\n"),
+        ],
+        "/{year}/{month}/{day}/{slug}.html",
+    );
+    let one = catalog.by_slug("one").unwrap();
+    assert_eq!(
+        one.body,
+        "See [two](https://example.com/blog/2024/02/02/two.html).\n\n\n"
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].line, errors[0].col), (6, 1));
+}
+
+#[test]
+fn slugs_shared_by_different_permalinks_are_both_published() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "_posts/2024-03-01-hello.md",
+                "---\ntitle: New hello\n---\nx\n",
+            ),
+            (
+                "_posts/2019-05-01-hello.md",
+                "---\ntitle: Old hello\n---\nx\n",
+            ),
+        ],
+        "/{year}/{slug}/",
+    );
+    assert_eq!(errors, vec![]);
+    let slugs: Vec<(&str, &str)> = catalog
+        .all()
+        .iter()
+        .map(|a| (a.slug.as_str(), a.url.as_str()))
+        .collect();
+    assert_eq!(
+        slugs,
+        [
+            ("2024-03-01-hello", "https://example.com/blog/2024/hello/"),
+            ("hello", "https://example.com/blog/2019/hello/"),
+        ],
+        "the oldest keeps the plain slug"
+    );
+}
+
+#[test]
+fn a_file_name_that_cannot_be_a_slug_is_refused() {
+    let e = parse("_posts/2024-01-01-my post.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "_posts/2024-01-01-my post.md:1:1: error: the file name gives slug \"my post\", which cannot be part of a URL; use letters, digits and hyphens; rename the file, or set the slug in front matter (slug: ...)"
+    );
+    let a = parse(
+        "_posts/2024-01-01-my post.md",
+        "---\ntitle: T\nslug: my-post\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "my-post");
+}
+
+#[test]
+fn own_permalinks_from_front_matter_are_used() {
+    let jekyll = parse(
+        "_posts/2024-01-05-x.md",
+        "---\ntitle: T\npermalink: /:year/:month/:title.html\n---\n",
+    )
+    .unwrap();
+    assert_eq!(jekyll.url, "https://example.com/blog/2024/01/x.html");
+    let hugo = parse(
+        "content/posts/x.md",
+        "---\ntitle: T\ndate: 2024-01-05\nurl: /custom/place\n---\n",
+    )
+    .unwrap();
+    assert_eq!(hugo.url, "https://example.com/blog/custom/place/");
+}
+
+#[test]
+fn a_liquid_looking_sample_in_a_hugo_or_plain_article_is_kept() {
+    let a = parse(
+        "content/posts/templates.md",
+        "---\ntitle: T\ndate: 2024-01-05\n---\n```\n{{ .Title }} {% if x %}\n```\n",
+    )
+    .unwrap();
+    assert!(a.body.contains("{{ .Title }} {% if x %}"), "{}", a.body);
 }
