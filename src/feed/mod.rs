@@ -10,11 +10,13 @@
 //! a feed, empty if need be, never a 404. An article's HTML is rendered once however many feeds carry it.
 //!
 //! The rules readers depend on live here: item ids are the article's `id` (its permalink unless front matter
-//! pins one) and never change; every URL inside content is absolute ([`urls`]); dates carry a zone; feed-level
+//! pins one) and never change; content is sanitised (no script, handler, `javascript:` URL or foreign iframe:
+//! `content`) and capped at [`MAX_ITEM_CONTENT_BYTES`]; every URL inside content is absolute ([`urls`]); dates carry a zone; feed-level
 //! timestamps come from the newest article, never the clock, so an unchanged store renders identical bytes;
 //! strings are stripped of characters XML forbids before they reach the `rss` and `atom_syndication` builders.
 
 mod atom;
+mod content;
 mod json;
 mod rss;
 pub mod urls;
@@ -199,7 +201,10 @@ impl<'a> Groups<'a, '_> {
             .into_iter()
             .chain(self.catalog.all().iter().flat_map(groups_of))
         {
-            names.entry(slug).or_insert(name);
+            // A name without a slug ("!!!") cannot name a folder; the store reports it.
+            if !slug.is_empty() {
+                names.entry(slug).or_insert(name);
+            }
         }
         let mut items: HashMap<String, Vec<&'a Article>> = HashMap::new();
         for &a in self.published {
@@ -241,7 +246,7 @@ pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> 
         for a in plans.iter().flat_map(|p| p.items.iter()) {
             contents
                 .entry(a.url.as_str())
-                .or_insert_with(|| item_html(a));
+                .or_insert_with(|| item_html(a, &config.site.base_url));
         }
     }
     for plan in plans {
@@ -270,11 +275,11 @@ pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> 
     files
 }
 
-/// An article's content as a feed carries it: URLs absolute, at most [`MAX_ITEM_CONTENT_BYTES`] (a longer one
-/// ends with a link to the rest on the site).
-fn item_html(a: &Article) -> String {
+/// An article's content as a feed carries it: sanitised, URLs absolute ([`content`]), at most
+/// [`MAX_ITEM_CONTENT_BYTES`] (a longer one ends with a link to the rest on the site).
+fn item_html(a: &Article, site: &url::Url) -> String {
     let (html, cut) = a.html_capped(MAX_ITEM_CONTENT_BYTES);
-    let mut html = urls::absolutize_html(&html, &a.url);
+    let mut html = content::feed_html(&html, &a.url, site);
     if cut {
         html.push_str(&format!(
             "<p><a href=\"{}\">Read the rest of \u{201c}{}\u{201d} on the site</a></p>\n",

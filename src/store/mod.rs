@@ -6,7 +6,7 @@
 //! the parser is pure and testable on strings; [`load`] reads every file, then parses in two steps, each on
 //! every core: front matter first (which gives every permalink: Zola's `path`, Jekyll's `permalink` and dated
 //! file names, Hugo's `url`, else the site's pattern), then bodies, whose generator markup is evaluated before
-//! Markdown ([`body`]: Jekyll's Liquid and kramdown attribute lists, Hugo's shortcodes, Zola's `@/` links, the
+//! Markdown (`body`: Jekyll's Liquid and kramdown attribute lists, Hugo's shortcodes, Zola's `@/` links, the
 //! links resolved to the other articles' permalinks).
 //!
 //! A file that cannot become an article (too big, binary, not UTF-8, bad front matter, a permalink an earlier
@@ -349,6 +349,7 @@ pub fn collect_articles(
         }
     }
     articles.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.source.cmp(&b.source)));
+    errors.extend(separate_taxonomies(&mut articles));
     let mut slugs: HashSet<String> = HashSet::new();
     for article in &mut articles {
         if !slugs.insert(article.slug.clone()) {
@@ -363,6 +364,54 @@ pub fn collect_articles(
         }
     }
     (Catalog::new(articles), errors)
+}
+
+/// Category (and tag) names that share a slug, and so a feed folder, but are not spellings of one name ("C++"
+/// and "C" are both `c`): the oldest article's name keeps the folder; a later article's other name is reported,
+/// naming both, and left out of it, so no feed mixes two subjects. Spellings that differ only in case, spaces,
+/// hyphens or underscores ("Dev Ops", "dev-ops") are one name. `articles` are oldest first.
+fn separate_taxonomies(articles: &mut [Article]) -> Vec<ArticleError> {
+    fn spelling(name: &str) -> String {
+        name.chars()
+            .filter(|c| !c.is_whitespace() && *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+    let mut errors = Vec::new();
+    // (kind, slug) → (spelling, name, file) of the first article that used it.
+    let mut owners: HashMap<(&'static str, String), (String, String, PathBuf)> = HashMap::new();
+    let mut conflict = |kind: &'static str, name: &str, source: &Path| -> bool {
+        let slug = taxonomy_slug(name);
+        let owner = owners
+            .entry((kind, slug.clone()))
+            .or_insert_with(|| (spelling(name), name.to_string(), source.to_owned()));
+        if owner.0 == spelling(name) {
+            return false;
+        }
+        errors.push(ArticleError {
+            path: source.to_owned(),
+            line: 1,
+            col: 1,
+            message: format!(
+                "{kind} \"{name}\" and {kind} \"{}\" (in {}) would share the feed folder {kind}/{slug}/; rename one \
+                 of them (\"{name}\" is left out of it)",
+                owner.1,
+                owner.2.display()
+            ),
+        });
+        true
+    };
+    for a in articles.iter_mut() {
+        if a.category
+            .as_deref()
+            .is_some_and(|c| conflict("category", c, &a.source))
+        {
+            a.category = None;
+        }
+        let source = a.source.clone();
+        a.tags.retain(|t| !conflict("tag", t, &source));
+    }
+    errors
 }
 
 /// The store as a whole cannot be read: nothing may be published from it (empty feeds would replace the real
@@ -695,6 +744,34 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     // `[rust, Rust]` is one tag (one `tag/rust/` feed): keep the first spelling of each slug.
     let mut seen = HashSet::new();
     tags.retain(|t| seen.insert(taxonomy_slug(t)));
+    // A name of only punctuation ("!!!") has no slug to name a feed folder: reported, and left out.
+    let mut nameless = |kind: &str, name: &str, keys: &[&str]| {
+        let (l, c) = keys
+            .iter()
+            .find(|k| key_position(split.front, k).is_some())
+            .map_or((split.front_line, 1), |k| at_key(k));
+        problems.push(fail(
+            l,
+            c,
+            format!(
+                "{kind} \"{name}\" has no letter or digit to name its feed folder ({kind}/<name>/); rename it"
+            ),
+        ));
+    };
+    let category = category.filter(|c| {
+        let named = !taxonomy_slug(c).is_empty();
+        if !named {
+            nameless("category", c, &["category", "categories", "taxonomies"]);
+        }
+        named
+    });
+    tags.retain(|t| {
+        let named = !taxonomy_slug(t).is_empty();
+        if !named {
+            nameless("tag", t, &["tags", "taxonomies"]);
+        }
+        named
+    });
 
     // Where the article is published: Zola's `path`, Jekyll's `permalink`, Hugo's `url`, else the site's pattern.
     let own_url = zola_path.map(str::to_string).or_else(|| {

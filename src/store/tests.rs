@@ -663,3 +663,62 @@ fn a_liquid_looking_sample_in_a_hugo_or_plain_article_is_kept() {
     .unwrap();
     assert!(a.body.contains("{{ .Title }} {% if x %}"), "{}", a.body);
 }
+
+#[test]
+fn a_category_or_tag_without_a_slug_is_reported_and_left_out() {
+    let p = parse_full(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\ncategory: \"!!!\"\ntags: [ok, \"???\"]\n---\n",
+    )
+    .unwrap();
+    assert_eq!(p.article.category, None);
+    assert_eq!(p.article.tags, ["ok"]);
+    let messages: Vec<String> = p.problems.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "x.md:4:11: error: category \"!!!\" has no letter or digit to name its feed folder (category/<name>/); rename it",
+            "x.md:5:7: error: tag \"???\" has no letter or digit to name its feed folder (tag/<name>/); rename it",
+        ]
+    );
+}
+
+#[test]
+fn names_that_share_a_folder_but_not_a_spelling_are_reported_naming_both() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "c.md",
+                "---\ntitle: C\ndate: 2024-01-01\ncategory: C\ntags: [Dev Ops]\n---\n",
+            ),
+            (
+                "cpp.md",
+                "---\ntitle: Cpp\ndate: 2024-02-01\ncategory: C++\ntags: [dev-ops, C#]\n---\n",
+            ),
+            (
+                "c-again.md",
+                "---\ntitle: C again\ndate: 2024-03-01\ncategory: c\ntags: [c]\n---\n",
+            ),
+        ],
+        "/{slug}/",
+    );
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "cpp.md:1:1: error: category \"C++\" and category \"C\" (in c.md) would share the feed folder category/c/; rename one of them (\"C++\" is left out of it)",
+            "c-again.md:1:1: error: tag \"c\" and tag \"C#\" (in cpp.md) would share the feed folder tag/c/; rename one of them (\"c\" is left out of it)",
+        ]
+    );
+    let cpp = catalog.by_slug("cpp").unwrap();
+    assert_eq!(
+        (cpp.category.as_deref(), cpp.tags.clone()),
+        (None, vec!["dev-ops".to_string(), "C#".to_string()])
+    );
+    let again = catalog.by_slug("c-again").unwrap();
+    assert_eq!(
+        again.category.as_deref(),
+        Some("c"),
+        "same spelling as \"C\""
+    );
+}

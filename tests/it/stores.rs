@@ -321,3 +321,94 @@ fn a_huge_article_is_cut_in_feeds_and_links_to_the_rest() {
     }
     assert_every_feed_valid(&env);
 }
+
+/// Inline HTML in an article reaches every reader: nothing in it may run, load from elsewhere or restyle.
+#[test]
+fn feed_content_is_sanitised_and_noscript_urls_are_absolute() {
+    let env = TestEnv::empty();
+    env.write_config("");
+    good_article(&env);
+    env.write_article(
+        "hostile-html.md",
+        "---\ntitle: Hostile HTML\ndate: 2024-01-03\n---\nText <span style=\"position:fixed\" onmouseover=\"steal()\">hover</span>.\n\n\
+         <script>document.cookie</script>\n\n<a href=\"javascript:alert(1)\">click</a> <a href=\"data:text/html,<b>x</b>\">data</a>\n\n\
+         <iframe src=\"https://tracker.example.net/embed\"></iframe>\n\n<img src=\"x.png\" onerror=\"alert(1)\">\n\n\
+         <img data-src=\"lazy.png\"><noscript><img src=\"images/real.png\" alt=\"real\"></noscript>\n",
+    );
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    assert_eq!(titles(&env), ["Hostile HTML", "Good"]);
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    let content = json["items"][0]["content_html"].as_str().unwrap();
+    for gone in [
+        "<script",
+        "document.cookie",
+        "onmouseover",
+        "onerror",
+        "javascript:",
+        "data:",
+        "style=",
+        "<iframe",
+        "noscript",
+    ] {
+        assert!(!content.contains(gone), "{gone} in {content}");
+    }
+    for kept in [
+        "<span>hover</span>",
+        "<a href=\"https://tracker.example.net/embed\">https://tracker.example.net/embed</a>",
+        "<img src=\"https://example.com/blog/posts/hostile-html/x.png\">",
+        "<img src=\"https://example.com/blog/posts/hostile-html/images/real.png\" alt=\"real\">",
+    ] {
+        assert!(content.contains(kept), "{kept} missing from {content}");
+    }
+    for feed in ["rss.xml", "atom.xml"] {
+        let xml = env.read_public(feed);
+        assert!(
+            !xml.contains("javascript:") && !xml.contains("&lt;script"),
+            "{feed}"
+        );
+    }
+}
+
+/// Regression: "C++" and "C" were merged into one feed `category/c/`, and "!!!" got the folder `category//`.
+#[test]
+fn categories_that_would_share_a_feed_folder_are_reported_naming_both() {
+    let env = TestEnv::empty();
+    env.write_config("[feeds]\nper_tag = true\n");
+    env.write_article(
+        "c.md",
+        "---\ntitle: On C\ndate: 2024-01-01\ncategory: C\n---\nx\n",
+    );
+    env.write_article(
+        "cpp.md",
+        "---\ntitle: On C++\ndate: 2024-01-02\ncategory: C++\ntags: [\"!!!\", templates]\n---\nx\n",
+    );
+    let stderr = env.run_ok(&["build"]);
+    assert!(
+        stderr.contains("cpp.md:1:1: error: category \"C++\" and category \"C\" (in ")
+            && stderr.contains("would share the feed folder category/c/; rename one of them"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "cpp.md:5:7: error: tag \"!!!\" has no letter or digit to name its feed folder"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(titles(&env), ["On C++", "On C"], "both are published");
+    let c: Value = serde_json::from_str(&env.read_public("category/c/feed.json")).unwrap();
+    let in_c: Vec<&str> = c["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_c, ["On C"], "no merged feed");
+    let tags: Vec<String> = std::fs::read_dir(env.public("tag"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(tags, ["templates"], "no unnamed folder");
+    assert_every_feed_valid(&env);
+    assert_eq!(check_problems(&env).len(), 2);
+}
