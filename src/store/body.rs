@@ -130,14 +130,19 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// What precedes `at` on its line when that is only whitespace (the indentation of a tag on its own line).
-pub fn line_indent(text: &str, at: usize) -> Option<&str> {
-    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let before = &text[start..at];
-    before
-        .chars()
-        .all(|c| c == ' ' || c == '\t')
-        .then_some(before)
+/// Appends a fenced code block to `out`, starting on a line of its own (a new one when `out` ends inside a line
+/// of text) with the fences indented like that line, and ending with a line break.
+pub fn push_fenced_code(out: &mut String, lang: &str, code: &str) {
+    let line_start = out.rfind('\n').map_or(0, |i| i + 1);
+    let indent = &out[line_start..];
+    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') {
+        indent.to_string()
+    } else {
+        out.push_str("\n\n");
+        String::new()
+    };
+    out.push_str(&fenced_code(lang, code, &indent));
+    out.push('\n');
 }
 
 #[cfg(test)]

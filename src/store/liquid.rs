@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::body::{Problem, escape_html, fenced_code, line_indent};
+use super::body::{Problem, escape_html, push_fenced_code};
 use super::links::LinkIndex;
 
 /// The values `{{ site.* }}` and `{{ page.* }}` read.
@@ -267,14 +267,7 @@ impl<'a> Renderer<'a> {
                 "{% highlight %} is never closed; add {% endhighlight %}",
             );
         }
-        let indent = match line_indent(self.src, open.start) {
-            Some(indent) => indent.to_string(),
-            None => {
-                out.push_str("\n\n");
-                String::new()
-            }
-        };
-        out.push_str(&fenced_code(lang, &code, &indent));
+        push_fenced_code(out, lang, &code);
         end.unwrap_or(self.src.len())
     }
 
@@ -464,7 +457,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "Intro\n\n```ruby\n# a comment\nputs \"<!DOCTYPE x [\"\n```\n\nAfter\n"
+            "Intro\n\n```ruby\n# a comment\nputs \"<!DOCTYPE x [\"\n```\n\n\nAfter\n"
         );
         assert_eq!(problems, vec![]);
     }
@@ -536,6 +529,14 @@ mod tests {
             problems[3].message.contains("post_url nope"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_highlight_after_trimmed_whitespace_still_starts_its_own_line() {
+        let (out, _) = run(
+            "text.\n\n{%- comment -%} x {%- endcomment -%}\n\n{% highlight sh -%}\n$ ls\n{% endhighlight -%}\nnext\n",
+        );
+        assert_eq!(out, "text.\n\n```sh\n$ ls\n```\nnext\n");
     }
 
     #[test]

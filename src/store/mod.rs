@@ -713,9 +713,17 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             .and_then(|key| ctx.authors.get(key).map(|a| author_from_config(key, a))),
     };
 
+    let dialect = body::Dialect::of(&path, split.format);
+    // Jekyll reads `categories: jekyll update` as two categories; Hugo and Zola write lists (or commas).
+    let names = |list: OneOrMany| match (list, dialect) {
+        (OneOrMany::One(s), body::Dialect::Jekyll) => {
+            s.split_whitespace().map(str::to_string).collect()
+        }
+        (list, _) => list.into_vec(),
+    };
     let categories: Vec<String> = fm
         .categories
-        .map(OneOrMany::into_vec)
+        .map(names)
         .or_else(|| {
             fm.taxonomies
                 .as_ref()
@@ -735,7 +743,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     let mut tags: Vec<String> = fm
         .tags
         .or_else(|| fm.taxonomies.and_then(|t| t.tags))
-        .map(|t| t.into_vec())
+        .map(names)
         .unwrap_or_default()
         .iter()
         .map(|t| single_line(t))
@@ -803,7 +811,6 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .map(single_line);
-    let dialect = body::Dialect::of(&path, split.format);
     let liquid = match dialect {
         body::Dialect::Jekyll => liquid_variables(
             ctx,

@@ -4,7 +4,7 @@
 //! needs the site's templates: its tags are removed (a paired one keeps its content) and it is reported as a
 //! [`Problem`]. `{{</* x */>}}` is Hugo's escape and prints `{{< x >}}`.
 
-use super::body::{Problem, escape_html, fenced_code, line_indent};
+use super::body::{Problem, escape_html, push_fenced_code};
 use super::links::LinkIndex;
 use super::liquid::gist_link;
 
@@ -210,15 +210,8 @@ pub fn render(src: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
                                 Piece::Unclosed(_) => String::new(),
                             })
                             .collect();
-                        let indent = match line_indent(src, tag.start) {
-                            Some(indent) => indent.to_string(),
-                            None => {
-                                out.push_str("\n\n");
-                                String::new()
-                            }
-                        };
                         let lang = tag.get("lang", 0).unwrap_or("");
-                        out.push_str(&fenced_code(lang, &inner, &indent));
+                        push_fenced_code(&mut out, lang, &inner);
                         i += close + 2;
                         continue;
                     }
@@ -398,7 +391,7 @@ mod tests {
              See [other](https://e.com/posts/other/) and [o2](https://e.com/posts/other/#x).\n\n\
              [Watch the video on YouTube](https://www.youtube.com/watch?v=dQw4w9WgXcQ) [A talk](https://vimeo.com/146022717) \
              [View the gist on GitHub](https://gist.github.com/spf13/7896402#file-img-html)\n\n\
-             ```go\n// a comment\nfunc main() {}\n```\n"
+             ```go\n// a comment\nfunc main() {}\n```\n\n"
         );
     }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::browser::serve;
-use crate::feeds::assert_every_feed_valid;
+use crate::feeds::{assert_every_feed_valid, feed_files};
 use crate::support::{TestEnv, age_files, chromium, elements, rewritten_files};
 
 /// The site feed's items as (title, date_published, url).
@@ -411,4 +411,407 @@ fn categories_that_would_share_a_feed_folder_are_reported_naming_both() {
     assert_eq!(tags, ["templates"], "no unnamed folder");
     assert_every_feed_valid(&env);
     assert_eq!(check_problems(&env).len(), 2);
+}
+
+/// A copy of a fixture modelled on a real site, with the store pointed at its content folder (as a user points
+/// tidings at an existing site) and tag and author feeds on.
+fn real_blog(fixture: &str, content: &str, permalink: &str) -> TestEnv {
+    let env = TestEnv::new(fixture, "[feeds]\nper_tag = true\nper_author = true\n");
+    let path = env.path().join("config.toml");
+    let config = std::fs::read_to_string(&path).unwrap().replace(
+        "articles = \"articles\"",
+        &format!("articles = \"articles/{content}\"\npermalink = \"{permalink}\""),
+    );
+    std::fs::write(path, config).unwrap();
+    env
+}
+
+/// The site feed's items as (title, date, URL, first author), newest first, against `expected`.
+fn assert_published(env: &TestEnv, expected: &[(&str, &str, &str, Option<&str>)]) {
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    let items = json["items"].as_array().unwrap();
+    assert_eq!(items.len(), expected.len(), "{items:#?}");
+    for (item, (title, date, url, author)) in items.iter().zip(expected) {
+        assert_eq!(item["title"], *title);
+        assert_eq!(item["date_published"], *date, "{title}");
+        assert_eq!(item["url"], *url, "{title}");
+        assert_eq!(item["authors"][0]["name"].as_str(), *author, "{title}");
+    }
+}
+
+/// `text` without what code elements hold (escaped in XML, raw in JSON): a post may show Liquid in a code block.
+fn without_code(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let open = [("<code", "</code>"), ("&lt;code", "&lt;/code&gt;")]
+            .into_iter()
+            .filter_map(|(o, c)| rest.find(o).map(|i| (i, c)))
+            .min();
+        let Some((i, close)) = open else { break };
+        out.push_str(&rest[..i]);
+        rest = rest[i..]
+            .find(close)
+            .map_or("", |j| &rest[i + j + close.len()..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// No Liquid, shortcode, kramdown attribute list or Zola link reached any feed (outside code samples).
+fn assert_no_generator_markup(env: &TestEnv) {
+    let files = feed_files(env);
+    assert!(files.len() >= 6, "{files:?}");
+    for path in files {
+        let text = without_code(&std::fs::read_to_string(&path).unwrap());
+        for marker in ["{%", "{{", "{:", "@/"] {
+            assert!(
+                !text.contains(marker),
+                "{marker} in {}:\n{text}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `check`'s problems with each path from the store folder on.
+fn store_problems(env: &TestEnv, store: &str) -> Vec<String> {
+    let prefix = format!("{}/", env.path().join("articles").join(store).display());
+    check_problems(env)
+        .into_iter()
+        .map(|l| l.strip_prefix(&prefix).map_or(l.clone(), str::to_string))
+        .collect()
+}
+
+/// The content of the item titled `title` in the site's JSON feed.
+fn content_of(env: &TestEnv, title: &str) -> String {
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["title"] == title)
+        .unwrap_or_else(|| panic!("no item {title}"))["content_html"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
+    let env = real_blog("jekyll-blog", "_posts", "/{year}/{month}/{day}/{slug}.html");
+    env.run_ok(&["build"]);
+    let b = "https://example.com/blog";
+    assert_published(
+        &env,
+        &[
+            (
+                "Hello again (2024)",
+                "2024-05-01T00:00:00+02:00",
+                &format!("{b}/2024/05/01/hello.html"),
+                None,
+            ),
+            (
+                "A page with its own permalink",
+                "2023-08-20T09:00:00+02:00",
+                &format!("{b}/notes/a-page-with-its-own-permalink/"),
+                None,
+            ),
+            (
+                "Gists and links between posts",
+                "2023-07-04T00:00:00+02:00",
+                &format!("{b}/2023/07/04/gists-and-links.html"),
+                Some("Guest Writer"),
+            ),
+            (
+                "What only Jekyll can render",
+                "2023-06-01T00:00:00+02:00",
+                &format!("{b}/2023/06/01/what-only-jekyll-can-render.html"),
+                None,
+            ),
+            (
+                "Release notes for 2.1",
+                "2023-03-10T00:00:00+01:00",
+                &format!("{b}/2023/03/10/release-notes.html"),
+                Some("Ann Author"),
+            ),
+            (
+                "Configuring with XML",
+                "2023-02-01T00:00:00+01:00",
+                &format!("{b}/2023/02/01/configuring-with-xml.html"),
+                Some("Ann Author"),
+            ),
+            (
+                "Welcome to Jekyll!",
+                "2023-01-15T10:31:52+01:00",
+                &format!("{b}/2023/01/15/welcome-to-jekyll.html"),
+                Some("Ann Author"),
+            ),
+            (
+                "Hello (2019)",
+                "2019-05-01T00:00:00+02:00",
+                &format!("{b}/2019/05/01/hello.html"),
+                None,
+            ),
+        ],
+    );
+    assert_no_generator_markup(&env);
+    assert_every_feed_valid(&env);
+
+    let welcome = content_of(&env, "Welcome to Jekyll!");
+    assert!(
+        welcome.contains("<pre><code class=\"language-ruby\"># Prints 'Hi, Tom' to STDOUT."),
+        "{welcome}"
+    );
+    assert!(
+        !welcome.contains("<h1>"),
+        "a Ruby comment is not a heading: {welcome}"
+    );
+    assert!(
+        welcome.contains("href=\"https://example.com/blog/feed.xml\""),
+        "{welcome}"
+    );
+    let xml = content_of(&env, "Configuring with XML");
+    assert!(
+        xml.contains("&lt;!DOCTYPE note ["),
+        "the declaration is code, not markup: {xml}"
+    );
+    assert!(
+        xml.contains("{{ page.title }} was written by {{ page.author }}"),
+        "raw is verbatim: {xml}"
+    );
+    assert!(
+        xml.contains("href=\"https://example.com/blog/2023/01/15/welcome-to-jekyll.html\""),
+        "{xml}"
+    );
+    let notes = content_of(&env, "Release notes for 2.1");
+    for part in [
+        "Version 2.1 is out. This page is \u{201c}Release notes for 2.1\u{201d}.",
+        "src=\"https://example.com/blog/assets/logo.png\"",
+        "href=\"https://example.com/blog/releases/\"",
+        "<table>",
+        "{% assign version = \"2.1\" %}",
+    ] {
+        assert!(notes.contains(part), "{part} missing from {notes}");
+    }
+    assert!(
+        !notes.contains("TODO"),
+        "kramdown comments are dropped: {notes}"
+    );
+    let gists = content_of(&env, "Gists and links between posts");
+    for part in [
+        "href=\"https://gist.github.com/octocat/6cad326836d38bd3a7ae\"",
+        "href=\"https://example.com/blog/2023/02/01/configuring-with-xml.html\"",
+        "href=\"https://example.com/blog/2023/03/10/release-notes.html\"",
+        "<code class=\"language-shell\">$ bundle exec jekyll serve",
+    ] {
+        assert!(gists.contains(part), "{part} missing from {gists}");
+    }
+    assert!(!gists.contains("never shows"), "{gists}");
+    let own = content_of(&env, "A page with its own permalink");
+    assert!(
+        own.contains("lives at /notes/a-page-with-its-own-permalink/."),
+        "{own}"
+    );
+    let only = content_of(&env, "What only Jekyll can render");
+    assert!(only.contains("\u{201c}quotes\u{201d}"), "{only}");
+    assert!(
+        !only.contains("Don\u{2019}t") && !only.contains("Don't"),
+        "the include's arguments are gone: {only}"
+    );
+    // Categories as Jekyll reads them: `categories: jekyll update` is two.
+    assert!(env.public("category/jekyll/rss.xml").is_file());
+    assert!(env.public("author/ann/atom.xml").is_file());
+
+    assert_eq!(
+        store_problems(&env, "_posts"),
+        [
+            "2023-06-01-what-only-jekyll-can-render.md:7:1: error: Liquid tag \"{% include note.html content=\"Don't panic\" %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
+            "2023-06-01-what-only-jekyll-can-render.md:9:23: error: Liquid \"{{ site.data.releases.latest }}\" names a value tidings does not have (it knows site.url, site.baseurl, site.title, page.* and assigned names); it is left out of the feeds",
+            "2023-06-01-what-only-jekyll-can-render.md:11:1: error: Liquid tag \"{% if page.comments %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
+            "2023-06-01-what-only-jekyll-can-render.md:11:41: error: Liquid tag \"{% endif %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
+        ]
+    );
+}
+
+#[test]
+fn a_hugo_blog_publishes_every_post_with_shortcodes_evaluated() {
+    let env = real_blog("hugo-blog", "content", "/posts/{slug}/");
+    env.run_ok(&["build"]);
+    let b = "https://example.com/blog";
+    assert_published(
+        &env,
+        &[
+            (
+                "An announcement with its own URL",
+                "2024-04-01T12:00:00+02:00",
+                &format!("{b}/announcements/custom/"),
+                None,
+            ),
+            (
+                "Shortcodes everywhere",
+                "2024-03-05T00:00:00+01:00",
+                &format!("{b}/posts/shortcodes/"),
+                Some("Ann Author"),
+            ),
+            (
+                "A page bundle",
+                "2024-02-01T08:00:00+00:00",
+                &format!("{b}/posts/bundle/"),
+                Some("Ann Author"),
+            ),
+            (
+                "First steps with Hugo",
+                "2024-01-10T09:00:00+01:00",
+                &format!("{b}/posts/first-steps/"),
+                Some("Ann Author"),
+            ),
+        ],
+    );
+    assert_no_generator_markup(&env);
+    assert_every_feed_valid(&env);
+
+    let first = content_of(&env, "First steps with Hugo");
+    for part in [
+        "<figure><img src=\"https://example.com/images/hugo-logo.png\" alt=\"Hugo logo\"><figcaption><p>The logo, \"as is\"</p></figcaption></figure>",
+        "<code class=\"language-go\">// main prints a greeting.",
+    ] {
+        assert!(first.contains(part), "{part} missing from {first}");
+    }
+    let bundle = content_of(&env, "A page bundle");
+    for part in [
+        "<a href=\"https://example.com/blog/posts/bundle/diagram-large.png\"><img src=\"https://example.com/blog/posts/bundle/diagram.png\" alt=\"\"></a>",
+        "<h4>How bundles work</h4>",
+        "href=\"https://example.com/blog/posts/first-steps/\"",
+        "href=\"https://example.com/blog/posts/shortcodes/\"",
+        "href=\"https://www.youtube.com/watch?v=w7Ft2ymGmfc\"",
+    ] {
+        assert!(bundle.contains(part), "{part} missing from {bundle}");
+    }
+    let shortcodes = content_of(&env, "Shortcodes everywhere");
+    for part in [
+        "href=\"https://vimeo.com/146022717\"",
+        "href=\"https://gist.github.com/spf13/7896402\"",
+        "Shortcodes with Markdown inside use the percent form.",
+        "<a href=\"https://janedoe.example.org/\">Jane Doe</a>",
+        "<code class=\"language-python\"># not a heading",
+    ] {
+        assert!(
+            shortcodes.contains(part),
+            "{part} missing from {shortcodes}"
+        );
+    }
+    assert!(!shortcodes.contains("GoHugoIO"), "{shortcodes}");
+    let custom = content_of(&env, "An announcement with its own URL");
+    assert!(custom.contains(">Hugo in five minutes</a>"), "{custom}");
+    assert!(
+        custom.contains("href=\"https://example.com/blog/posts/bundle/\""),
+        "{custom}"
+    );
+
+    assert_eq!(
+        store_problems(&env, "content"),
+        [
+            "posts/shortcodes.md:11:1: error: shortcode \"{{< tweet user=\"GoHugoIO\" id=\"1315233626070503424\" >}}\" needs the site's Hugo templates; it is left out of the feeds",
+            "posts/shortcodes.md:13:1: error: shortcode \"{{% notice tip %}}\" needs the site's Hugo templates; it is left out of the feeds (what it encloses is kept, up to {{< /notice >}})",
+        ]
+    );
+}
+
+#[test]
+fn a_zola_blog_publishes_every_post_with_paths_authors_and_internal_links() {
+    let env = real_blog("zola-blog", "content", "/{slug}/");
+    env.run_ok(&["build"]);
+    let b = "https://example.com/blog";
+    assert_published(
+        &env,
+        &[
+            (
+                "Dated and slugged",
+                "2023-01-01T12:00:00+00:00",
+                &format!("{b}/with-a-slug/"),
+                None,
+            ),
+            (
+                "A page bundle",
+                "2022-05-05T00:00:00+02:00",
+                &format!("{b}/bundle/"),
+                Some("Ann Author"),
+            ),
+            (
+                "Dated by its file name",
+                "2022-03-04T00:00:00+01:00",
+                &format!("{b}/underscored/"),
+                None,
+            ),
+            (
+                "A second post",
+                "2021-07-01T00:00:00+02:00",
+                &format!("{b}/2021/07/01/a-different-slug/"),
+                Some("Grace Hopper"),
+            ),
+            (
+                "My first post",
+                "2021-06-14T00:00:00+02:00",
+                &format!("{b}/2021/06/14/first-post/"),
+                Some("Ann Author"),
+            ),
+        ],
+    );
+    assert_no_generator_markup(&env);
+    assert_every_feed_valid(&env);
+    for (title, links) in [
+        (
+            "My first post",
+            &[format!("{b}/2021/07/01/a-different-slug/")][..],
+        ),
+        (
+            "A second post",
+            &[
+                format!("{b}/2021/06/14/first-post/#welcome"),
+                format!("{b}/underscored/"),
+            ][..],
+        ),
+        ("Dated by its file name", &[format!("{b}/bundle/")][..]),
+        (
+            "A page bundle",
+            &[format!("{b}/2021/06/14/first-post/")][..],
+        ),
+        (
+            "Dated and slugged",
+            &[format!("{b}/2021/07/01/a-different-slug/")][..],
+        ),
+    ] {
+        let content = content_of(&env, title);
+        for link in links {
+            assert!(
+                content.contains(&format!("href=\"{link}\"")),
+                "{title}: {link} missing from {content}"
+            );
+        }
+    }
+    let bundle = content_of(&env, "A page bundle");
+    assert!(
+        bundle.contains("src=\"https://example.com/blog/bundle/cover.jpg\""),
+        "{bundle}"
+    );
+    assert!(
+        bundle.contains("and this one is gone."),
+        "the missing link keeps its text: {bundle}"
+    );
+    let dated = content_of(&env, "Dated and slugged");
+    assert!(dated.contains("<code>@/not-a-link.md</code>"), "{dated}");
+    for author in ["ann", "grace-hopper"] {
+        assert!(
+            env.public(&format!("author/{author}/feed.json")).is_file(),
+            "{author}"
+        );
+    }
+
+    assert_eq!(
+        store_problems(&env, "content"),
+        [
+            "blog/bundle/index.md:13:76: error: link target \"@/blog/deleted.md\" is not an article of the store; give its path from the content folder, like @/blog/post.md"
+        ]
+    );
 }
