@@ -59,17 +59,14 @@ impl Markup<'_> {
 /// The next `{%`/`{{` at or after `from`, with its closing delimiter; `None` past the last one. An opening
 /// without a closing is returned with `end == src.len()` and reported by the caller.
 fn next_markup(src: &str, from: usize) -> Option<Result<Markup<'_>, usize>> {
-    let rest = &src[from..];
-    let at = rest.find(['{'])?;
-    let mut search = at;
+    let mut i = from + src[from..].find('{')?;
     loop {
-        let i = from + search;
-        let open = src.get(i..i + 2)?;
-        let (kind, close) = match open {
-            "{%" => (Kind::Tag, "%}"),
-            "{{" => (Kind::Output, "}}"),
+        // Bytes, not `&str` slices: the character after a `{` may be several bytes long.
+        let (kind, close) = match src.as_bytes().get(i + 1) {
+            Some(b'%') => (Kind::Tag, "%}"),
+            Some(b'{') => (Kind::Output, "}}"),
             _ => {
-                search += 1 + src[i + 1..].find('{')?;
+                i += 1 + src[i + 1..].find('{')?;
                 continue;
             }
         };
@@ -537,6 +534,14 @@ mod tests {
             "text.\n\n{%- comment -%} x {%- endcomment -%}\n\n{% highlight sh -%}\n$ ls\n{% endhighlight -%}\nnext\n",
         );
         assert_eq!(out, "text.\n\n```sh\n$ ls\n```\nnext\n");
+    }
+
+    /// Found by fuzzing: a `{` before a character of several bytes hid every tag after it.
+    #[test]
+    fn a_brace_before_a_multibyte_character_hides_nothing() {
+        let (out, problems) = run("{\u{ae}{{ site.url }} {\u{e9}");
+        assert_eq!(out, "{\u{ae}https://example.com {\u{e9}");
+        assert_eq!(problems, vec![]);
     }
 
     #[test]

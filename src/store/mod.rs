@@ -868,9 +868,12 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
         dialect,
         liquid,
     } = head;
-    let raw = &text[body_start..];
+    // Characters XML forbids go first: dropped later, they could join what the passes saw apart (a link
+    // definition that only became one without them).
+    let written = &text[body_start..];
+    let raw = xml_safe(written);
     let (markdown, found) = body::prepare(
-        raw,
+        &raw,
         &body::BodyContext {
             dialect,
             links,
@@ -878,7 +881,8 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
         },
     );
     for p in found {
-        let (line, col) = crate::config::line_col(&text, body_start + p.offset);
+        let offset = offset_in_written(written, &raw, p.offset);
+        let (line, col) = crate::config::line_col(&text, body_start + offset);
         problems.push(ArticleError {
             path: article.source.clone(),
             line,
@@ -894,6 +898,23 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
     article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
     article.body = xml_safe(&markdown);
     Parsed { article, problems }
+}
+
+/// The offset in `written` of byte `offset` of `cleaned` (`written` without the characters XML forbids).
+fn offset_in_written(written: &str, cleaned: &str, offset: usize) -> usize {
+    if written.len() == cleaned.len() {
+        return offset;
+    }
+    let mut kept = 0;
+    for (i, c) in written.char_indices() {
+        if kept >= offset {
+            return i;
+        }
+        if !is_xml_forbidden(&c) {
+            kept += c.len_utf8();
+        }
+    }
+    written.len()
 }
 
 /// Liquid's `site.*` and `page.*` for a Jekyll post.

@@ -54,7 +54,11 @@ fn pieces(src: &str) -> Vec<Piece<'_>> {
         out.push(Piece::Text(&src[pos..i]));
         let percent = src[i..].starts_with("{{%");
         let close = if percent { "%}}" } else { ">}}" };
-        let Some(len) = src[i + 3..].find(close) else {
+        // Unclosed: no closing delimiter, or another shortcode opens before it.
+        let len = src[i + 3..]
+            .find(close)
+            .filter(|&len| find_open(&src[..i + 3 + len], i + 3).is_none());
+        let Some(len) = len else {
             out.push(Piece::Unclosed(i));
             pos = src[i..].find('\n').map_or(src.len(), |n| i + n);
             continue;
@@ -80,7 +84,8 @@ fn find_open(src: &str, from: usize) -> Option<usize> {
         if src[i + 2..].starts_with(['<', '%']) {
             return Some(i);
         }
-        pos = i + 2;
+        // `{{{<`: the shortcode starts at the next brace.
+        pos = i + 1;
     }
 }
 
@@ -201,15 +206,16 @@ pub fn render(src: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
                             i += 1;
                             continue;
                         };
-                        let inner: String = pieces[i + 1..i + 1 + close]
-                            .iter()
-                            .map(|p| match p {
-                                Piece::Text(t) => t.to_string(),
-                                Piece::Literal(l) => l.clone(),
-                                Piece::Tag(t) => src[t.start..t.end].to_string(),
-                                Piece::Unclosed(_) => String::new(),
-                            })
-                            .collect();
+                        // Hugo evaluates shortcodes inside one (a literal one is written escaped).
+                        let Piece::Tag(end_tag) = &pieces[i + 1 + close] else {
+                            unreachable!("`close` indexes a closing tag")
+                        };
+                        let (inner, nested) = render(&src[tag.end..end_tag.start], links);
+                        problems.extend(
+                            nested
+                                .into_iter()
+                                .map(|p| Problem::new(p.offset + tag.end, p.message)),
+                        );
                         let lang = tag.get("lang", 0).unwrap_or("");
                         push_fenced_code(&mut out, lang, &inner);
                         i += close + 2;
@@ -417,6 +423,30 @@ mod tests {
             "{problems:?}"
         );
         assert!(problems[2].message.contains("\"gone.md\""), "{problems:?}");
+    }
+
+    /// Found by fuzzing: the `{{<` of `{{{<` was skipped and printed.
+    #[test]
+    fn a_shortcode_after_a_brace_is_found() {
+        let (out, problems) = render("{{{< youtube x >}} {{{<div>", &links());
+        assert_eq!(
+            out,
+            "{[Watch the video on YouTube](https://www.youtube.com/watch?v=x) {"
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].offset, 20);
+    }
+
+    /// Found by fuzzing: an unclosed `{{<div>` took everything up to the next shortcode's `>}}` with it.
+    #[test]
+    fn an_unclosed_shortcode_ends_where_the_next_one_opens() {
+        let (out, problems) = render("{{<div>\n{{< youtube x >}}\n", &links());
+        assert_eq!(
+            out,
+            "\n[Watch the video on YouTube](https://www.youtube.com/watch?v=x)\n"
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].offset, 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod browser;
 mod digest;
 mod feeds;
+mod fuzz;
 mod related;
 mod stores;
 mod support;
