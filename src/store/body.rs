@@ -35,14 +35,17 @@ pub enum Dialect {
     Jekyll,
     /// Hugo shortcodes (harmless elsewhere: `{{<` and `{{%` are Hugo's own).
     Hugo,
+    /// TOML front matter (`+++`), as Zola and some Hugo sites write it: Zola's shortcodes too (a Tera or Jinja
+    /// sample in a YAML article keeps its `{{ f() }}`).
+    Zola,
 }
 
 impl Dialect {
     /// Jekyll for YAML front matter in a folder whose name starts with `_` (`_posts`, `_drafts`, a collection)
     /// or in a file named `YYYY-MM-DD-title.md`; otherwise Hugo (whose shortcodes no other format uses).
     pub fn of(path: &Path, format: Format) -> Dialect {
-        if format != Format::Yaml {
-            return Dialect::Hugo;
+        if format == Format::Toml {
+            return Dialect::Zola;
         }
         let in_underscore_folder = path.parent().is_some_and(|p| {
             p.components()
@@ -76,23 +79,36 @@ pub fn prepare(raw: &str, ctx: &BodyContext<'_>) -> (String, Vec<Problem>) {
             (super::kramdown::remove_attribute_lists(&out), problems)
         }
         Dialect::Hugo => super::shortcodes::render(raw, ctx.links),
+        Dialect::Zola => {
+            let (hugo, mut problems) = super::shortcodes::render(raw, ctx.links);
+            let (zola, later) = super::shortcodes::render_zola(&hugo);
+            problems.extend(later.into_iter().map(|p| Problem {
+                offset: relocate(raw, &hugo, p.offset),
+                ..p
+            }));
+            (zola, problems)
+        }
     };
     let (out, later) = resolve_internal_links(&first, ctx.links);
-    // The link pass saw the first pass's output: find each of its problems' text in the body as written.
-    for p in later {
-        let offset = if first == raw {
-            p.offset
-        } else {
-            let snippet: String = first[p.offset..]
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != ')')
-                .collect();
-            raw.find(&snippet).unwrap_or(0)
-        };
-        problems.push(Problem { offset, ..p });
-    }
+    problems.extend(later.into_iter().map(|p| Problem {
+        offset: relocate(raw, &first, p.offset),
+        ..p
+    }));
     problems.sort_by_key(|p| p.offset);
     (out, problems)
+}
+
+/// The offset in `raw` of what a later pass found at `offset` of `passed` (an earlier pass's output): the same
+/// offset when that pass changed nothing, else where the text found there first appears in `raw`.
+fn relocate(raw: &str, passed: &str, offset: usize) -> usize {
+    if raw == passed {
+        return offset;
+    }
+    let snippet: String = passed[offset..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ')' | '}'))
+        .collect();
+    raw.find(&snippet).unwrap_or(0)
 }
 
 /// A fenced code block holding `code`, its fences indented like the tag it replaces. The fence is longer than
@@ -168,7 +184,7 @@ mod tests {
             ("site/_drafts/x.md", Format::Yaml, Dialect::Jekyll),
             ("blog/2024-01-05-x.md", Format::Yaml, Dialect::Jekyll),
             ("content/posts/x.md", Format::Yaml, Dialect::Hugo),
-            ("site/_posts/2024-01-05-x.md", Format::Toml, Dialect::Hugo),
+            ("site/_posts/2024-01-05-x.md", Format::Toml, Dialect::Zola),
         ] {
             assert_eq!(Dialect::of(Path::new(path), format), dialect, "{path}");
         }

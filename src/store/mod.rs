@@ -824,7 +824,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             summary.as_deref(),
             author.as_ref(),
         ),
-        body::Dialect::Hugo => liquid::Variables::default(),
+        body::Dialect::Hugo | body::Dialect::Zola => liquid::Variables::default(),
     };
     let body_start = split.body.as_ptr() as usize - text.as_ptr() as usize;
     let article = Article {

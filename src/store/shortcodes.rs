@@ -369,6 +369,178 @@ fn figure(tag: &Tag<'_>) -> String {
     html
 }
 
+/// Zola's shortcodes: `{{ name(key=value, …) }}` and `{% name(…) %}…{% end %}`, evaluated like Hugo's:
+/// the built-in `youtube(id=…)`, `vimeo(id=…)` and `gist(url=…)` become links; any other is reported and removed
+/// (a body shortcode keeps its body). `{{/* … */}}` and `{%/* … */%}` are Zola's escapes. Markup that is not a
+/// call (`{{ x }}`) is not a shortcode and stays as written.
+pub fn render_zola(src: &str) -> (String, Vec<Problem>) {
+    if !src.contains("{{") && !src.contains("{%") {
+        return (src.to_string(), Vec::new());
+    }
+    let mut out = String::with_capacity(src.len());
+    let mut problems = Vec::new();
+    let mut pos = 0;
+    let mut open_bodies: Vec<usize> = Vec::new();
+    while let Some(found) = next_zola(src, pos) {
+        out.push_str(&src[pos..found.start]);
+        pos = found.end;
+        match found.kind {
+            ZolaKind::Escaped(text) => out.push_str(&text),
+            ZolaKind::End => {
+                if open_bodies.pop().is_none() {
+                    out.push_str(&src[found.start..found.end]);
+                }
+            }
+            ZolaKind::Call { name, args, body } => {
+                let arg = |key: &str| {
+                    args.iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.as_str())
+                        .filter(|v| !v.is_empty())
+                };
+                let link = match (name, body) {
+                    ("youtube", false) => arg("id").map(|id| {
+                        format!(
+                            "[Watch the video on YouTube](https://www.youtube.com/watch?v={id})"
+                        )
+                    }),
+                    ("vimeo", false) => arg("id")
+                        .map(|id| format!("[Watch the video on Vimeo](https://vimeo.com/{id})")),
+                    ("gist", false) => {
+                        arg("url").map(|url| format!("[View the gist on GitHub]({url})"))
+                    }
+                    _ => None,
+                };
+                match link {
+                    Some(link) => out.push_str(&link),
+                    None => {
+                        if body {
+                            open_bodies.push(found.start);
+                        }
+                        problems.push(Problem::new(
+                            found.start,
+                            format!(
+                                "shortcode \"{}\" needs the site's Zola templates; it is left out of the feeds{}",
+                                shown(&src[found.start..found.end]),
+                                if body { " (its body is kept)" } else { "" }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out.push_str(&src[pos..]);
+    (out, problems)
+}
+
+enum ZolaKind<'a> {
+    Escaped(String),
+    Call {
+        name: &'a str,
+        args: Vec<(String, String)>,
+        body: bool,
+    },
+    End,
+}
+
+struct ZolaMarkup<'a> {
+    kind: ZolaKind<'a>,
+    start: usize,
+    end: usize,
+}
+
+/// The next Zola shortcode, escape or `{% end %}` at or after `from`.
+fn next_zola(src: &str, from: usize) -> Option<ZolaMarkup<'_>> {
+    let mut i = from;
+    loop {
+        i += src[i..].find('{')?;
+        let (body, close) = match src.as_bytes().get(i + 1) {
+            Some(b'{') => (false, "}}"),
+            Some(b'%') => (true, "%}"),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let inner_start = i + 2;
+        let Some(len) = src[inner_start..].find(close) else {
+            i += 2;
+            continue;
+        };
+        let inner = &src[inner_start..inner_start + len];
+        let end = inner_start + len + 2;
+        if let Some(escaped) = inner.strip_prefix("/*").and_then(|r| r.strip_suffix("*/")) {
+            let open = &src[i..i + 2];
+            return Some(ZolaMarkup {
+                kind: ZolaKind::Escaped(format!("{open}{escaped}{close}")),
+                start: i,
+                end,
+            });
+        }
+        let trimmed = inner.trim();
+        if body && trimmed == "end" {
+            return Some(ZolaMarkup {
+                kind: ZolaKind::End,
+                start: i,
+                end,
+            });
+        }
+        let name_len = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(trimmed.len());
+        let (name, rest) = trimmed.split_at(name_len);
+        match rest
+            .strip_prefix('(')
+            .and_then(|r| r.trim_end().strip_suffix(')'))
+        {
+            Some(args) if !name.is_empty() => {
+                return Some(ZolaMarkup {
+                    kind: ZolaKind::Call {
+                        name,
+                        args: zola_args(args),
+                        body,
+                    },
+                    start: i,
+                    end,
+                });
+            }
+            _ => i += 2,
+        }
+    }
+}
+
+/// `key="value", n=1, flag=true` as (key, value) pairs.
+fn zola_args(args: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut quote = None;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in args.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ',') => {
+                parts.push(&args[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&args[start..]);
+    for part in parts {
+        if let Some((k, v)) = part.split_once('=') {
+            let v = v.trim();
+            let v = ['"', '\'', '`']
+                .into_iter()
+                .find_map(|q| v.strip_prefix(q)?.strip_suffix(q))
+                .unwrap_or(v);
+            out.push((k.trim().to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -447,6 +619,27 @@ mod tests {
         );
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].offset, 0);
+    }
+
+    #[test]
+    fn zola_shortcodes_become_links_or_are_reported() {
+        let src = "{{ youtube(id=\"dQw4w9WgXcQ\", autoplay=true) }} {{ gist(url=\"https://gist.github.com/a/1\") }}\n\
+                   {% note(kind='tip') %}Body *kept*{% end %} {{ custom() }} {{ not_a_call }} {{/* youtube(id=\"x\") */}}";
+        let (out, problems) = render_zola(src);
+        assert_eq!(
+            out,
+            "[Watch the video on YouTube](https://www.youtube.com/watch?v=dQw4w9WgXcQ) \
+             [View the gist on GitHub](https://gist.github.com/a/1)\nBody *kept*  {{ not_a_call }} {{ youtube(id=\"x\") }}"
+        );
+        let offsets: Vec<usize> = problems.iter().map(|p| p.offset).collect();
+        assert_eq!(
+            offsets,
+            [src.find("{% note").unwrap(), src.find("{{ custom").unwrap()]
+        );
+        assert!(
+            problems[0].message.contains("(its body is kept)"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -101,7 +101,13 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("{{< tweet 1 >}}".to_string()),
         Just("{{<".to_string()),
         Just("{{< \"unterminated >}}".to_string()),
-        // kramdown and Zola.
+        // Zola.
+        Just("{{ youtube(id=\"x\") }}".to_string()),
+        Just("{% note(kind='tip') %}body{% end %}".to_string()),
+        Just("{{ custom(a=1, b=\"c, d\") }}".to_string()),
+        Just("{% end %}".to_string()),
+        Just("{{/* gist(url=\"u\") */}}".to_string()),
+        // kramdown and Zola links.
         Just("{: .class #id}".to_string()),
         Just("*x*{:title=\"a } b\"}".to_string()),
         Just("{::comment}".to_string()),
@@ -159,14 +165,22 @@ proptest! {
     fn liquid_shortcodes_and_links_never_reach_the_body_and_problems_are_positioned(
         jekyll in jekyll_body(),
         hugo in body(),
+        zola in body(),
     ) {
         let files = vec![
             ("site/_posts/2024-01-01-a.md".to_string(), format!("---\ntitle: A\n---\n{jekyll}")),
             ("site/content/posts/b.md".to_string(), format!("---\ntitle: B\ndate: 2024-01-02\n---\n{hugo}")),
+            ("site/content/blog/c.md".to_string(), format!("+++\ntitle = \"C\"\ndate = 2024-01-03\n+++\n{zola}")),
         ];
         let (catalog, errors) = parse(&files);
         assert_positions(&files, &errors)?;
-        prop_assert_eq!(catalog.all().len(), 2, "{:?}", errors);
+        prop_assert_eq!(catalog.all().len(), 3, "{:?}", errors);
+        if !zola.contains("/*") {
+            let c = &catalog.by_slug("c").unwrap().body;
+            for call in ["youtube(", "note(", "custom(", "gist("] {
+                prop_assert!(!c.contains(call), "Zola shortcode left in {}", c);
+            }
+        }
         let a = catalog.by_slug("a").unwrap();
         if !jekyll.contains("{% raw %}") {
             let html = a.html();

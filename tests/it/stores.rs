@@ -799,8 +799,26 @@ fn a_zola_blog_publishes_every_post_with_paths_authors_and_internal_links() {
         bundle.contains("and this one is gone."),
         "the missing link keeps its text: {bundle}"
     );
+    assert!(
+        bundle.contains("A quotation the site"),
+        "a body shortcode keeps its body: {bundle}"
+    );
     let dated = content_of(&env, "Dated and slugged");
     assert!(dated.contains("<code>@/not-a-link.md</code>"), "{dated}");
+    for link in [
+        "https://gist.github.com/Keats/e5fb6aad409f28721c0ba14161644c57",
+        "https://vimeo.com/124313553",
+    ] {
+        assert!(
+            dated.contains(&format!("href=\"{link}\"")),
+            "{link} missing from {dated}"
+        );
+    }
+    let first = content_of(&env, "My first post");
+    assert!(
+        first.contains("href=\"https://www.youtube.com/watch?v=w7Ft2ymGmfc\""),
+        "{first}"
+    );
     for author in ["ann", "grace-hopper"] {
         assert!(
             env.public(&format!("author/{author}/feed.json")).is_file(),
@@ -811,7 +829,8 @@ fn a_zola_blog_publishes_every_post_with_paths_authors_and_internal_links() {
     assert_eq!(
         store_problems(&env, "content"),
         [
-            "blog/bundle/index.md:13:76: error: link target \"@/blog/deleted.md\" is not an article of the store; give its path from the content folder, like @/blog/post.md"
+            "blog/bundle/index.md:13:76: error: link target \"@/blog/deleted.md\" is not an article of the store; give its path from the content folder, like @/blog/post.md",
+            "blog/bundle/index.md:15:1: error: shortcode \"{% quote(author=\"Someone famous\") %}\" needs the site's Zola templates; it is left out of the feeds (its body is kept)",
         ]
     );
 }
