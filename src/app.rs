@@ -224,7 +224,15 @@ fn publish(
         path: output.clone(),
         source,
     };
-    let mut out = Staged::begin(output).map_err(write_error)?;
+    let mut live = vec![
+        config.site.articles.as_path(),
+        config.mail.outbox.as_path(),
+        config.newsletter.templates.as_path(),
+    ];
+    if let state::StateLocation::Sqlite(db) = &config.state.database {
+        live.push(db);
+    }
+    let mut out = Staged::begin(output, &live).map_err(write_error)?;
     let mut report = write_feeds(config, catalog, now, &mut out)?;
     write_related(config, catalog, now, &mut report, &mut out)?;
     out.commit().map_err(write_error)?;

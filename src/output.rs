@@ -93,11 +93,22 @@ const STAGE_MARK: &str = ".tidings-stage-";
 
 impl Staged {
     /// Starts a build that publishes into `target`: removes what a killed build left behind, then mirrors
-    /// `target` into a fresh staging folder beside it.
-    pub fn begin(target: &Path) -> std::io::Result<Staged> {
+    /// `target` into a fresh staging folder beside it. When one of `live` (paths other parts of the program
+    /// write to while a build runs: a database, the outbox, the store) lies inside `target`, the folder is not
+    /// switched, since what they write meanwhile would be left in the old copy: each file is replaced on its own.
+    pub fn begin(target: &Path, live: &[&Path]) -> std::io::Result<Staged> {
         std::fs::create_dir_all(target)?;
         let target = std::fs::canonicalize(target)?;
         remove_stale(&target);
+        if let Some(inside) = live.iter().find(|p| absolute(p).starts_with(&target)) {
+            tracing::warn!(
+                folder = %target.display(),
+                inside = %inside.display(),
+                "the output folder holds a file tidings writes elsewhere; writing each file in place instead of \
+                 switching the folder (give [feeds] output a folder of its own)"
+            );
+            return Ok(Staged::in_place(target));
+        }
         let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
             return Ok(Staged::in_place(target));
         };
@@ -176,6 +187,24 @@ impl Drop for Staged {
             let _ = std::fs::remove_dir_all(&self.stage);
         }
     }
+}
+
+/// `path` made absolute with its symlinks resolved as far as it exists (a database file may not exist yet).
+fn absolute(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+    let mut resolved = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_owned());
+    resolved.extend(rest.iter().rev());
+    resolved
 }
 
 /// Swaps two folders in one step (Linux `renameat2(RENAME_EXCHANGE)`); where the file system cannot, moves the old
@@ -351,13 +380,13 @@ mod tests {
     fn a_staged_build_is_invisible_until_committed_then_whole() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("public");
-        let mut first = Staged::begin(&out).unwrap();
+        let mut first = Staged::begin(&out, &[]).unwrap();
         first.write("rss.xml", b"old rss").unwrap();
         first.write("category/a/rss.xml", b"old a").unwrap();
         first.commit().unwrap();
         std::fs::write(out.join("robots.txt"), b"mine").unwrap();
 
-        let mut second = Staged::begin(&out).unwrap();
+        let mut second = Staged::begin(&out, &[]).unwrap();
         assert_eq!(
             second.write("rss.xml", b"new rss").unwrap(),
             WriteOutcome::Written
@@ -387,7 +416,7 @@ mod tests {
     fn a_build_that_changes_nothing_leaves_the_folder_and_its_mtimes_alone() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("public");
-        let mut first = Staged::begin(&out).unwrap();
+        let mut first = Staged::begin(&out, &[]).unwrap();
         first.write("rss.xml", b"same").unwrap();
         first.commit().unwrap();
         let long_ago =
@@ -398,7 +427,7 @@ mod tests {
             .unwrap()
             .set_modified(long_ago)
             .unwrap();
-        let mut second = Staged::begin(&out).unwrap();
+        let mut second = Staged::begin(&out, &[]).unwrap();
         assert_eq!(
             second.write("rss.xml", b"same").unwrap(),
             WriteOutcome::Unchanged
@@ -416,11 +445,11 @@ mod tests {
     fn a_build_dropped_half_way_leaves_the_published_folder_as_it_was() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("public");
-        let mut first = Staged::begin(&out).unwrap();
+        let mut first = Staged::begin(&out, &[]).unwrap();
         first.write("rss.xml", b"old").unwrap();
         first.write("atom.xml", b"old").unwrap();
         first.commit().unwrap();
-        let mut failed = Staged::begin(&out).unwrap();
+        let mut failed = Staged::begin(&out, &[]).unwrap();
         failed.write("rss.xml", b"new").unwrap();
         drop(failed);
         assert_eq!(
@@ -431,6 +460,22 @@ mod tests {
             ]
         );
         assert_eq!(siblings(&out), ["public"]);
+    }
+
+    #[test]
+    fn an_output_folder_holding_a_live_file_is_written_in_place() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("site");
+        let db = out.join("data/tidings.db");
+        let mut build = Staged::begin(&out, &[&db]).unwrap();
+        build.write("rss.xml", b"x").unwrap();
+        assert_eq!(
+            std::fs::read(out.join("rss.xml")).unwrap(),
+            b"x",
+            "written in place at once"
+        );
+        assert_eq!(build.commit().unwrap(), CommitOutcome::InPlace);
+        assert_eq!(siblings(&out), ["site"]);
     }
 
     #[test]
@@ -445,7 +490,7 @@ mod tests {
         let dead = root.path().join(format!(".public{STAGE_MARK}0"));
         std::fs::create_dir_all(&dead).unwrap();
         std::fs::write(dead.join("rss.xml"), b"half").unwrap();
-        let mut build = Staged::begin(&out).unwrap();
+        let mut build = Staged::begin(&out, &[]).unwrap();
         build.write("rss.xml", b"new").unwrap();
         build.commit().unwrap();
         assert_eq!(published(&out), [("rss.xml".to_string(), b"new".to_vec())]);
