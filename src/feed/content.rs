@@ -10,8 +10,6 @@
 //!
 //! The result is XML-safe (a character reference such as `&#8;` decoded by the sanitiser is dropped).
 
-use std::collections::{HashMap, HashSet};
-
 use lol_html::html_content::ContentType;
 use lol_html::{RewriteStrSettings, element, rewrite_str};
 use url::Url;
@@ -33,6 +31,7 @@ fn sanitizer() -> ammonia::Builder<'static> {
         "picture", "source", "video", "audio", "track", "iframe", "input", "section", "main",
     ]);
     b.add_generic_attributes(["id", "class", "dir"]);
+    // Added to ammonia's own list (which keeps `blockquote cite`, `time datetime`, `abbr title`…).
     let tag_attributes: [(&str, &[&str]); 12] = [
         ("a", &["href", "hreflang", "name"]),
         (
@@ -74,15 +73,13 @@ fn sanitizer() -> ammonia::Builder<'static> {
         ("th", &["colspan", "rowspan", "scope", "style", "align"]),
         ("td", &["colspan", "rowspan", "style", "align"]),
     ];
-    let tag_attributes: HashMap<&str, HashSet<&str>> = tag_attributes
-        .into_iter()
-        .map(|(tag, attrs)| (tag, attrs.iter().copied().collect()))
-        .collect();
-    b.tag_attributes(tag_attributes);
+    for (tag, attributes) in tag_attributes {
+        b.add_tag_attributes(tag, attributes.iter().copied());
+    }
     b.url_schemes(["http", "https", "mailto", "tel"].into_iter().collect());
     // Readers set their own link behaviour; an added rel on every link would only change the bytes.
     b.link_rel(None);
-    b.attribute_filter(|_element, attribute, value| match attribute {
+    b.attribute_filter(|element, attribute, value| match attribute {
         // Markdown tables align cells with `style="text-align: …"`; nothing else of a style survives.
         "style" => {
             let v = value.trim().trim_end_matches(';').trim();
@@ -94,10 +91,25 @@ fn sanitizer() -> ammonia::Builder<'static> {
             .contains(&v)
             .then(|| v.to_string().into())
         }
-        "type" if _element == "input" => (value == "checkbox").then(|| value.into()),
+        "type" if element == "input" => (value == "checkbox").then(|| value.into()),
+        // URLs ammonia does not check itself: only relative or http(s) ones stay.
+        "cite" => web_url(value).then(|| value.into()),
+        "srcset" => value
+            .split(',')
+            .all(|candidate| web_url(candidate.split_whitespace().next().unwrap_or("")))
+            .then(|| value.into()),
         _ => Some(value.into()),
     });
     b
+}
+
+/// A relative URL, or an absolute one with an http(s) scheme.
+fn web_url(value: &str) -> bool {
+    match Url::parse(value.trim()) {
+        Ok(u) => matches!(u.scheme(), "http" | "https"),
+        Err(url::ParseError::RelativeUrlWithoutBase) => true,
+        Err(_) => false,
+    }
 }
 
 /// `<noscript>`'s content as ordinary HTML: an HTML parser reads it as text (scripting on), lol_html and the
@@ -221,6 +233,20 @@ mod tests {
         ] {
             assert!(out.contains(kept), "{kept} missing from {out}");
         }
+    }
+
+    #[test]
+    fn citations_keep_their_source_made_absolute() {
+        assert_eq!(
+            clean(
+                "<blockquote cite=\"../quoted/\"><p>q</p></blockquote><q cite=\"javascript:x\">q</q>"
+            ),
+            "<blockquote cite=\"https://example.com/blog/posts/quoted/\"><p>q</p></blockquote><q>q</q>"
+        );
+        assert_eq!(
+            clean("<img srcset=\"a.png 1x, data:image/png;base64,AA 2x\" alt=\"x\">"),
+            "<img alt=\"x\">"
+        );
     }
 
     #[test]
