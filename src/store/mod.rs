@@ -509,7 +509,7 @@ pub fn parse_store(
 }
 
 /// Parses one article from its text. `path` gives the slug and date a file name carries, the generator's
-/// conventions ([`body::Dialect`]) and the position of errors. Links to other articles cannot be resolved
+/// conventions (`body::Dialect`) and the position of errors. Links to other articles cannot be resolved
 /// here (use [`parse_store`]): they are reported as missing.
 pub fn parse_article(
     path: &Path,
@@ -523,7 +523,7 @@ pub fn parse_article(
 
 /// An article read up to its body: everything but what the body gives (its Markdown, text, summary, reading
 /// time), which may need the other articles' permalinks.
-pub struct Head {
+struct Head {
     article: Article,
     /// The summary front matter gives, if any.
     summary: Option<String>,
