@@ -27,7 +27,7 @@ use crate::digest::{DigestError, RECENT_DIGESTS, RelatedSource, SubscriberView};
 use crate::domain::{EmailAddress, InvalidEmail, Subscriber};
 use crate::feed;
 use crate::mail::{MailError, Transport};
-use crate::output::{WriteOutcome, write_if_changed};
+use crate::output::{Staged, WriteOutcome};
 use crate::related::{self, RelatedError, RelatedIndex};
 use crate::state::{self, State, StateError};
 use crate::store::{self, ArticleError, Catalog};
@@ -182,9 +182,10 @@ pub struct BuildReport {
 }
 
 impl BuildReport {
-    /// Writes one output file (only when its bytes changed) and counts it.
-    fn write(&mut self, path: PathBuf, bytes: &[u8]) -> Result<(), BuildError> {
-        match write_if_changed(&path, bytes) {
+    /// Writes one output file into the build (only when its bytes changed) and counts it.
+    fn write(&mut self, out: &mut Staged, rel: &str, bytes: &[u8]) -> Result<(), BuildError> {
+        let path = out.published_path(rel);
+        match out.write(rel, bytes) {
             Ok(WriteOutcome::Written) => self.written.push(path),
             Ok(WriteOutcome::Unchanged) => self.unchanged += 1,
             Err(source) => return Err(BuildError::Write { path, source }),
@@ -195,6 +196,8 @@ impl BuildReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -204,7 +207,7 @@ pub enum BuildError {
 
 /// Reads the store and writes every feed (only files whose bytes changed).
 pub fn build(config: &Config, now: DateTime<FixedOffset>) -> Result<BuildReport, BuildError> {
-    let (catalog, errors) = store::load(config);
+    let (catalog, errors) = store::load_required(config)?;
     publish(config, &catalog, errors, now)
 }
 
@@ -215,8 +218,24 @@ fn publish(
     mut errors: Vec<ArticleError>,
     now: DateTime<FixedOffset>,
 ) -> Result<BuildReport, BuildError> {
-    let mut report = write_feeds(config, catalog, now)?;
-    write_related(config, catalog, now, &mut report)?;
+    // Every file of the build is published at once (a staging folder switched in), or none is.
+    let output = &config.feeds.output;
+    let write_error = |source| BuildError::Write {
+        path: output.clone(),
+        source,
+    };
+    let mut live = vec![
+        config.site.articles.as_path(),
+        config.mail.outbox.as_path(),
+        config.newsletter.templates.as_path(),
+    ];
+    if let state::StateLocation::Sqlite(db) = &config.state.database {
+        live.push(db);
+    }
+    let mut out = Staged::begin(output, &live).map_err(write_error)?;
+    let mut report = write_feeds(config, catalog, now, &mut out)?;
+    write_related(config, catalog, now, &mut report, &mut out)?;
+    out.commit().map_err(write_error)?;
     errors.extend(unknown_picks(catalog));
     report.errors = errors;
     Ok(report)
@@ -228,6 +247,7 @@ fn write_related(
     catalog: &Catalog,
     now: DateTime<FixedOffset>,
     report: &mut BuildReport,
+    out: &mut Staged,
 ) -> Result<(), BuildError> {
     let started = std::time::Instant::now();
     let index = RelatedIndex::build(catalog, now, &config.related, &config.site.language);
@@ -237,7 +257,7 @@ fn write_related(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "related reading computed"
     );
-    report.write(config.feeds.output.join("related.json"), &bytes)
+    report.write(out, "related.json", &bytes)
 }
 
 /// Editor's picks naming no article, located in their files.
@@ -262,17 +282,17 @@ fn write_feeds(
     config: &Config,
     catalog: &Catalog,
     now: DateTime<FixedOffset>,
+    out: &mut Staged,
 ) -> Result<BuildReport, BuildError> {
     let plans = feed::plan_feeds(config, catalog, now);
-    let newest = catalog.published(now).max_by_key(|a| a.updated);
-    let files = feed::render_all(config, &plans, newest);
+    let files = feed::render_all(config, &plans);
     let mut report = BuildReport {
         published: catalog.published(now).count(),
         feeds: plans.len(),
         ..Default::default()
     };
     for file in files {
-        report.write(config.feeds.output.join(&file.path), &file.bytes)?;
+        report.write(out, &file.path, &file.bytes)?;
     }
     Ok(report)
 }
@@ -301,7 +321,7 @@ pub async fn run_once(
     options: &SendOptions<'_>,
     transport: &dyn Transport,
 ) -> Result<RoundReport, RoundError> {
-    let (catalog, errors) = store::load(config);
+    let (catalog, errors) = store::load_required(config).map_err(BuildError::from)?;
     let build = publish(config, &catalog, errors, now)?;
     let mut digests = Vec::new();
     for d in &config.digest {

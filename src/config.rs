@@ -24,10 +24,17 @@ use crate::state::StateLocation;
 /// Every problem with the configuration, each naming the key (and, for TOML syntax, the line) and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config: {source}")]
+    /// The file is not there. The caller names the path (`loading config.toml: …`), so this says only what to do.
+    #[error(
+        "no such config file; pass --config PATH (or set TIDINGS_CONFIG) to use another, or create it (the README \
+         shows a minimal one)"
+    )]
+    Missing { path: PathBuf },
+    // `error` rather than `source`: the message already carries it, and a chain would print it twice.
+    #[error("{path}: cannot read config: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}:{col}: error: {message}")]
     Syntax {
@@ -489,9 +496,14 @@ const ENV_NOT_KEYS: &[&str] = &[
 impl Config {
     /// Reads `path`, applies the process environment's overrides and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::Missing {
+                path: path.to_owned(),
+            },
+            _ => ConfigError::Read {
+                path: path.to_owned(),
+                error,
+            },
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(path, &text, std::env::vars(), base)
@@ -507,10 +519,15 @@ impl Config {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| syntax_error(origin, text, &e))?;
         let overridden = apply_env_overrides(&mut table, env)?;
+        // A templates folder named in the file or the environment must exist; the default one is optional.
+        let templates_named = table
+            .get("newsletter")
+            .and_then(|n| n.get("templates"))
+            .is_some();
         let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| invalid_value(origin, &overridden, e))?;
         config.resolve_paths(base);
-        config.validate(origin)?;
+        config.validate(origin, templates_named)?;
         Ok(config)
     }
 
@@ -536,7 +553,7 @@ impl Config {
         }
     }
 
-    fn validate(&mut self, origin: &Path) -> Result<(), ConfigError> {
+    fn validate(&mut self, origin: &Path, templates_named: bool) -> Result<(), ConfigError> {
         let origin = origin.display().to_string();
         let mut errors = Vec::new();
         let mut invalid = |key: &str, message: String| {
@@ -577,6 +594,15 @@ impl Config {
         for (key, message) in self.newsletter_problems() {
             invalid(&key, message);
         }
+        if templates_named && !self.newsletter.templates.is_dir() {
+            invalid(
+                "newsletter.templates",
+                format!(
+                    "\"{}\" is not a folder; create it, or remove the key to use the built-in templates",
+                    self.newsletter.templates.display()
+                ),
+            );
+        }
         if let Some(key) = &self.site.default_author
             && !self.authors.contains_key(key)
         {
@@ -584,6 +610,19 @@ impl Config {
                 "site.default_author",
                 format!("\"{key}\" is not a key of [authors]"),
             );
+        }
+        for (key, author) in &self.authors {
+            // Feeds carry these as they are (Atom `<email>`, `<uri>`); a bad one breaks the feed or runs as script.
+            if let Some(Err(m)) = author
+                .email
+                .as_deref()
+                .map(crate::store::check_author_email)
+            {
+                invalid(&format!("authors.{key}.email"), m);
+            }
+            if let Some(Err(m)) = author.url.as_deref().map(crate::store::check_author_url) {
+                invalid(&format!("authors.{key}.url"), m);
+            }
         }
         for (key, message) in self.related.problems() {
             invalid(&key, message);
@@ -619,6 +658,21 @@ impl Config {
             }
             if digest.max_articles == 0 {
                 problems.push((key("max_articles"), "must be at least 1".into()));
+            }
+            // "0 8 30 2 *" (February 30th) parses but never fires: its digest would never be sent.
+            let epoch = chrono::DateTime::UNIX_EPOCH.fixed_offset();
+            if digest
+                .schedule
+                .next_after(epoch, self.site.timezone)
+                .is_none()
+            {
+                problems.push((
+                    key("schedule"),
+                    format!(
+                        "\"{}\" never fires (no such date); check the day and month fields",
+                        digest.schedule.as_str()
+                    ),
+                ));
             }
         }
         if let Some(url) = &mut self.newsletter.public_url {
@@ -1031,6 +1085,58 @@ mod tests {
         let err = parse(&text, &[]).unwrap_err().to_string();
         assert!(
             err.contains("error: digest[1].schedule: \"every monday\" is not a cron schedule"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_author_url_that_is_not_http_is_rejected() {
+        let text = format!(
+            "{MINIMAL}[authors.eve]\nname = \"Eve\"\nurl = \"javascript:alert(1)\"\nemail = \"eve\\u0000@example.com\"\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("authors.eve.url: \"javascript:alert(1)\" is not an http(s) URL"),
+            "{err}"
+        );
+        assert!(err.contains("authors.eve.email:"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_config_file_says_so_once_and_suggests_config() {
+        let err = Config::load(Path::new("/nonexistent/tidings.toml")).unwrap_err();
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(text.matches("no such").count(), 1, "{text}");
+        assert!(text.contains("pass --config PATH"), "{text}");
+    }
+
+    #[test]
+    fn a_templates_folder_that_does_not_exist_is_an_error_only_when_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse_in =
+            |text: &str| Config::parse(Path::new("config.toml"), text, Vec::new(), dir.path());
+        assert!(parse_in(MINIMAL).is_ok(), "the default folder is optional");
+        let err = parse_in(&format!("{MINIMAL}[newsletter]\ntemplates = \"tmpl\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("error: newsletter.templates: \"")
+                && err.contains("tmpl\" is not a folder"),
+            "{err}"
+        );
+        std::fs::create_dir(dir.path().join("tmpl")).unwrap();
+        assert!(parse_in(&format!("{MINIMAL}[newsletter]\ntemplates = \"tmpl\"\n")).is_ok());
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_an_error() {
+        let text = format!(
+            "{MINIMAL}[newsletter]\nfrom = \"Blog <news@example.com>\"\npostal_address = \"1 Street\"\n\
+             [[digest]]\nname = \"never\"\nschedule = \"0 8 30 2 *\"\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("error: digest[0].schedule: \"0 8 30 2 *\" never fires"),
             "{err}"
         );
     }

@@ -23,6 +23,7 @@
           article { border-bottom: 1px solid #d0d7de; padding: 1rem 0; }
           article h2 { font-size: 1.2rem; margin: 0 0 .3rem; }
           .meta { color: #59636e; font-size: .9rem; }
+          .empty { color: #59636e; font-style: italic; }
           a { color: #0969da; }
         </style>
       </head>
@@ -33,6 +34,9 @@
         <h1><xsl:value-of select="$title"/></h1>
         <p><xsl:value-of select="/rss/channel/description | /atom:feed/atom:subtitle"/></p>
         <xsl:apply-templates select="/rss/channel/item | /atom:feed/atom:entry"/>
+        <xsl:if test="not(/rss/channel/item | /atom:feed/atom:entry)">
+          <p class="empty">No articles yet. Subscribe now: new ones will show up in your reader as they are published.</p>
+        </xsl:if>
       </body>
     </html>
   </xsl:template>

@@ -10,11 +10,13 @@
 //! a feed, empty if need be, never a 404. An article's HTML is rendered once however many feeds carry it.
 //!
 //! The rules readers depend on live here: item ids are the article's `id` (its permalink unless front matter
-//! pins one) and never change; every URL inside content is absolute ([`urls`]); dates carry a zone; feed-level
+//! pins one) and never change; content is sanitised (no script, handler, `javascript:` URL or foreign iframe:
+//! `content`) and capped at [`MAX_ITEM_CONTENT_BYTES`]; every URL inside content is absolute ([`urls`]); dates carry a zone; feed-level
 //! timestamps come from the newest article, never the clock, so an unchanged store renders identical bytes;
 //! strings are stripped of characters XML forbids before they reach the `rss` and `atom_syndication` builders.
 
 mod atom;
+mod content;
 mod json;
 mod rss;
 pub mod urls;
@@ -53,7 +55,14 @@ pub struct FeedPlan<'a> {
     /// The folder under the output folder, `""` for the site feed, else like `category/career/`.
     pub dir: String,
     pub items: Vec<&'a Article>,
+    /// The feed's `updated` / `lastBuildDate`: its newest item's, else the site's newest article's, else (an
+    /// empty store) when the store last changed. Never the clock, so an unchanged store renders the same bytes.
+    pub updated: DateTime<FixedOffset>,
 }
+
+/// The most content an item carries, in bytes of HTML; a longer article is cut at a block boundary and ends with
+/// a link to the rest. Readers and aggregators drop feeds of many megabytes.
+pub const MAX_ITEM_CONTENT_BYTES: usize = 512 * 1024;
 
 /// Site-level values every format needs, already XML-safe.
 #[derive(Debug, Clone)]
@@ -85,15 +94,23 @@ pub fn plan_feeds<'a>(
 ) -> Vec<FeedPlan<'a>> {
     let limit = config.feeds.limit;
     let published: Vec<&Article> = catalog.published(now).collect();
+    let site_updated = published
+        .iter()
+        .map(|a| a.updated)
+        .max()
+        .or_else(|| catalog.modified().map(|m| m.min(now)))
+        .unwrap_or(DateTime::UNIX_EPOCH.fixed_offset());
     let mut plans = vec![FeedPlan {
         scope: Scope::Site,
         dir: String::new(),
         items: published.iter().copied().take(limit).collect(),
+        updated: site_updated,
     }];
     let groups = Groups {
         catalog,
         published: &published,
         limit,
+        updated: site_updated,
     };
     if config.feeds.per_category {
         let configured = config
@@ -121,6 +138,11 @@ pub fn plan_feeds<'a>(
                 name,
             }),
         );
+    }
+    for plan in &mut plans {
+        if let Some(newest) = plan.items.iter().map(|a| a.updated).max() {
+            plan.updated = newest;
+        }
     }
     plans
 }
@@ -160,6 +182,7 @@ struct Groups<'a, 'p> {
     /// Published articles, newest first.
     published: &'p [&'a Article],
     limit: usize,
+    updated: DateTime<FixedOffset>,
 }
 
 impl<'a> Groups<'a, '_> {
@@ -178,7 +201,10 @@ impl<'a> Groups<'a, '_> {
             .into_iter()
             .chain(self.catalog.all().iter().flat_map(groups_of))
         {
-            names.entry(slug).or_insert(name);
+            // A name without a slug ("!!!") cannot name a folder; the store reports it.
+            if !slug.is_empty() {
+                names.entry(slug).or_insert(name);
+            }
         }
         let mut items: HashMap<String, Vec<&'a Article>> = HashMap::new();
         for &a in self.published {
@@ -198,17 +224,15 @@ impl<'a> Groups<'a, '_> {
                 items: items.remove(&slug).unwrap_or_default(),
                 dir: format!("{kind}/{slug}/"),
                 scope: scope(slug, name),
+                // The site's; `plan_feeds` sets each group's own from its items.
+                updated: self.updated,
             })
             .collect()
     }
 }
 
 /// Renders every planned feed in every configured format, plus the stylesheet when enabled.
-pub fn render_all(
-    config: &Config,
-    plans: &[FeedPlan<'_>],
-    newest: Option<&Article>,
-) -> Vec<RenderedFile> {
+pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> {
     let mut files = Vec::new();
     if config.feeds.stylesheet {
         files.push(RenderedFile {
@@ -216,15 +240,13 @@ pub fn render_all(
             bytes: STYLESHEET.as_bytes().to_vec(),
         });
     }
-    // An empty feed still needs an `updated`: the site's newest article, or the epoch for an empty site.
-    let site_updated = newest.map_or_else(epoch, |a| a.updated);
     // An article sits in several feeds (site, category, author): render its content once.
     let mut contents: HashMap<&str, String> = HashMap::new();
     if config.feeds.full_content {
         for a in plans.iter().flat_map(|p| p.items.iter()) {
             contents
                 .entry(a.url.as_str())
-                .or_insert_with(|| urls::absolutize_html(&a.html(), &a.url));
+                .or_insert_with(|| item_html(a, &config.site.base_url));
         }
     }
     for plan in plans {
@@ -233,12 +255,7 @@ pub fn render_all(
             .iter()
             .map(|a| item_content(a, contents.get(a.url.as_str()).cloned()))
             .collect();
-        let updated = plan
-            .items
-            .iter()
-            .map(|a| a.updated)
-            .max()
-            .unwrap_or(site_updated);
+        let updated = plan.updated;
         for format in &config.feeds.formats {
             let file = match format {
                 FeedFormat::Rss => "rss.xml",
@@ -258,8 +275,27 @@ pub fn render_all(
     files
 }
 
-fn epoch() -> DateTime<FixedOffset> {
-    DateTime::UNIX_EPOCH.fixed_offset()
+/// An article's content as a feed carries it: sanitised, URLs absolute ([`content`]), at most
+/// [`MAX_ITEM_CONTENT_BYTES`] (a longer one ends with a link to the rest on the site).
+fn item_html(a: &Article, site: &url::Url) -> String {
+    let (html, cut) = a.html_capped(MAX_ITEM_CONTENT_BYTES);
+    let mut html = content::feed_html(&html, &a.url, site);
+    if cut {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Read the rest of \u{201c}{}\u{201d} on the site</a></p>\n",
+            escape_html(&a.url),
+            escape_html(&a.title)
+        ));
+    }
+    html
+}
+
+/// Text for HTML content or a quoted attribute.
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn item_content(article: &Article, html: Option<String>) -> ItemContent<'_> {

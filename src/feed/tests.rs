@@ -26,6 +26,7 @@ fn article(config: &Config, slug: &str, date: &str, front: &str, body: &str) -> 
         &ParseContext::from_config(config),
     )
     .unwrap()
+    .article
 }
 
 fn now() -> DateTime<FixedOffset> {
@@ -34,8 +35,7 @@ fn now() -> DateTime<FixedOffset> {
 
 fn render(config: &Config, catalog: &Catalog) -> Vec<RenderedFile> {
     let plans = plan_feeds(config, catalog, now());
-    let newest = catalog.published(now()).max_by_key(|a| a.updated);
-    render_all(config, &plans, newest)
+    render_all(config, &plans)
 }
 
 fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
@@ -131,7 +131,9 @@ fn feed_timestamps_come_from_the_newest_article() {
 fn hostile_titles_are_escaped_not_injected() {
     let c = config("");
     let text = "---\ntitle: \"<script>alert(1)</script> ]]> & \\u0008\"\ndate: 2024-01-01\n---\n<b>]]></b>\u{c}";
-    let a = parse_article(Path::new("h.md"), text, &ParseContext::from_config(&c)).unwrap();
+    let a = parse_article(Path::new("h.md"), text, &ParseContext::from_config(&c))
+        .unwrap()
+        .article;
     let files = render(&c, &Catalog::new(vec![a]));
     for path in ["rss.xml", "atom.xml"] {
         let xml = file(&files, path);
@@ -303,7 +305,7 @@ mod fuzz {
     }
 
     fn parse(text: &str, c: &Config) -> Result<Article, crate::store::ArticleError> {
-        parse_article(Path::new("f.md"), text, &ParseContext::from_config(c))
+        parse_article(Path::new("f.md"), text, &ParseContext::from_config(c)).map(|p| p.article)
     }
 
     /// Every file is well-formed (XML or JSON) and every feed holds `items` items.

@@ -1,4 +1,4 @@
-//! Making every URL inside article HTML absolute (`href`, `src`, `srcset`, `poster`), resolved against the
+//! Making every URL inside article HTML absolute (`href`, `src`, `srcset`, `poster`, `cite`), resolved against the
 //! article's permalink. Many feed readers and every RSS-to-email service ignore `xml:base`, so the content itself
 //! must carry absolute URLs. lol_html parses the HTML for real; a URL that does not parse is left as written.
 
@@ -36,6 +36,7 @@ pub fn absolutize_html(html: &str, base: &str) -> String {
             element!("[href]", single("href")),
             element!("[src]", single("src")),
             element!("[poster]", single("poster")),
+            element!("[cite]", single("cite")),
             element!("[srcset]", srcset),
         ],
         ..RewriteStrSettings::new()

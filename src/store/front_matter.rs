@@ -35,6 +35,10 @@ pub struct Split<'a> {
     pub body: &'a str,
 }
 
+/// The longest front matter read, in bytes. The YAML parser's time grows with the square of nesting (400 KB of
+/// nested front matter took 77 s), so one file could stall a cron run; real front matter is a few hundred bytes.
+pub const MAX_FRONT_MATTER_BYTES: usize = 64 * 1024;
+
 /// Splits `text` into front matter and body. A file without front matter is an error: every article needs at
 /// least a title and a date.
 pub fn split(text: &str) -> Result<Split<'_>, FrontMatterError> {
@@ -59,7 +63,17 @@ pub fn split(text: &str) -> Result<Split<'_>, FrontMatterError> {
         });
     }
     let mut offset = first_line_end;
-    for line in text[first_line_end..].split_inclusive('\n') {
+    for (i, line) in text[first_line_end..].split_inclusive('\n').enumerate() {
+        if offset - first_line_end > MAX_FRONT_MATTER_BYTES {
+            return Err(FrontMatterError {
+                line: i + 2,
+                col: 1,
+                message: format!(
+                    "front matter is longer than {MAX_FRONT_MATTER_BYTES} bytes; move the data out of it \
+                     (or close it with a line \"{delimiter}\" if it was never closed)"
+                ),
+            });
+        }
         if line.trim_end() == delimiter {
             let front = &text[first_line_end..offset];
             let body = &text[offset + line.len()..];
@@ -98,8 +112,19 @@ pub struct FrontMatter {
     pub tags: Option<OneOrMany>,
     pub taxonomies: Option<Taxonomies>,
     pub author: Option<AuthorRef>,
+    /// Zola and Hugo: a list of names (or `[authors]` keys); the first is the article's author.
+    pub authors: Option<OneOrMany>,
     pub draft: Option<bool>,
     pub related: Option<OneOrMany>,
+    /// Zola: the page's URL path (`2024/01/05/slug`), which also gives its date and slug.
+    pub path: Option<String>,
+    /// Jekyll: the page's URL path, with placeholders like `:year` and `:title`.
+    pub permalink: Option<String>,
+    /// Hugo: the page's URL path.
+    pub url: Option<String>,
+    /// Every other key (Zola's `[extra]`, Jekyll's `layout`…): ignored, except as Liquid's `page.*`.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,10 +132,12 @@ pub struct FrontMatter {
 pub struct Taxonomies {
     pub categories: Option<OneOrMany>,
     pub tags: Option<OneOrMany>,
+    /// Zola sites often keep authors as a taxonomy.
+    pub authors: Option<OneOrMany>,
 }
 
 /// `tags: rust` and `tags: [rust, feeds]` both appear in the wild.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -154,6 +181,14 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
         Format::Yaml => {
             if split.front.trim().is_empty() {
                 Value::Object(Default::default())
+            } else if let Some((line, col)) = too_deep(split.front) {
+                // The YAML scanner's time grows with the square of unclosed flow nesting (60 KB of `[` took 13 s)
+                // before it reaches its own recursion limit; no real front matter nests this deep.
+                return Err(at(
+                    line,
+                    col,
+                    format!("front matter nests more than {MAX_FLOW_DEPTH} brackets deep"),
+                ));
             } else {
                 serde_yaml_ng::from_str(split.front).map_err(|e| {
                     let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
@@ -193,7 +228,11 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
             "tags",
             "categories",
             "category",
+            "authors",
             "author",
+            "path",
+            "permalink",
+            "url",
             "draft",
             "related",
             "slug",
@@ -209,6 +248,28 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
             format!("front matter has a wrong type: {message}"),
         )
     })
+}
+
+/// Deeper than serde_yaml_ng's own recursion limit, so nothing it could read is refused.
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// Where `[` / `{` nesting first passes [`MAX_FLOW_DEPTH`] (counting every bracket, quoted or not, so it can only
+/// over-count), as a 1-based line and column.
+fn too_deep(front: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (i, line) in front.lines().enumerate() {
+        for (col, c) in line.chars().enumerate() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Some((i + 1, col + 1));
+            }
+        }
+    }
+    None
 }
 
 /// Parser messages can span lines; an error report is one line per problem.
@@ -303,6 +364,22 @@ mod tests {
         assert_eq!(fm.summary.as_deref(), Some("D"));
         assert!(fm.updated.is_some());
         assert_eq!(fm.categories.unwrap().into_vec(), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn deeply_nested_flow_yaml_is_refused_before_parsing() {
+        let front = format!(
+            "title: T\nx: {}{}\n",
+            "[".repeat(30_000),
+            "]".repeat(30_000)
+        );
+        let text = format!("---\n{front}---\n");
+        let err = parse(&split(&text).unwrap()).unwrap_err();
+        assert_eq!((err.line, err.col), (3, 132), "{err:?}");
+        assert!(
+            err.message.contains("nests more than 128 brackets deep"),
+            "{err:?}"
+        );
     }
 
     #[test]

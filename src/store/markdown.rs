@@ -17,7 +17,7 @@ pub struct Analysis {
     pub words: usize,
 }
 
-fn options() -> Options {
+pub(crate) fn options() -> Options {
     Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH
@@ -70,6 +70,47 @@ pub fn to_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, Parser::new_ext(markdown, options()));
     html
+}
+
+/// [`to_html`] of at most `max_bytes`: when the whole is longer, the HTML of the longest run of whole top-level
+/// blocks that fits (reference definitions and footnotes after the cut are lost with the rest); `true` when
+/// something was cut.
+pub fn to_html_capped(markdown: &str, max_bytes: usize) -> (String, bool) {
+    let html = to_html(markdown);
+    if html.len() <= max_bytes {
+        return (html, false);
+    }
+    // Source offsets where a top-level block ends: the only places a cut keeps the HTML well-formed.
+    let mut ends = Vec::new();
+    let mut depth = 0usize;
+    for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
+        match event {
+            Event::Start(_) => depth += 1,
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    ends.push(range.end);
+                }
+            }
+            _ if depth == 0 => ends.push(range.end),
+            _ => {}
+        }
+    }
+    // HTML grows roughly in proportion to its source: guess the cut, then move back until it fits.
+    let mut budget = markdown.len() * max_bytes / html.len();
+    loop {
+        let cut = ends
+            .iter()
+            .rev()
+            .find(|&&e| e <= budget)
+            .copied()
+            .unwrap_or(0);
+        let html = to_html(&markdown[..cut]);
+        if html.len() <= max_bytes || cut == 0 {
+            return (html, true);
+        }
+        budget = (cut * max_bytes / html.len()).min(cut - 1);
+    }
 }
 
 pub fn collapse_whitespace(s: &str) -> String {
@@ -127,6 +168,32 @@ mod tests {
             analyze("## Head\n\none two [three](http://x) **four**").words,
             5
         );
+    }
+
+    #[test]
+    fn capped_html_keeps_whole_blocks_that_fit() {
+        let md = (1..=100)
+            .map(|i| format!("Paragraph {i} with *some* words.\n\n```\ncode {i}\n```\n"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (whole, cut) = to_html_capped(&md, 1 << 20);
+        assert!(!cut);
+        assert_eq!(whole, to_html(&md));
+        let (capped, cut) = to_html_capped(&md, 2000);
+        assert!(cut);
+        assert!(
+            capped.len() <= 2000 && capped.len() > 1500,
+            "{}",
+            capped.len()
+        );
+        assert!(whole.starts_with(&capped), "a prefix of whole blocks");
+        assert!(capped.ends_with("</code></pre>\n"), "{capped}");
+    }
+
+    #[test]
+    fn a_first_block_larger_than_the_cap_gives_no_content() {
+        let md = format!("```\n{}\n```\n", "x".repeat(10_000));
+        assert_eq!(to_html_capped(&md, 1000), (String::new(), true));
     }
 
     #[test]

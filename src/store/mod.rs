@@ -1,11 +1,20 @@
-//! The article store: finding the `*.md` files under `[site] articles`, reading them and parsing each into a
-//! validated [`Article`], collected in a [`Catalog`] (newest first, ties by permalink; looked up by slug).
+//! The article store: finding the `*.md` (and Jekyll's `*.markdown`) files under `[site] articles`, reading them
+//! and parsing each into a validated [`Article`], collected in a [`Catalog`] (newest first, ties by permalink;
+//! looked up by slug).
 //!
-//! Reading ([`find_sources`], [`read_source`]) and parsing ([`parse_article`]: front matter in `front_matter`,
-//! Markdown in [`markdown`]) are separate, so the parser is pure and testable on strings; [`load`] reads and
-//! parses each file in one step, on every core. A file that cannot become an article (too big, binary, not
-//! UTF-8, bad front matter, a slug an earlier file has: [`collect_articles`]) is reported as an [`ArticleError`]
-//! (`path:line:col: error: message`) and left out; it never takes the others down.
+//! Reading ([`find_sources`], [`read_source`]) and parsing ([`parse_store`], [`parse_article`]) are separate, so
+//! the parser is pure and testable on strings; [`load`] reads every file, then parses in two steps, each on
+//! every core: front matter first (which gives every permalink: Zola's `path`, Jekyll's `permalink` and dated
+//! file names, Hugo's `url`, else the site's pattern), then bodies, whose generator markup is evaluated before
+//! Markdown (`body`: Jekyll's Liquid and kramdown attribute lists, Hugo's shortcodes, Zola's `@/` links, the
+//! links resolved to the other articles' permalinks).
+//!
+//! A file that cannot become an article (too big, binary, not UTF-8, bad front matter, a permalink an earlier
+//! file has: [`collect_articles`]) is reported as an [`ArticleError`] (`path:line:col: error: message`) and left
+//! out; it never takes the others down. What is wrong inside an article that can still be published (a Liquid
+//! tag or shortcode tidings cannot evaluate, a link to a missing article, a bad author URL) is left out of it and
+//! reported the same way ([`Parsed::problems`]), so `check` fails on it. [`load_required`] is for the commands
+//! that publish: a store folder that does not exist is a [`StoreError`], not an empty store.
 //!
 //! An article keeps its Markdown body; its HTML is rendered on demand ([`Article::html`]), as most articles never
 //! reach a feed's content. Text is cleaned here for every consumer: [`single_line`] for titles, names and
@@ -17,8 +26,13 @@
 //! are published once `now` reaches their date, so the catalog is filtered with [`Catalog::published`] at the
 //! time of use. This module renders no feed, writes no file and reads no clock.
 
+mod body;
 mod front_matter;
+mod kramdown;
+mod links;
+mod liquid;
 pub mod markdown;
+mod shortcodes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,7 +42,8 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::config::{AuthorConfig, Config};
-use front_matter::{AuthorRef, FrontMatterError, key_position};
+use front_matter::{AuthorRef, FrontMatterError, OneOrMany, key_position};
+pub use links::LinkIndex;
 
 /// The longest generated summary, in characters, when front matter gives none.
 const SUMMARY_MAX_CHARS: usize = 280;
@@ -82,6 +97,21 @@ impl Article {
     pub fn html(&self) -> String {
         xml_safe(&markdown::to_html(&self.body))
     }
+
+    /// [`Article::html`] of at most `max_bytes`, cut after the last whole top-level block that fits; `true`
+    /// when something was cut.
+    pub fn html_capped(&self, max_bytes: usize) -> (String, bool) {
+        let (html, cut) = markdown::to_html_capped(&self.body, max_bytes);
+        (xml_safe(&html), cut)
+    }
+}
+
+/// An article and the problems that did not keep it from being published (an author URL that is not http(s),
+/// say): each is left out of the published article and reported, so `check` still fails on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub article: Article,
+    pub problems: Vec<ArticleError>,
 }
 
 /// A file that could not become an article, with where and what to fix.
@@ -100,6 +130,8 @@ pub struct Catalog {
     articles: Vec<Article>,
     /// Slug → position in `articles`: digests and editor's picks look articles up by slug many times.
     by_slug: HashMap<String, usize>,
+    /// When the store folder last changed, if known: the `updated` of feeds when no article is published.
+    modified: Option<DateTime<FixedOffset>>,
 }
 
 impl Catalog {
@@ -111,7 +143,22 @@ impl Catalog {
             // Slugs are unique after `collect_articles`; should a caller pass duplicates, the newest wins.
             by_slug.entry(a.slug.clone()).or_insert(i);
         }
-        Catalog { articles, by_slug }
+        Catalog {
+            articles,
+            by_slug,
+            modified: None,
+        }
+    }
+
+    /// The catalog, noting when its store folder last changed.
+    pub fn with_modified(mut self, modified: Option<DateTime<FixedOffset>>) -> Catalog {
+        self.modified = modified;
+        self
+    }
+
+    /// When the store folder last changed (files added or removed at its top), if known.
+    pub fn modified(&self) -> Option<DateTime<FixedOffset>> {
+        self.modified
     }
 
     /// Every article, drafts and future ones included.
@@ -153,7 +200,11 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let path = e.path();
-                if path.extension().is_some_and(|x| x == "md") && e.file_name() != "_index.md" {
+                // `.markdown` is Jekyll's other spelling (its older `jekyll new` sites use it).
+                let markdown = path
+                    .extension()
+                    .is_some_and(|x| x == "md" || x == "markdown");
+                if markdown && e.file_name() != "_index.md" && e.file_name() != "_index.markdown" {
                     paths.push(e.into_path());
                 }
             }
@@ -230,6 +281,8 @@ fn byte_line_col(bytes: &[u8], at: usize) -> (usize, usize) {
 /// What parsing needs to know about the site.
 #[derive(Debug, Clone)]
 pub struct ParseContext<'a> {
+    /// The site's title (Liquid's `site.title`).
+    pub title: &'a str,
     pub base_url: &'a url::Url,
     pub permalink: &'a str,
     pub timezone: chrono_tz::Tz,
@@ -241,6 +294,7 @@ pub struct ParseContext<'a> {
 impl<'a> ParseContext<'a> {
     pub fn from_config(config: &'a Config) -> Self {
         ParseContext {
+            title: &config.site.title,
             base_url: &config.site.base_url,
             permalink: &config.site.permalink,
             timezone: config.timezone(),
@@ -251,72 +305,248 @@ impl<'a> ParseContext<'a> {
     }
 }
 
-/// Collects parsed articles (in path order) into a catalog, rejecting duplicate slugs: the later file by path
-/// is left out, and its error names the earlier one.
+/// Collects parsed articles (in path order) into a catalog. Two articles published at one permalink are an
+/// error: the later file by path is left out, and its error names the earlier one. Two articles that share a
+/// slug but not a permalink (`/2019/hello/`, `/2024/hello/`) are both published; the catalog needs one name for
+/// each (related reading, digests, `tidings related SLUG`), so the oldest keeps the slug and each later one is
+/// known by its date and slug (`2024-03-01-hello`).
 pub fn collect_articles(
-    results: Vec<Result<Article, ArticleError>>,
+    results: Vec<Result<Parsed, ArticleError>>,
 ) -> (Catalog, Vec<ArticleError>) {
     let mut errors = Vec::new();
     let mut articles = Vec::with_capacity(results.len());
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut by_url: HashMap<String, (PathBuf, String)> = HashMap::new();
     for result in results {
         match result {
-            Ok(article) => {
-                if let Some(first) = seen.get(&article.slug) {
+            Ok(Parsed { article, problems }) => {
+                errors.extend(problems);
+                if let Some((first, first_slug)) = by_url.get(&article.url) {
+                    let what = if *first_slug == article.slug {
+                        format!("slug \"{}\"", article.slug)
+                    } else {
+                        format!("permalink {}", article.url)
+                    };
                     errors.push(ArticleError {
                         path: article.source.clone(),
                         line: 1,
                         col: 1,
                         message: format!(
-                            "slug \"{}\" is already used by {}; give one of them another `slug:` in its front matter",
-                            article.slug,
-                            first.display()
+                            "{what} is already used by {} (both would be published at {}); give one of them another \
+                             `slug:` in its front matter",
+                            first.display(),
+                            article.url
                         ),
                     });
                 } else {
-                    seen.insert(article.slug.clone(), article.source.clone());
+                    by_url.insert(
+                        article.url.clone(),
+                        (article.source.clone(), article.slug.clone()),
+                    );
                     articles.push(article);
                 }
             }
             Err(e) => errors.push(e),
         }
     }
+    articles.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.source.cmp(&b.source)));
+    errors.extend(separate_taxonomies(&mut articles));
+    let mut slugs: HashSet<String> = HashSet::new();
+    for article in &mut articles {
+        if !slugs.insert(article.slug.clone()) {
+            let dated = format!("{}-{}", article.date.format("%Y-%m-%d"), article.slug);
+            let mut unique = dated.clone();
+            let mut n = 2;
+            while !slugs.insert(unique.clone()) {
+                unique = format!("{dated}-{n}");
+                n += 1;
+            }
+            article.slug = unique;
+        }
+    }
     (Catalog::new(articles), errors)
 }
 
-/// Reads and parses the whole store of `config`, both cores at once. Each file is read and parsed in one step
-/// so its source text is dropped as soon as the article is built.
+/// Category (and tag) names that share a slug, and so a feed folder, but are not spellings of one name ("C++"
+/// and "C" are both `c`): the oldest article's name keeps the folder; a later article's other name is reported,
+/// naming both, and left out of it, so no feed mixes two subjects. Spellings that differ only in case, spaces,
+/// hyphens or underscores ("Dev Ops", "dev-ops") are one name. `articles` are oldest first.
+fn separate_taxonomies(articles: &mut [Article]) -> Vec<ArticleError> {
+    fn spelling(name: &str) -> String {
+        name.chars()
+            .filter(|c| !c.is_whitespace() && *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+    let mut errors = Vec::new();
+    // (kind, slug) → (spelling, name, file) of the first article that used it.
+    let mut owners: HashMap<(&'static str, String), (String, String, PathBuf)> = HashMap::new();
+    let mut conflict = |kind: &'static str, name: &str, source: &Path| -> bool {
+        let slug = taxonomy_slug(name);
+        let owner = owners
+            .entry((kind, slug.clone()))
+            .or_insert_with(|| (spelling(name), name.to_string(), source.to_owned()));
+        if owner.0 == spelling(name) {
+            return false;
+        }
+        errors.push(ArticleError {
+            path: source.to_owned(),
+            line: 1,
+            col: 1,
+            message: format!(
+                "{kind} \"{name}\" and {kind} \"{}\" (in {}) would share the feed folder {kind}/{slug}/; rename one \
+                 of them (\"{name}\" is left out of it)",
+                owner.1,
+                owner.2.display()
+            ),
+        });
+        true
+    };
+    for a in articles.iter_mut() {
+        if a.category
+            .as_deref()
+            .is_some_and(|c| conflict("category", c, &a.source))
+        {
+            a.category = None;
+        }
+        let source = a.source.clone();
+        a.tags.retain(|t| !conflict("tag", t, &source));
+    }
+    errors
+}
+
+/// The store as a whole cannot be read: nothing may be published from it (empty feeds would replace the real
+/// ones, and a digest tick would be used up).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{}: the article store does not exist; check [site] articles in config.toml (or TIDINGS_SITE_ARTICLES) \
+         and that its disk is mounted",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error("{}: the article store is not a folder; set [site] articles to the folder of the articles", path.display())]
+    NotAFolder { path: PathBuf },
+    #[error("{}: cannot read the article store: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// Checks that the store folder exists and can be listed.
+pub fn require_store(root: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(root)
+                .map(|_| ())
+                .map_err(|error| StoreError::Unreadable {
+                    path: root.to_owned(),
+                    error,
+                })
+        }
+        Ok(_) => Err(StoreError::NotAFolder {
+            path: root.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing {
+            path: root.to_owned(),
+        }),
+        Err(error) => Err(StoreError::Unreadable {
+            path: root.to_owned(),
+            error,
+        }),
+    }
+}
+
+/// [`load`] for commands that publish (`build`, `run --once`): a store folder that is missing or unreadable is
+/// an error rather than an empty store.
+pub fn load_required(config: &Config) -> Result<(Catalog, Vec<ArticleError>), StoreError> {
+    require_store(&config.site.articles)?;
+    Ok(load(config))
+}
+
+/// Reads and parses the whole store of `config`, both cores at once. A store folder that cannot be read is
+/// reported as an [`ArticleError`] (`check` lists it); commands that publish use [`load_required`].
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
     let (paths, mut errors) = find_sources(&config.site.articles);
     let ctx = ParseContext::from_config(config);
-    let results: Vec<Result<Article, ArticleError>> = paths
+    let sources: Vec<Result<Source, ArticleError>> = paths
         .into_par_iter()
-        .map(|path| {
-            let source = read_source(path, config.site.max_article_bytes)?;
-            parse_article(&source.path, &source.text, &ctx)
-        })
+        .map(|path| read_source(path, config.site.max_article_bytes))
         .collect();
-    let (catalog, parse_errors) = collect_articles(results);
+    let (catalog, parse_errors) = parse_store(sources, &ctx);
+    let modified = std::fs::metadata(&config.site.articles)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).fixed_offset());
+    let catalog = catalog.with_modified(modified);
     errors.extend(parse_errors);
     errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
     (catalog, errors)
 }
 
-/// Parses one article from its text. `path` is only used for the slug, a Jekyll date prefix and errors.
+/// Parses every source into a catalog: first each file's front matter (which gives every permalink), then each
+/// body, whose links to other articles (`@/post.md`, `{% post_url %}`, `{{< ref >}}`) need those permalinks.
+/// Pure; both steps on every core.
+pub fn parse_store(
+    sources: Vec<Result<Source, ArticleError>>,
+    ctx: &ParseContext<'_>,
+) -> (Catalog, Vec<ArticleError>) {
+    let heads: Vec<Result<Head, ArticleError>> = sources
+        .into_par_iter()
+        .map(|source| source.and_then(|s| parse_head(s.path, s.text, ctx)))
+        .collect();
+    let links = LinkIndex::new(
+        heads
+            .iter()
+            .flatten()
+            .map(|h| (h.article.source.as_path(), h.article.url.as_str())),
+    );
+    let results: Vec<Result<Parsed, ArticleError>> = heads
+        .into_par_iter()
+        .map(|head| head.map(|h| finish(h, ctx, &links)))
+        .collect();
+    collect_articles(results)
+}
+
+/// Parses one article from its text. `path` gives the slug and date a file name carries, the generator's
+/// conventions (`body::Dialect`) and the position of errors. Links to other articles cannot be resolved
+/// here (use [`parse_store`]): they are reported as missing.
 pub fn parse_article(
     path: &Path,
     text: &str,
     ctx: &ParseContext<'_>,
-) -> Result<Article, ArticleError> {
+) -> Result<Parsed, ArticleError> {
+    let head = parse_head(path.to_owned(), text.to_string(), ctx)?;
+    let links = LinkIndex::new([(head.article.source.as_path(), head.article.url.as_str())]);
+    Ok(finish(head, ctx, &links))
+}
+
+/// An article read up to its body: everything but what the body gives (its Markdown, text, summary, reading
+/// time), which may need the other articles' permalinks.
+struct Head {
+    article: Article,
+    /// The summary front matter gives, if any.
+    summary: Option<String>,
+    problems: Vec<ArticleError>,
+    /// The whole file and where its body starts.
+    text: String,
+    body_start: usize,
+    dialect: body::Dialect,
+    liquid: liquid::Variables,
+}
+
+fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Head, ArticleError> {
     let fail = |line: usize, col: usize, message: String| ArticleError {
-        path: path.to_owned(),
+        path: path.clone(),
         line,
         col,
         message,
     };
+    let mut problems = Vec::new();
     let from_fm = |e: FrontMatterError| fail(e.line, e.col, e.message);
-    let split = front_matter::split(text).map_err(from_fm)?;
+    let split = front_matter::split(&text).map_err(from_fm)?;
     let fm = front_matter::parse(&split).map_err(from_fm)?;
+    let toml = split.format == front_matter::Format::Toml;
     // Position of a front matter key's value in the file, for errors about that key.
     let at_key = |key: &str| {
         key_position(split.front, key).map_or((split.front_line, 1), |(l, c)| {
@@ -338,27 +568,42 @@ pub fn parse_article(
             .title
             .as_ref()
             .map_or((split.front_line, 1), |_| at_key("title"));
+        let example = if toml {
+            "title = \"...\""
+        } else {
+            "title: ..."
+        };
         return Err(fail(
             l,
             c,
-            "missing title; add `title: ...` to the front matter".into(),
+            format!("missing title; add `{example}` to the front matter"),
         ));
     }
 
-    let (file_stem, jekyll_date) = file_slug_and_date(path);
+    // Zola keeps a page's URL in `path` ("2024/01/05/slug"), which then gives its date and slug too.
+    let zola_path = fm
+        .path
+        .as_deref()
+        .map(|p| p.trim().trim_matches('/'))
+        .filter(|p| !p.is_empty());
+    let (path_slug, path_date) = zola_path.map_or((None, None), slug_and_date_of_url_path);
+    let (file_stem, file_date) = file_slug_and_date(&path);
     let date = match &fm.date {
         Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
             let (l, c) = at_key("date");
             fail(l, c, message)
         })?,
-        None => match jekyll_date {
-            Some(d) => local_midnight(d, ctx.timezone),
+        None => match path_date.or(file_date) {
+            Some(d) => check_year(local_midnight(d, ctx.timezone)).map_err(|m| fail(1, 1, m))?,
             None => {
-                return Err(fail(
-                    split.front_line,
-                    1,
-                    "missing date; add `date: YYYY-MM-DD` (or RFC 3339) to the front matter".into(),
-                ));
+                let fix = if toml {
+                    "missing date; add `date = 2024-01-31` (or an RFC 3339 date-time like 2024-01-31T09:00:00+01:00) \
+                     to the front matter, or a `path = \"2024/01/31/slug\"`"
+                } else {
+                    "missing date; add `date: YYYY-MM-DD` (or RFC 3339) to the front matter, or name the file \
+                     YYYY-MM-DD-slug.md"
+                };
+                return Err(fail(split.front_line, 1, fix.into()));
             }
         },
     };
@@ -376,28 +621,45 @@ pub fn parse_article(
     }
     .max(date);
 
-    let slug = match fm.slug {
-        Some(s) => {
+    let slug = match (&fm.slug, path_slug) {
+        (Some(s), _) => {
             let s = s.trim().to_string();
-            if s.is_empty()
-                || s.contains(['/', '\\', '?', '#'])
-                || s.chars().any(char::is_whitespace)
-            {
+            check_slug(&s).map_err(|m| {
                 let (l, c) = at_key("slug");
-                return Err(fail(
-                    l,
-                    c,
-                    format!(
-                        "slug \"{s}\" cannot be part of a URL; use letters, digits and hyphens"
-                    ),
-                ));
-            }
+                fail(l, c, m)
+            })?;
             s
         }
-        None => file_stem,
+        (None, Some(s)) => {
+            check_slug(&s).map_err(|m| {
+                let (l, c) = at_key("path");
+                fail(l, c, format!("path gives {m}"))
+            })?;
+            s
+        }
+        (None, None) => {
+            check_slug(&file_stem).map_err(|m| {
+                fail(
+                    1,
+                    1,
+                    format!(
+                        "the file name gives {m}; rename the file, or set the slug in front matter ({})",
+                        if toml { "slug = \"...\"" } else { "slug: ..." }
+                    ),
+                )
+            })?;
+            file_stem
+        }
     };
 
-    let author = match fm.author {
+    // `author`, else the first of `authors` (Zola, Hugo) or of Zola's `taxonomies.authors`.
+    let author_ref = fm.author.or_else(|| {
+        fm.authors
+            .or_else(|| fm.taxonomies.as_ref().and_then(|t| t.authors.clone()))
+            .and_then(|a| a.into_vec().into_iter().next())
+            .map(AuthorRef::Key)
+    });
+    let author = match author_ref {
         // A key of [authors]; else, as Jekyll and Hugo stores write it, the author's name itself.
         Some(AuthorRef::Key(key)) => Some(match ctx.authors.get(&key) {
             Some(a) => author_from_config(&key, a),
@@ -417,36 +679,71 @@ pub fn parse_article(
             email,
             url,
             bio,
-        }) => Some(Author {
-            key: None,
-            name: single_line(&name),
-            email,
-            url,
-            bio: bio.map(|b| single_line(&b)),
-        }),
+        }) => {
+            // A bad address or link is left out of the feeds (where it would break the XML or run as script) and
+            // reported; the article itself is fine.
+            let mut problem = |key: &str, message: String| {
+                let (l, c) = at_key("author");
+                problems.push(fail(l, c, format!("author {key}: {message}")));
+            };
+            let email = email.filter(|e| match check_author_email(e) {
+                Ok(()) => true,
+                Err(m) => {
+                    problem("email", m);
+                    false
+                }
+            });
+            let url = url.filter(|u| match check_author_url(u) {
+                Ok(()) => true,
+                Err(m) => {
+                    problem("url", m);
+                    false
+                }
+            });
+            Some(Author {
+                key: None,
+                name: single_line(&name),
+                email,
+                url,
+                bio: bio.map(|b| single_line(&b)),
+            })
+        }
         None => ctx
             .default_author
             .and_then(|key| ctx.authors.get(key).map(|a| author_from_config(key, a))),
     };
 
-    let category = fm
-        .category
-        .or_else(|| fm.categories.and_then(|c| c.into_vec().into_iter().next()))
+    let dialect = body::Dialect::of(&path, split.format);
+    // Jekyll reads `categories: jekyll update` as two categories; Hugo and Zola write lists (or commas).
+    let names = |list: OneOrMany| match (list, dialect) {
+        (OneOrMany::One(s), body::Dialect::Jekyll) => {
+            s.split_whitespace().map(str::to_string).collect()
+        }
+        (list, _) => list.into_vec(),
+    };
+    let categories: Vec<String> = fm
+        .categories
+        .map(names)
         .or_else(|| {
             fm.taxonomies
                 .as_ref()
-                .and_then(|t| t.categories.as_ref())
-                .and_then(|c| match c {
-                    front_matter::OneOrMany::One(s) => Some(s.clone()),
-                    front_matter::OneOrMany::Many(v) => v.first().cloned(),
+                .and_then(|t| t.categories.clone())
+                .map(|c| match c {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(v) => v,
                 })
         })
+        .unwrap_or_default();
+    let category = fm
+        .category
+        .clone()
+        .or_else(|| categories.first().cloned())
         .map(|c| single_line(&c))
         .filter(|c| !c.is_empty());
     let mut tags: Vec<String> = fm
         .tags
         .or_else(|| fm.taxonomies.and_then(|t| t.tags))
-        .map(|t| t.into_vec())
+        .map(names)
         .unwrap_or_default()
         .iter()
         .map(|t| single_line(t))
@@ -455,41 +752,337 @@ pub fn parse_article(
     // `[rust, Rust]` is one tag (one `tag/rust/` feed): keep the first spelling of each slug.
     let mut seen = HashSet::new();
     tags.retain(|t| seen.insert(taxonomy_slug(t)));
-
-    let rendered = markdown::analyze(split.body);
-    let summary = match fm.summary {
-        Some(s) if !s.trim().is_empty() => single_line(&s),
-        _ => markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS),
+    // A name of only punctuation ("!!!") has no slug to name a feed folder: reported, and left out.
+    let mut nameless = |kind: &str, name: &str, keys: &[&str]| {
+        let (l, c) = keys
+            .iter()
+            .find(|k| key_position(split.front, k).is_some())
+            .map_or((split.front_line, 1), |k| at_key(k));
+        problems.push(fail(
+            l,
+            c,
+            format!(
+                "{kind} \"{name}\" has no letter or digit to name its feed folder ({kind}/<name>/); rename it"
+            ),
+        ));
     };
-    let url = permalink(
-        ctx.base_url,
-        ctx.permalink,
-        &slug,
-        date,
-        category.as_deref(),
-    );
-    Ok(Article {
-        source: path.to_owned(),
-        id: fm
-            .id
-            .map(|s| single_line(&s))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| url.clone()),
+    let category = category.filter(|c| {
+        let named = !taxonomy_slug(c).is_empty();
+        if !named {
+            nameless("category", c, &["category", "categories", "taxonomies"]);
+        }
+        named
+    });
+    tags.retain(|t| {
+        let named = !taxonomy_slug(t).is_empty();
+        if !named {
+            nameless("tag", t, &["tags", "taxonomies"]);
+        }
+        named
+    });
+
+    // Where the article is published: Zola's `path`, Jekyll's `permalink`, Hugo's `url`, else the site's pattern.
+    let own_url = zola_path.map(str::to_string).or_else(|| {
+        fm.permalink
+            .as_deref()
+            .or(fm.url.as_deref())
+            .map(|p| expand_jekyll_permalink(p, &slug, date, category.as_deref()))
+    });
+    let url = match own_url {
+        Some(p) => page_url(ctx.base_url, &p),
+        None => permalink(
+            ctx.base_url,
+            ctx.permalink,
+            &slug,
+            date,
+            category.as_deref(),
+        ),
+    };
+    let id = match &fm.id {
+        Some(id) => {
+            let (l, c) = at_key("id");
+            check_id(id).map_err(|m| fail(l, c, m))?;
+            id.trim().to_string()
+        }
+        None => url.clone(),
+    };
+    let summary = fm
+        .summary
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(single_line);
+    let liquid = match dialect {
+        body::Dialect::Jekyll => liquid_variables(
+            ctx,
+            &fm.extra,
+            &title,
+            &url,
+            date,
+            &slug,
+            &categories,
+            &tags,
+            summary.as_deref(),
+            author.as_ref(),
+        ),
+        body::Dialect::Hugo | body::Dialect::Zola => liquid::Variables::default(),
+    };
+    let body_start = split.body.as_ptr() as usize - text.as_ptr() as usize;
+    let article = Article {
+        source: path,
+        id,
         slug,
         title,
         date,
         updated,
-        summary,
+        summary: String::new(),
         category,
         tags,
         author,
-        body: xml_safe(split.body),
-        text: xml_safe(&rendered.text),
-        reading_minutes: markdown::reading_minutes(rendered.words, ctx.reading_wpm),
+        body: String::new(),
+        text: String::new(),
+        reading_minutes: 1,
         draft: fm.draft.unwrap_or(false),
         related: fm.related.map(|r| r.into_vec()).unwrap_or_default(),
         url,
+    };
+    Ok(Head {
+        article,
+        summary,
+        problems,
+        text,
+        body_start,
+        dialect,
+        liquid,
     })
+}
+
+/// The body's part of an article: generator markup evaluated ([`body::prepare`]), then text, summary and reading
+/// time from the Markdown. What could not be evaluated is reported at its place in the file.
+fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
+    let Head {
+        mut article,
+        summary,
+        mut problems,
+        text,
+        body_start,
+        dialect,
+        liquid,
+    } = head;
+    // Characters XML forbids go first: dropped later, they could join what the passes saw apart (a link
+    // definition that only became one without them).
+    let written = &text[body_start..];
+    let raw = xml_safe(written);
+    let (markdown, found) = body::prepare(
+        &raw,
+        &body::BodyContext {
+            dialect,
+            links,
+            liquid: &liquid,
+        },
+    );
+    for p in found {
+        let offset = offset_in_written(written, &raw, p.offset);
+        let (line, col) = crate::config::line_col(&text, body_start + offset);
+        problems.push(ArticleError {
+            path: article.source.clone(),
+            line,
+            col,
+            message: p.message,
+        });
+    }
+    let rendered = markdown::analyze(&markdown);
+    article.summary = summary.unwrap_or_else(|| {
+        markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
+    });
+    article.text = xml_safe(&rendered.text);
+    article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
+    article.body = xml_safe(&markdown);
+    Parsed { article, problems }
+}
+
+/// The offset in `written` of byte `offset` of `cleaned` (`written` without the characters XML forbids).
+fn offset_in_written(written: &str, cleaned: &str, offset: usize) -> usize {
+    if written.len() == cleaned.len() {
+        return offset;
+    }
+    let mut kept = 0;
+    for (i, c) in written.char_indices() {
+        if kept >= offset {
+            return i;
+        }
+        if !is_xml_forbidden(&c) {
+            kept += c.len_utf8();
+        }
+    }
+    written.len()
+}
+
+/// Liquid's `site.*` and `page.*` for a Jekyll post.
+#[allow(clippy::too_many_arguments)]
+fn liquid_variables(
+    ctx: &ParseContext<'_>,
+    extra: &serde_json::Map<String, Value>,
+    title: &str,
+    url: &str,
+    date: DateTime<FixedOffset>,
+    slug: &str,
+    categories: &[String],
+    tags: &[String],
+    summary: Option<&str>,
+    author: Option<&Author>,
+) -> liquid::Variables {
+    let base = ctx.base_url;
+    let mut vars = liquid::Variables::default();
+    let origin = base.origin().ascii_serialization();
+    let baseurl = base.path().trim_end_matches('/').to_string();
+    vars.site.insert("url".into(), origin);
+    vars.site.insert("title".into(), ctx.title.to_string());
+    // Jekyll's page.url is the path below the site's baseurl.
+    let page_path = url::Url::parse(url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
+    let page_path = page_path
+        .strip_prefix(&baseurl)
+        .unwrap_or(&page_path)
+        .to_string();
+    vars.site.insert("baseurl".into(), baseurl);
+    for (key, value) in extra {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<String>(),
+            _ => continue,
+        };
+        vars.page.insert(key.clone(), text);
+    }
+    for (key, value) in [
+        ("title", title.to_string()),
+        ("url", page_path),
+        ("date", date.format("%Y-%m-%d %H:%M:%S %z").to_string()),
+        ("slug", slug.to_string()),
+        ("categories", categories.concat()),
+        ("tags", tags.concat()),
+    ] {
+        vars.page.insert(key.into(), value);
+    }
+    if let Some(s) = summary {
+        for key in ["excerpt", "description", "summary"] {
+            vars.page.insert(key.into(), s.to_string());
+        }
+    }
+    if let Some(a) = author {
+        vars.page.insert("author".into(), a.name.clone());
+    }
+    vars
+}
+
+/// A slug must be one URL path segment: not empty, without `/ \ ? #`, whitespace or control characters.
+fn check_slug(slug: &str) -> Result<(), String> {
+    if slug.is_empty()
+        || slug.contains(['/', '\\', '?', '#', '%'])
+        || slug.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "slug \"{}\", which cannot be part of a URL; use letters, digits and hyphens",
+            slug.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// The slug (last segment, without `.html`) and the date (a leading `YYYY/MM/DD`) of a URL path like Zola's
+/// `path = "2024/01/05/my-post"`.
+fn slug_and_date_of_url_path(path: &str) -> (Option<String>, Option<NaiveDate>) {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let slug = segments.last().map(|s| {
+        s.strip_suffix(".html")
+            .or_else(|| s.strip_suffix(".htm"))
+            .unwrap_or(s)
+            .to_string()
+    });
+    let date = match segments.as_slice() {
+        [y, m, d, _, ..] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
+            NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d").ok()
+        }
+        _ => None,
+    };
+    (slug, date)
+}
+
+/// Jekyll's front-matter `permalink` with its common placeholders (`:year`, `:month`, `:day`, `:title`,
+/// `:slug`, `:categories`) filled in; a Hugo `url` has none and stays as written.
+fn expand_jekyll_permalink(
+    pattern: &str,
+    slug: &str,
+    date: DateTime<FixedOffset>,
+    category: Option<&str>,
+) -> String {
+    pattern
+        .replace(":year", &date.format("%Y").to_string())
+        .replace(":month", &date.format("%m").to_string())
+        .replace(":day", &date.format("%d").to_string())
+        .replace(":title", slug)
+        .replace(":slug", slug)
+        .replace(
+            ":categories",
+            &category.map(taxonomy_slug).unwrap_or_default(),
+        )
+        .replace("//", "/")
+}
+
+/// The absolute URL of a page published at `path` (below the site's base URL). A path without an extension is
+/// a folder, so it ends with `/`, as the generators publish it.
+fn page_url(base: &url::Url, path: &str) -> String {
+    let path = path.trim().trim_start_matches('/');
+    let last = path.rsplit('/').next().unwrap_or("");
+    let path = if path.is_empty() || path.ends_with('/') || last.contains('.') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    };
+    base.join(&path)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("{base}{path}"))
+}
+
+/// An `id:` from front matter becomes the feed item's id forever (Atom `id`, RSS `guid`): it must be one line
+/// and an absolute URI (RFC 4287 4.2.6), like `tag:example.com,2024:post-1` or a URL.
+fn check_id(id: &str) -> Result<(), String> {
+    let shown = id.escape_debug();
+    if id.chars().any(char::is_control) {
+        return Err(format!(
+            "id \"{shown}\" contains control characters; write it on one line, without them"
+        ));
+    }
+    let id = id.trim();
+    if id.is_empty() || id.contains(char::is_whitespace) || url::Url::parse(id).is_err() {
+        return Err(format!(
+            "id \"{shown}\" is not an absolute URI; use a tag URI like \"tag:example.com,2024:my-post\" or a URL, \
+             or remove it (the permalink is the default)"
+        ));
+    }
+    Ok(())
+}
+
+/// An author's e-mail address as a feed carries it (Atom `<email>`).
+pub fn check_author_email(email: &str) -> Result<(), String> {
+    crate::domain::EmailAddress::parse(email)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// An author's link: an absolute http(s) URL, never `javascript:` or `data:`.
+pub fn check_author_url(link: &str) -> Result<(), String> {
+    match url::Url::parse(link.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && !link.chars().any(char::is_control) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "\"{}\" is not an http(s) URL; use one like \"https://example.com/about/\"",
+            link.escape_debug()
+        )),
+    }
 }
 
 fn author_from_config(key: &str, a: &AuthorConfig) -> Author {
@@ -517,8 +1110,9 @@ fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
     } else {
         stem
     };
+    // Jekyll writes `2024-01-05-title.md`, Zola also `2024-01-05_title.md`.
     if stem.len() > 11
-        && stem.as_bytes()[10] == b'-'
+        && matches!(stem.as_bytes()[10], b'-' | b'_')
         && let Ok(date) = NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d")
     {
         return (stem[11..].to_string(), Some(date));
@@ -530,17 +1124,33 @@ fn local_midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
     localize(date.and_hms_opt(0, 0, 0).expect("midnight exists"), tz)
 }
 
-/// A naive time read in `tz`; in a DST gap the earliest valid instant after it.
+/// A naive time read in `tz`. In a fold (clocks turned back) the earlier instant; in a gap (clocks turned
+/// forward, or a whole skipped day such as `Pacific/Apia` 2011-12-30) the next valid instant, the end of the gap.
 fn localize(naive: NaiveDateTime, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
-    let local = tz
-        .from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .expect("a time one hour after a DST gap exists");
-    local.fixed_offset()
+    if let Some(local) = tz.from_local_datetime(&naive).earliest() {
+        return local.fixed_offset();
+    }
+    // In a gap: the first instant whose local time is at or after `naive`. Local time grows with the instant
+    // (bar folds, which need a second transition within a day of the first), and every zone's offset lies
+    // within ±26 hours, so the answer is between these bounds; bisect to the second.
+    let local_at = |secs: i64| {
+        let utc = DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc());
+        utc.map(|u| tz.from_utc_datetime(&u).naive_local())
+    };
+    let target = naive.and_utc().timestamp();
+    let (mut lo, mut hi) = (target - 26 * 3600, target + 26 * 3600);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match local_at(mid) {
+            Some(local) if local >= naive => hi = mid,
+            Some(_) => lo = mid,
+            // Out of chrono's range: only for years no article can carry (parse_date refuses them first).
+            None => hi = mid,
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
+        .map(|d| tz.from_utc_datetime(&d.naive_utc()).fixed_offset())
+        .unwrap_or_else(|| naive.and_utc().fixed_offset())
 }
 
 fn parse_date_value(value: &Value, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
@@ -555,6 +1165,27 @@ fn parse_date_value(value: &Value, tz: chrono_tz::Tz) -> Result<DateTime<FixedOf
 /// Reads the date forms found in Jekyll, Hugo and Zola front matter. A time without a zone is in `tz`.
 pub fn parse_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
     let s = s.trim();
+    check_year(parse_date_unchecked(s, tz)?)
+}
+
+/// The years a feed can carry: four digits (RFC 822 and RFC 3339 write four; readers reject year 0000).
+const FEED_YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
+
+fn check_year(date: DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>, String> {
+    use chrono::Datelike;
+    if FEED_YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(format!(
+            "date {} is out of range; feeds need a year from {} to {}",
+            date.format("%Y-%m-%d"),
+            FEED_YEARS.start(),
+            FEED_YEARS.end()
+        ))
+    }
+}
+
+fn parse_date_unchecked(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d);
     }

@@ -17,12 +17,25 @@ fn authors() -> BTreeMap<String, AuthorConfig> {
 }
 
 fn parse(path: &str, text: &str) -> Result<Article, ArticleError> {
+    parse_full(path, text).map(|p| {
+        assert_eq!(p.problems, vec![], "{path}: unexpected problems");
+        p.article
+    })
+}
+
+/// Parses with the site in `Europe/Berlin`, returning the article's problems as well.
+fn parse_full(path: &str, text: &str) -> Result<Parsed, ArticleError> {
+    parse_in(path, text, chrono_tz::Europe::Berlin)
+}
+
+fn parse_in(path: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Parsed, ArticleError> {
     let base = url::Url::parse("https://example.com/blog/").unwrap();
     let authors = authors();
     let ctx = ParseContext {
+        title: "Blog",
         base_url: &base,
         permalink: "/posts/{slug}/",
-        timezone: chrono_tz::Europe::Berlin,
+        timezone,
         reading_wpm: 200,
         authors: &authors,
         default_author: None,
@@ -198,6 +211,7 @@ fn duplicate_slugs_name_both_files() {
     let base = url::Url::parse("https://example.com/").unwrap();
     let authors = BTreeMap::new();
     let ctx = ParseContext {
+        title: "Blog",
         base_url: &base,
         permalink: "/{slug}/",
         timezone: chrono_tz::UTC,
@@ -319,4 +333,392 @@ fn category_names_are_the_same_when_their_slugs_are() {
         assert_eq!(same_category(b, a), same, "{b:?} vs {a:?}");
     }
     assert_eq!(taxonomy_slug("Dev Ops"), "dev-ops");
+}
+
+#[test]
+fn a_date_in_a_skipped_day_is_read_as_the_next_valid_instant() {
+    // Samoa skipped 2011-12-30 entirely, moving from UTC-10 to UTC+14.
+    let a = parse_in(
+        "apia.md",
+        "---\ntitle: T\ndate: 2011-12-30\n---\n",
+        chrono_tz::Pacific::Apia,
+    )
+    .unwrap()
+    .article;
+    assert_eq!(a.date.to_rfc3339(), "2011-12-31T00:00:00+14:00");
+    let b = parse_in(
+        "apia.md",
+        "---\ntitle: T\ndate: 2011-12-30 15:45\n---\n",
+        chrono_tz::Pacific::Apia,
+    )
+    .unwrap()
+    .article;
+    assert_eq!(b.date.to_rfc3339(), "2011-12-31T00:00:00+14:00");
+}
+
+#[test]
+fn a_date_in_a_two_hour_gap_is_read_as_the_end_of_the_gap() {
+    // Troll station jumps from UTC+0 to UTC+2 at 01:00 on the last Sunday of March.
+    for (written, expected) in [
+        ("2024-03-31 01:30", "2024-03-31T03:00:00+02:00"),
+        ("2024-03-31 02:59", "2024-03-31T03:00:00+02:00"),
+        ("2024-03-31 00:59", "2024-03-31T00:59:00+00:00"),
+        ("2024-03-31 03:00", "2024-03-31T03:00:00+02:00"),
+    ] {
+        let a = parse_in(
+            "troll.md",
+            &format!("---\ntitle: T\ndate: {written}\n---\n"),
+            chrono_tz::Antarctica::Troll,
+        )
+        .unwrap()
+        .article;
+        assert_eq!(a.date.to_rfc3339(), expected, "{written}");
+    }
+    // Every minute of a gap day resolves without a panic.
+    let day = NaiveDate::from_ymd_opt(2011, 12, 30).unwrap();
+    for minute in 0..24 * 60 {
+        let t = day.and_hms_opt(minute / 60, minute % 60, 0).unwrap();
+        let d = localize(t, chrono_tz::Pacific::Apia);
+        assert!(d.naive_local() >= t, "{t} became {d}");
+    }
+}
+
+#[test]
+fn a_fold_keeps_the_earlier_instant() {
+    let a = parse("x.md", "---\ntitle: T\ndate: 2024-10-27 02:30\n---\n").unwrap();
+    assert_eq!(a.date.to_rfc3339(), "2024-10-27T02:30:00+02:00");
+}
+
+#[test]
+fn year_0000_is_refused_with_the_range() {
+    for (text, at) in [
+        ("---\ntitle: T\ndate: 0000-01-01\n---\n", (3, 7)),
+        (
+            "---\ntitle: T\ndate: 2024-01-01\nupdated: 0000-01-01T00:00:00Z\n---\n",
+            (4, 10),
+        ),
+        ("+++\ntitle = \"T\"\ndate = 0000-01-01\n+++\n", (3, 8)),
+    ] {
+        let e = parse("x.md", text).unwrap_err();
+        assert_eq!((e.line, e.col), at, "{e}");
+        assert!(
+            e.message
+                .contains("0000-01-01 is out of range; feeds need a year from 1000 to 9999"),
+            "{e}"
+        );
+    }
+    let e = parse("_posts/0000-01-01-ancient.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert!(e.message.contains("out of range"), "{e}");
+}
+
+#[test]
+fn an_id_with_control_characters_is_refused() {
+    let e = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nid: \"tag:example.com,2024:a\\u0008b\"\n---\n",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (4, 5), "{e}");
+    assert!(e.message.contains("contains control characters"), "{e}");
+    let e = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nid: \"line\\none\"\n---\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("contains control characters"), "{e}");
+}
+
+#[test]
+fn an_id_that_is_not_a_uri_is_refused_and_a_tag_uri_is_kept() {
+    let e = parse("x.md", "---\ntitle: T\ndate: 2024-01-01\nid: post 1\n---\n").unwrap_err();
+    assert!(e.message.contains("is not an absolute URI"), "{e}");
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nid: tag:example.com,2024:post-1\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.id, "tag:example.com,2024:post-1");
+}
+
+#[test]
+fn a_bad_author_email_or_url_is_reported_and_left_out() {
+    let p = parse_full(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\nauthor:\n  name: Eve\n  email: \"eve@example.com\\u0007\"\n  url: \"javascript:alert(1)\"\n---\n",
+    )
+    .unwrap();
+    let author = p.article.author.unwrap();
+    assert_eq!((author.email, author.url), (None, None));
+    let messages: Vec<String> = p.problems.iter().map(|e| e.to_string()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].starts_with("x.md:4:8: error: author email:"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with(
+            "x.md:4:8: error: author url: \"javascript:alert(1)\" is not an http(s) URL"
+        ),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn front_matter_over_the_limit_is_refused_without_parsing_it() {
+    let nested = "a:\n".to_string() + &"  - [[[[[[[[[[1]]]]]]]]]]\n".repeat(10_000);
+    let e = parse("big.md", &format!("---\ntitle: T\n{nested}---\nbody")).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("front matter is longer than 65536 bytes"),
+        "{e}"
+    );
+    assert!(e.line > 2, "{e}");
+}
+
+/// Parses several files as one store (links between them resolved), in the site of [`parse_full`].
+fn parse_many(files: &[(&str, &str)], permalink: &str) -> (Catalog, Vec<ArticleError>) {
+    let base = url::Url::parse("https://example.com/blog/").unwrap();
+    let authors = authors();
+    let ctx = ParseContext {
+        title: "Blog",
+        base_url: &base,
+        permalink,
+        timezone: chrono_tz::UTC,
+        reading_wpm: 200,
+        authors: &authors,
+        default_author: None,
+    };
+    let sources = files
+        .iter()
+        .map(|(p, t)| {
+            Ok(Source {
+                path: PathBuf::from(p),
+                text: t.to_string(),
+            })
+        })
+        .collect();
+    parse_store(sources, &ctx)
+}
+
+#[test]
+fn zola_path_gives_date_slug_and_url() {
+    let a = parse(
+        "content/blog/whatever.md",
+        "+++\ntitle = \"Z\"\npath = \"2019/07/04/independent-slug\"\nauthors = [\"Maya Okafor\", \"Bo\"]\n[extra]\nmath = true\n+++\nText.\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "independent-slug");
+    assert_eq!(a.date.to_rfc3339(), "2019-07-04T00:00:00+02:00");
+    assert_eq!(
+        a.url,
+        "https://example.com/blog/2019/07/04/independent-slug/"
+    );
+    let author = a.author.unwrap();
+    assert_eq!(
+        (author.key.as_deref(), author.name.as_str()),
+        (Some("maya"), "Maya Okafor")
+    );
+}
+
+#[test]
+fn a_toml_article_without_a_date_is_told_the_toml_fix() {
+    let e = parse("content/x.md", "+++\ntitle = \"T\"\n+++\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("missing date; add `date = 2024-01-31`"),
+        "{e}"
+    );
+    assert!(e.message.contains("path = \"2024/01/31/slug\""), "{e}");
+    assert!(!e.message.contains("date:"), "no YAML syntax for TOML: {e}");
+    let e = parse("x.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("missing date; add `date: YYYY-MM-DD`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn zola_internal_links_resolve_to_permalinks_and_a_missing_one_is_located() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "site/content/blog/a.md",
+                "+++\ntitle = \"A\"\ndate = 2024-01-01\n+++\nSee [B](@/blog/b.md#part) and\n[gone](@/blog/gone.md).\n",
+            ),
+            (
+                "site/content/blog/b.md",
+                "+++\ntitle = \"B\"\npath = \"2024/02/02/bee\"\n+++\nB.\n",
+            ),
+        ],
+        "/{slug}/",
+    );
+    assert_eq!(catalog.all().len(), 2);
+    let a = catalog.by_slug("a").unwrap();
+    assert!(
+        a.body
+            .contains("[B](https://example.com/blog/2024/02/02/bee/#part)"),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("@/"), "{}", a.body);
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "site/content/blog/a.md:6:8: error: link target \"@/blog/gone.md\" is not an article of the store; give its path from the content folder, like @/blog/post.md"
+        ]
+    );
+}
+
+#[test]
+fn jekyll_liquid_links_and_problems_are_located_in_the_file() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "_posts/2024-01-01-one.md",
+                "---\ntitle: One\n---\nSee [two]({% post_url 2024-02-02-two %}).\n\n{% include card.html %}\n",
+            ),
+            ("_posts/2024-02-02-two.md", "---\ntitle: Two\n---\nTwo.\n"),
+        ],
+        "/{year}/{month}/{day}/{slug}.html",
+    );
+    let one = catalog.by_slug("one").unwrap();
+    assert_eq!(
+        one.body,
+        "See [two](https://example.com/blog/2024/02/02/two.html).\n\n\n"
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].line, errors[0].col), (6, 1));
+}
+
+#[test]
+fn slugs_shared_by_different_permalinks_are_both_published() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "_posts/2024-03-01-hello.md",
+                "---\ntitle: New hello\n---\nx\n",
+            ),
+            (
+                "_posts/2019-05-01-hello.md",
+                "---\ntitle: Old hello\n---\nx\n",
+            ),
+        ],
+        "/{year}/{slug}/",
+    );
+    assert_eq!(errors, vec![]);
+    let slugs: Vec<(&str, &str)> = catalog
+        .all()
+        .iter()
+        .map(|a| (a.slug.as_str(), a.url.as_str()))
+        .collect();
+    assert_eq!(
+        slugs,
+        [
+            ("2024-03-01-hello", "https://example.com/blog/2024/hello/"),
+            ("hello", "https://example.com/blog/2019/hello/"),
+        ],
+        "the oldest keeps the plain slug"
+    );
+}
+
+#[test]
+fn a_file_name_that_cannot_be_a_slug_is_refused() {
+    let e = parse("_posts/2024-01-01-my post.md", "---\ntitle: T\n---\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "_posts/2024-01-01-my post.md:1:1: error: the file name gives slug \"my post\", which cannot be part of a URL; use letters, digits and hyphens; rename the file, or set the slug in front matter (slug: ...)"
+    );
+    let a = parse(
+        "_posts/2024-01-01-my post.md",
+        "---\ntitle: T\nslug: my-post\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "my-post");
+}
+
+#[test]
+fn own_permalinks_from_front_matter_are_used() {
+    let jekyll = parse(
+        "_posts/2024-01-05-x.md",
+        "---\ntitle: T\npermalink: /:year/:month/:title.html\n---\n",
+    )
+    .unwrap();
+    assert_eq!(jekyll.url, "https://example.com/blog/2024/01/x.html");
+    let hugo = parse(
+        "content/posts/x.md",
+        "---\ntitle: T\ndate: 2024-01-05\nurl: /custom/place\n---\n",
+    )
+    .unwrap();
+    assert_eq!(hugo.url, "https://example.com/blog/custom/place/");
+}
+
+#[test]
+fn a_liquid_looking_sample_in_a_hugo_or_plain_article_is_kept() {
+    let a = parse(
+        "content/posts/templates.md",
+        "---\ntitle: T\ndate: 2024-01-05\n---\n```\n{{ .Title }} {% if x %}\n```\n",
+    )
+    .unwrap();
+    assert!(a.body.contains("{{ .Title }} {% if x %}"), "{}", a.body);
+}
+
+#[test]
+fn a_category_or_tag_without_a_slug_is_reported_and_left_out() {
+    let p = parse_full(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-01\ncategory: \"!!!\"\ntags: [ok, \"???\"]\n---\n",
+    )
+    .unwrap();
+    assert_eq!(p.article.category, None);
+    assert_eq!(p.article.tags, ["ok"]);
+    let messages: Vec<String> = p.problems.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "x.md:4:11: error: category \"!!!\" has no letter or digit to name its feed folder (category/<name>/); rename it",
+            "x.md:5:7: error: tag \"???\" has no letter or digit to name its feed folder (tag/<name>/); rename it",
+        ]
+    );
+}
+
+#[test]
+fn names_that_share_a_folder_but_not_a_spelling_are_reported_naming_both() {
+    let (catalog, errors) = parse_many(
+        &[
+            (
+                "c.md",
+                "---\ntitle: C\ndate: 2024-01-01\ncategory: C\ntags: [Dev Ops]\n---\n",
+            ),
+            (
+                "cpp.md",
+                "---\ntitle: Cpp\ndate: 2024-02-01\ncategory: C++\ntags: [dev-ops, C#]\n---\n",
+            ),
+            (
+                "c-again.md",
+                "---\ntitle: C again\ndate: 2024-03-01\ncategory: c\ntags: [c]\n---\n",
+            ),
+        ],
+        "/{slug}/",
+    );
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "cpp.md:1:1: error: category \"C++\" and category \"C\" (in c.md) would share the feed folder category/c/; rename one of them (\"C++\" is left out of it)",
+            "c-again.md:1:1: error: tag \"c\" and tag \"C#\" (in cpp.md) would share the feed folder tag/c/; rename one of them (\"c\" is left out of it)",
+        ]
+    );
+    let cpp = catalog.by_slug("cpp").unwrap();
+    assert_eq!(
+        (cpp.category.as_deref(), cpp.tags.clone()),
+        (None, vec!["dev-ops".to_string(), "C#".to_string()])
+    );
+    let again = catalog.by_slug("c-again").unwrap();
+    assert_eq!(
+        again.category.as_deref(),
+        Some("c"),
+        "same spelling as \"C\""
+    );
 }

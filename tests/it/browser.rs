@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use crate::support::{TestEnv, artifacts, assert_png_written, chromium, elements};
 
 /// Serves `root` over HTTP on 127.0.0.1 (a thread that lives as long as the test process); returns the base URL.
-fn serve(root: PathBuf) -> String {
+pub(crate) fn serve(root: PathBuf) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {

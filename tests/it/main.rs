@@ -5,5 +5,7 @@ mod browser;
 mod delivery;
 mod digest;
 mod feeds;
+mod fuzz;
 mod related;
+mod stores;
 mod support;

@@ -1,0 +1,267 @@
+//! Links between articles as the generators write them, resolved to the target's permalink: Zola's
+//! `[text](@/blog/post.md)`, Jekyll's `{% link _posts/2024-01-05-post.md %}` and `{% post_url 2024-01-05-post %}`,
+//! Hugo's `{{< ref "post.md" >}}`. Each names a source file, relative to a root tidings does not know (the
+//! site, its `content/` folder): a name matches the store file whose path ends with it, component by component,
+//! and the shortest such path wins, so the result does not depend on where the store starts.
+//!
+//! Also the Zola pass over a Markdown body ([`resolve_internal_links`]), which finds `@/` destinations with the
+//! Markdown parser (never inside code) and rewrites them in place.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Component, Path};
+
+use pulldown_cmark::{Event, Parser, Tag};
+
+use super::body::Problem;
+
+/// Every article's source path and permalink, for looking targets up by the names authors write.
+#[derive(Debug, Clone, Default)]
+pub struct LinkIndex {
+    /// Lowercased file name → (path components, permalink) of each article with that file name.
+    by_name: HashMap<String, Vec<(Vec<String>, String)>>,
+}
+
+impl LinkIndex {
+    /// An index of `(source path, permalink)` pairs.
+    pub fn new<'a>(articles: impl IntoIterator<Item = (&'a Path, &'a str)>) -> LinkIndex {
+        let mut by_name: HashMap<String, Vec<(Vec<String>, String)>> = HashMap::new();
+        for (path, url) in articles {
+            let parts = components(path);
+            if let Some(name) = parts.last() {
+                by_name
+                    .entry(name.to_lowercase())
+                    .or_default()
+                    .push((parts, url.to_string()));
+            }
+        }
+        for candidates in by_name.values_mut() {
+            candidates.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
+        }
+        LinkIndex { by_name }
+    }
+
+    /// The permalink of the article whose source path ends with `name` (`blog/post.md`, `/posts/post.md`;
+    /// without an extension also `post.md`, `post.markdown` and the bundle `post/index.md`). An `#anchor` is kept.
+    pub fn resolve(&self, name: &str) -> Option<String> {
+        let (name, anchor) = match name.split_once('#') {
+            Some((n, a)) => (n, Some(a)),
+            None => (name, None),
+        };
+        let name = name.trim().trim_start_matches('@').trim_matches('/');
+        if name.is_empty() {
+            return None;
+        }
+        let mut wanted: Vec<String> = name
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(str::to_string)
+            .collect();
+        let has_extension = wanted
+            .last()
+            .is_some_and(|last| last.ends_with(".md") || last.ends_with(".markdown"));
+        let mut tries = vec![wanted.clone()];
+        if !has_extension {
+            let last = wanted.pop().unwrap_or_default();
+            for candidate in [format!("{last}.md"), format!("{last}.markdown")] {
+                let mut t = wanted.clone();
+                t.push(candidate);
+                tries.push(t);
+            }
+            let mut bundle = wanted.clone();
+            bundle.push(last);
+            bundle.push("index.md".into());
+            tries.push(bundle);
+        }
+        let url = tries.iter().find_map(|t| self.find(t))?;
+        Some(match anchor {
+            Some(a) if !a.is_empty() => format!("{url}#{a}"),
+            _ => url.to_string(),
+        })
+    }
+
+    /// Jekyll's `{% post_url 2024-01-05-post %}` (or `sub/2024-01-05-post`): a post by its file name without the
+    /// extension.
+    pub fn resolve_post(&self, name: &str) -> Option<String> {
+        let name = name.trim().trim_matches('/');
+        if name.is_empty() {
+            return None;
+        }
+        ["md", "markdown"]
+            .iter()
+            .find_map(|ext| self.resolve(&format!("{name}.{ext}")))
+    }
+
+    fn find(&self, wanted: &[String]) -> Option<&str> {
+        let name = wanted.last()?.to_lowercase();
+        self.by_name.get(&name)?.iter().find_map(|(parts, url)| {
+            (parts.len() >= wanted.len()
+                && parts[parts.len() - wanted.len()..]
+                    .iter()
+                    .zip(wanted)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b)))
+            .then_some(url.as_str())
+        })
+    }
+}
+
+fn components(path: &Path) -> Vec<String> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Zola's internal links: every Markdown link destination starting with `@/` becomes the target's permalink.
+/// A target that is not in the store is reported (at the destination) and its link dropped, keeping the text.
+pub fn resolve_internal_links(markdown: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
+    if !markdown.contains("@/") {
+        return (markdown.to_string(), Vec::new());
+    }
+    // (range in `markdown` to replace, replacement)
+    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    let mut problems = Vec::new();
+    let mut resolve = |dest: &str, at: usize| -> Option<String> {
+        let url = links.resolve(dest);
+        if url.is_none() {
+            problems.push(Problem::new(
+                at,
+                format!(
+                    "link target \"{dest}\" is not an article of the store; give its path from the content folder, \
+                     like @/blog/post.md"
+                ),
+            ));
+        }
+        url
+    };
+    let parser = Parser::new_ext(markdown, super::markdown::options());
+    for (_, def) in parser.reference_definitions().iter() {
+        let dest = def.dest.as_ref();
+        if !dest.starts_with("@/") {
+            continue;
+        }
+        let span = def.span.clone();
+        let Some(at) = markdown[span.clone()].find(dest).map(|i| span.start + i) else {
+            continue;
+        };
+        let replacement = resolve(dest, at).unwrap_or_default();
+        edits.push((at..at + dest.len(), replacement));
+    }
+    for (event, range) in parser.into_offset_iter() {
+        let Event::Start(Tag::Link { dest_url, .. }) = event else {
+            continue;
+        };
+        let dest = dest_url.as_ref();
+        let text = &markdown[range.clone()];
+        // A reference link's destination is in its definition (handled above), not in its own text.
+        let Some(i) = text.rfind(dest).filter(|_| dest.starts_with("@/")) else {
+            continue;
+        };
+        let at = range.start + i;
+        match resolve(dest, at) {
+            Some(url) => edits.push((at..at + dest.len(), url)),
+            None => {
+                // Keep the link text: drop the `[` and the `](dest …)`.
+                let close = text.rfind("](").map_or(range.end, |c| range.start + c);
+                edits.push((range.start..range.start + 1, String::new()));
+                edits.push((close..range.end, String::new()));
+            }
+        }
+    }
+    edits.sort_by_key(|(r, _)| r.start);
+    let mut out = String::with_capacity(markdown.len());
+    let mut last = 0;
+    for (range, replacement) in edits {
+        if range.start < last {
+            continue;
+        }
+        out.push_str(&markdown[last..range.start]);
+        out.push_str(&replacement);
+        last = range.end;
+    }
+    out.push_str(&markdown[last..]);
+    (out, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn index() -> LinkIndex {
+        let articles: Vec<(PathBuf, String)> = [
+            (
+                "/site/content/blog/first.md",
+                "https://e.com/2024/01/05/first/",
+            ),
+            (
+                "/site/content/blog/bundle/index.md",
+                "https://e.com/bundle/",
+            ),
+            ("/site/content/other/first.md", "https://e.com/other-first/"),
+            (
+                "/site/_posts/2024-01-05-hello.md",
+                "https://e.com/2024/01/05/hello.html",
+            ),
+            (
+                "/site/_posts/2023-02-01-old.markdown",
+                "https://e.com/2023/02/01/old.html",
+            ),
+        ]
+        .iter()
+        .map(|(p, u)| (PathBuf::from(p), u.to_string()))
+        .collect();
+        LinkIndex::new(articles.iter().map(|(p, u)| (p.as_path(), u.as_str())))
+    }
+
+    #[test]
+    fn targets_are_found_by_the_end_of_their_path() {
+        let links = index();
+        for (name, url) in [
+            ("@/blog/first.md", Some("https://e.com/2024/01/05/first/")),
+            ("@/other/first.md", Some("https://e.com/other-first/")),
+            ("/posts/../blog/first.md", None),
+            ("blog/first", Some("https://e.com/2024/01/05/first/")),
+            ("bundle", Some("https://e.com/bundle/")),
+            ("@/blog/bundle/index.md", Some("https://e.com/bundle/")),
+            (
+                "_posts/2024-01-05-hello.md",
+                Some("https://e.com/2024/01/05/hello.html"),
+            ),
+            (
+                "@/blog/first.md#usage",
+                Some("https://e.com/2024/01/05/first/#usage"),
+            ),
+            ("@/blog/missing.md", None),
+        ] {
+            assert_eq!(links.resolve(name).as_deref(), url, "{name}");
+        }
+        assert_eq!(
+            links.resolve_post("2023-02-01-old").as_deref(),
+            Some("https://e.com/2023/02/01/old.html")
+        );
+        assert_eq!(links.resolve_post("2023-02-01-nope"), None);
+    }
+
+    #[test]
+    fn zola_links_are_resolved_outside_code_and_a_missing_one_keeps_its_text() {
+        let md = "See [the first](@/blog/first.md) and [gone](@/blog/gone.md \"t\").\n\n\
+                  `[code](@/blog/first.md)`\n\n[ref]: @/bundle/index.md\n\nA [reference][ref].\n";
+        let (out, problems) = resolve_internal_links(md, &index());
+        assert_eq!(
+            out,
+            "See [the first](https://e.com/2024/01/05/first/) and gone.\n\n\
+             `[code](@/blog/first.md)`\n\n[ref]: https://e.com/bundle/\n\nA [reference][ref].\n"
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].offset, md.find("@/blog/gone.md").unwrap());
+        assert!(
+            problems[0]
+                .message
+                .contains("\"@/blog/gone.md\" is not an article")
+        );
+    }
+}
