@@ -203,12 +203,38 @@ pub enum BuildError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the store now has {now} published articles, under half of the {before} the last build published (is the \
+         right folder mounted? check [site] articles / TIDINGS_SITE_ARTICLES); nothing was written. If articles \
+         were removed on purpose, build with --allow-shrink"
+    )]
+    Shrunk { before: usize, now: usize },
+}
+
+/// Whether a build may publish far fewer articles than the last one (`--allow-shrink`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shrink {
+    /// Refuse a store with under half the articles of the last build (an unmounted disk, a wrong path).
+    #[default]
+    Refuse,
+    Allow,
 }
 
 /// Reads the store and writes every feed (only files whose bytes changed).
-pub fn build(config: &Config, now: DateTime<FixedOffset>) -> Result<BuildReport, BuildError> {
+pub fn build(
+    config: &Config,
+    now: DateTime<FixedOffset>,
+    shrink: Shrink,
+) -> Result<BuildReport, BuildError> {
     let (catalog, errors) = store::load_required(config)?;
-    publish(config, &catalog, errors, now)
+    publish(config, &catalog, errors, now, shrink)
+}
+
+/// How many articles the last build published: the entries of the `related.json` it wrote.
+fn last_published(config: &Config) -> Option<usize> {
+    let bytes = std::fs::read(config.feeds.output.join("related.json")).ok()?;
+    let last: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+    Some(last.len())
 }
 
 /// Writes every feed and `related.json` from a loaded store; `errors` are the store's, reported with the build.
@@ -217,7 +243,19 @@ fn publish(
     catalog: &Catalog,
     mut errors: Vec<ArticleError>,
     now: DateTime<FixedOffset>,
+    shrink: Shrink,
 ) -> Result<BuildReport, BuildError> {
+    let published = catalog.published(now).count();
+    if let Some(before) = last_published(config)
+        && shrink == Shrink::Refuse
+        && before >= 4
+        && published * 2 < before
+    {
+        return Err(BuildError::Shrunk {
+            before,
+            now: published,
+        });
+    }
     // Every file of the build is published at once (a staging folder switched in), or none is.
     let output = &config.feeds.output;
     let write_error = |source| BuildError::Write {
@@ -318,11 +356,12 @@ pub enum RoundError {
 pub async fn run_once(
     config: &Config,
     now: DateTime<FixedOffset>,
+    shrink: Shrink,
     options: &SendOptions<'_>,
     transport: &dyn Transport,
 ) -> Result<RoundReport, RoundError> {
     let (catalog, errors) = store::load_required(config).map_err(BuildError::from)?;
-    let build = publish(config, &catalog, errors, now)?;
+    let build = publish(config, &catalog, errors, now, shrink)?;
     let mut digests = Vec::new();
     for d in &config.digest {
         digests.push(digest_send_with(config, &catalog, &d.name, now, options, transport).await?);

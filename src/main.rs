@@ -46,7 +46,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read the store and write every feed.
-    Build,
+    Build {
+        /// Publish even if the store has under half the articles of the last build (removed on purpose).
+        #[arg(long)]
+        allow_shrink: bool,
+    },
     /// Validate config and store; print every problem; exit 1 if there is any.
     Check,
     /// One round of the service's work: build, then send every digest's latest tick that has no run yet.
@@ -55,6 +59,9 @@ enum Command {
         /// and web server is not part of this release.)
         #[arg(long, required = true)]
         once: bool,
+        /// Publish even if the store has under half the articles of the last build (removed on purpose).
+        #[arg(long)]
+        allow_shrink: bool,
     },
     /// Print an article's related reading with the scores and the reasons behind them.
     Related {
@@ -115,14 +122,17 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let reporter = Reporter { quiet: cli.quiet };
     match &cli.command {
-        Command::Build => {
+        Command::Build { allow_shrink } => {
             let spinner = progress("reading articles and writing feeds");
-            let report = tidings::app::build(&config, now)?;
+            let report = tidings::app::build(&config, now, shrink(*allow_shrink))?;
             spinner.finish_and_clear();
             print_build(&report);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { once: _ } => {
+        Command::Run {
+            once: _,
+            allow_shrink,
+        } => {
             let spinner = progress("building feeds and sending digests");
             let transport = tidings::app::transport(&config, mail_password().as_deref())?;
             let secret = env_secret();
@@ -134,7 +144,14 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     reporter.sent_line(&spinner, email, outcome);
                 },
             };
-            let round = tidings::app::run_once(&config, now, &options, transport.as_ref()).await?;
+            let round = tidings::app::run_once(
+                &config,
+                now,
+                shrink(*allow_shrink),
+                &options,
+                transport.as_ref(),
+            )
+            .await?;
             spinner.finish_and_clear();
             print_build(&round.build);
             // Print every digest's report before deciding the exit code.
@@ -351,7 +368,7 @@ impl Command {
                 matches!(command, DigestCommand::Send { dry_run: false, .. })
             }
             Command::Subscribers { command } => !matches!(command, SubscribersCommand::List { .. }),
-            Command::Build | Command::Check | Command::Related { .. } => false,
+            Command::Build { .. } | Command::Check | Command::Related { .. } => false,
         }
     }
 }
@@ -364,6 +381,14 @@ fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
 /// The link-token secret, from the environment only.
 fn env_secret() -> Option<String> {
     std::env::var("TIDINGS_SECRET").ok()
+}
+
+fn shrink(allow: bool) -> app::Shrink {
+    if allow {
+        app::Shrink::Allow
+    } else {
+        app::Shrink::Refuse
+    }
 }
 
 /// The SMTP password, from the environment only.

@@ -242,7 +242,11 @@ impl Templates {
                 Ok(()) => {
                     templates.origins.insert(key, origin.clone());
                 }
-                Err(e) => errors.push(template_error(origin, &e)),
+                Err(e) => {
+                    // Reported here; it is there, so not also "missing" below.
+                    templates.origins.insert(key, origin.clone());
+                    errors.push(template_error(origin, &e));
+                }
             }
         }
         for digest in digests {

@@ -646,3 +646,18 @@ mod merged_html {
         );
     }
 }
+
+#[test]
+fn a_template_syntax_error_is_reported_once_not_also_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("digest.txt.hbs"), "{{#if}}\n").unwrap();
+    let err = match Templates::load(Some(dir.path()), &[digest()]) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a syntax error is an error"),
+    };
+    assert!(
+        err.contains("digest.txt.hbs:") && err.contains("invalid handlebars syntax"),
+        "{err}"
+    );
+    assert!(!err.contains("is missing"), "{err}");
+}

@@ -834,3 +834,44 @@ fn a_zola_blog_publishes_every_post_with_paths_authors_and_internal_links() {
         ]
     );
 }
+
+/// A store that suddenly holds under half the articles of the last build (a half-synced folder, the wrong
+/// checkout) is refused, the published feeds left as they were, until the owner says the removal is meant.
+#[test]
+fn a_store_that_shrank_under_half_is_refused_unless_allow_shrink() {
+    let env = TestEnv::sample();
+    env.run_ok(&["build"]);
+    let public = env.path().join("public");
+    let files = age_files(&public);
+    assert!(files.len() > 10, "{files:?}");
+    let articles = env.path().join("data/articles");
+    let mut names: Vec<_> = std::fs::read_dir(&articles)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for path in &names[..names.len() - 3] {
+        std::fs::remove_file(path).unwrap();
+    }
+    let out = env.run(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("under half of the") && stderr.contains("--allow-shrink"),
+        "{stderr}"
+    );
+    assert_eq!(
+        rewritten_files(&public),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+    env.run_ok(&["build", "--allow-shrink"]);
+    let related = std::fs::read_to_string(public.join("related.json")).unwrap();
+    let published: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&related).unwrap();
+    assert!(published.len() <= 3, "{}", published.len());
+    // From now on the smaller store is the reference: the next build needs no flag.
+    env.run_ok(&["build"]);
+}
