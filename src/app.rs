@@ -43,6 +43,8 @@ pub enum NewsletterError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Email(#[from] InvalidEmail),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("no [[digest]] named \"{name}\" in config.toml; configured: {known}")]
     UnknownDigest { name: String, known: String },
     #[error("{path}: cannot read: {source}")]

@@ -102,7 +102,7 @@ pub async fn digest_preview(
     };
     let tokens = link_tokens(state.as_ref(), env_secret).await?;
     let composer = DigestComposer::new(config, digest, tokens)?;
-    let (catalog, _) = store::load(config);
+    let (catalog, _) = store::load_required(config)?;
     let views = views(
         state.as_ref(),
         name,

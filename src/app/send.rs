@@ -204,7 +204,8 @@ pub async fn digest_send(
     options: &SendOptions<'_>,
     transport: &dyn Transport,
 ) -> Result<SendReport, NewsletterError> {
-    let (catalog, errors) = store::load(config);
+    // A missing store is an error, not an empty one: planning from it would use up the tick for nothing.
+    let (catalog, errors) = store::load_required(config)?;
     for e in &errors {
         tracing::warn!("{e}");
     }

@@ -875,3 +875,41 @@ fn a_store_that_shrank_under_half_is_refused_unless_allow_shrink() {
     // From now on the smaller store is the reference: the next build needs no flag.
     env.run_ok(&["build"]);
 }
+
+/// `digest send` from a store that is not there fails and records nothing, so the tick is still sent once the
+/// store is back.
+#[test]
+fn a_digest_send_from_a_missing_store_fails_and_leaves_the_tick_unsent() {
+    let env = TestEnv::sample();
+    env.run_ok(&["subscribers", "import", "data/subscribers.csv"]);
+    let missing = env.path().join("data/artciles");
+    let vars = [("TIDINGS_SITE_ARTICLES", missing.to_str().unwrap())];
+    let out = env.run_with_env(
+        &[
+            "digest",
+            "send",
+            "weekly",
+            "--now",
+            "2026-11-30T09:00:00+01:00",
+        ],
+        &vars,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the article store does not exist"),
+        "{stderr}"
+    );
+    let runs = env.run_ok(&["digest", "runs", "--format", "json"]);
+    let out = env.run(&["digest", "runs", "--format", "json"]);
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed.is_empty(), "no run recorded: {runs}");
+    env.run_ok(&[
+        "digest",
+        "send",
+        "weekly",
+        "--now",
+        "2026-11-30T09:00:00+01:00",
+    ]);
+    assert!(env.path().join("outbox").read_dir().unwrap().count() > 0);
+}
