@@ -130,6 +130,11 @@ fn digest_config<'a>(config: &'a Config, name: &str) -> Result<&'a DigestConfig,
         })
 }
 
+/// A `[NAME]` filter of a listing command, checked against the configured digests.
+fn known_digest(config: &Config, digest: Option<&str>) -> Result<(), NewsletterError> {
+    digest.map_or(Ok(()), |d| digest_config(config, d).map(|_| ()))
+}
+
 fn digest_names(config: &Config) -> Vec<String> {
     config.digest.iter().map(|d| d.name.clone()).collect()
 }

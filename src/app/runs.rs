@@ -1,7 +1,7 @@
 //! `digest runs`: every run of a digest tick with how its deliveries stand, for the operator (and for a test to
 //! compare two databases).
 
-use super::{ListFormat, NewsletterError, digest_config, open_state, table, ts};
+use super::{ListFormat, NewsletterError, known_digest, open_state, table, ts};
 use crate::config::Config;
 use crate::domain::DeliveryStatus;
 use crate::state::RunSummary;
@@ -12,9 +12,7 @@ pub async fn digest_runs(
     digest: Option<&str>,
     format: ListFormat,
 ) -> Result<String, NewsletterError> {
-    if let Some(d) = digest {
-        digest_config(config, d)?;
-    }
+    known_digest(config, digest)?;
     let runs = open_state(config)?.runs(digest).await?;
     Ok(render_runs(&runs, format))
 }

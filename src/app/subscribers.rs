@@ -7,7 +7,9 @@ use std::path::Path;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::composer::link_tokens;
-use super::{ListFormat, NewsletterError, digest_config, digest_names, open_state, table, ts};
+use super::{
+    ListFormat, NewsletterError, digest_config, digest_names, known_digest, open_state, table, ts,
+};
 use crate::config::Config;
 use crate::domain::{
     EmailAddress, ImportProblem, NewSubscriber, Subscriber, parse_subscribers_csv,
@@ -118,9 +120,7 @@ pub async fn subscribers_list(
     digest: Option<&str>,
     format: ListFormat,
 ) -> Result<String, NewsletterError> {
-    if let Some(d) = digest {
-        digest_config(config, d)?;
-    }
+    known_digest(config, digest)?;
     let subscribers = open_state(config)?.subscribers(digest).await?;
     Ok(render_subscribers(&subscribers, format))
 }

@@ -502,6 +502,17 @@ impl State for SqliteState {
                         .transpose()?;
                     let is_suppressed = suppressed.exists([&key.0])?;
                     let comes_back = resubscribe == Resubscribe::Yes;
+                    // The values both the INSERT and the UPDATE write, in their parameter order.
+                    let row = |joined: &BTreeMap<String, DateTime<Utc>>| {
+                        (
+                            new.email.as_str(),
+                            new.name.as_str(),
+                            json_list(&new.digests),
+                            json_list(&new.categories),
+                            ts(new.subscribed_at),
+                            json_joined(joined),
+                        )
+                    };
                     let outcome = match existing {
                         None if is_suppressed && !comes_back => UpsertOutcome::Suppressed,
                         None => {
@@ -510,14 +521,7 @@ impl State for SqliteState {
                                 .iter()
                                 .map(|d| (d.clone(), new.subscribed_at))
                                 .collect();
-                            insert.execute(params![
-                                new.email.as_str(),
-                                new.name,
-                                json_list(&new.digests),
-                                json_list(&new.categories),
-                                ts(new.subscribed_at),
-                                json_joined(&joined)
-                            ])?;
+                            insert.execute(row(&joined))?;
                             if is_suppressed {
                                 unsuppress.execute([&key.0])?;
                                 UpsertOutcome::Resubscribed
@@ -547,14 +551,7 @@ impl State for SqliteState {
                                         (d.clone(), kept.unwrap_or(new.changed_at))
                                     })
                                     .collect();
-                                update.execute(params![
-                                    new.email.as_str(),
-                                    new.name,
-                                    json_list(&new.digests),
-                                    json_list(&new.categories),
-                                    ts(new.subscribed_at),
-                                    json_joined(&joined)
-                                ])?;
+                                update.execute(row(&joined))?;
                                 unsuppress.execute([&key.0])?;
                                 if old.status.has_left() {
                                     UpsertOutcome::Resubscribed
