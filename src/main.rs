@@ -232,7 +232,7 @@ impl Reporter {
     /// Returns whether the run is closed (false: deferred messages wait for the next send of this tick).
     fn send(&self, report: &SendReport) -> bool {
         let closed = report.is_complete();
-        for (email, outcome) in &report.not_sent {
+        for (email, outcome) in &report.delivered.not_sent {
             match outcome {
                 MessageOutcome::Sent { .. } | MessageOutcome::NotTried => {}
                 MessageOutcome::Deferred { reply } => {

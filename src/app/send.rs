@@ -7,7 +7,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use super::composer::{DigestComposer, link_tokens};
 use super::{NewsletterError, digest_config, open_state, related_source, views};
 use crate::config::{Config, DigestConfig, MailTransport};
-use crate::delivery::{self, DeliverySettings, MessageOutcome, MessageSource, Prepared};
+use crate::delivery::{
+    self, DeliveryReport, DeliverySettings, MessageOutcome, MessageSource, Prepared,
+};
 use crate::digest::{
     self, DigestPlan, LatePublications, PlanOutcome, RelatedPick, Skip, Window, WindowStart,
 };
@@ -37,12 +39,8 @@ pub struct SendReport {
     pub digest: String,
     pub tick: DateTime<FixedOffset>,
     pub outcome: SendOutcome,
-    /// Messages this send delivered.
-    pub sent: usize,
-    /// Each message of this send that was not delivered, with what became of it.
-    pub not_sent: Vec<(EmailAddress, MessageOutcome)>,
-    /// Why sending stopped early (the transport was unavailable).
-    pub unavailable: Option<String>,
+    /// What the delivery worker did with this send's messages.
+    pub delivered: DeliveryReport,
     /// Confirmed subscribers with nothing new (no mail, never an empty digest).
     pub nothing_new: usize,
     /// Subscribers of the digest who are pending, unsubscribed or bounced.
@@ -61,9 +59,7 @@ impl SendReport {
             digest: digest.into(),
             tick,
             outcome,
-            sent: 0,
-            not_sent: Vec::new(),
-            unavailable: None,
+            delivered: DeliveryReport::default(),
             nothing_new: 0,
             not_confirmed: 0,
             would_send: Vec::new(),
@@ -76,10 +72,10 @@ impl SendReport {
     /// and nothing here was deferred or stopped by an unavailable server.
     pub fn is_complete(&self) -> bool {
         match self.progress {
-            RunProgress::Finished => self.unavailable.is_none(),
+            RunProgress::Finished => self.delivered.unavailable.is_none(),
             RunProgress::Open { .. } => {
                 self.sending_elsewhere > 0
-                    && self.unavailable.is_none()
+                    && self.delivered.unavailable.is_none()
                     && self.count(|o| {
                         matches!(
                             o,
@@ -92,11 +88,7 @@ impl SendReport {
 
     /// How many messages of this send ended as `matches` says.
     pub fn count(&self, matches: impl Fn(&MessageOutcome) -> bool) -> usize {
-        let sent = MessageOutcome::Sent {
-            reply: String::new(),
-        };
-        let sent = if matches(&sent) { self.sent } else { 0 };
-        sent + self.not_sent.iter().filter(|(_, o)| matches(o)).count()
+        self.delivered.count(matches)
     }
 
     /// One line for the operator: what went, what waits, what failed and why nothing more.
@@ -140,7 +132,7 @@ impl SendReport {
                 self.nothing_new, self.not_confirmed
             ));
         }
-        if let Some(reason) = &self.unavailable {
+        if let Some(reason) = &self.delivered.unavailable {
             line.push_str(&format!(
                 "; stopped: the mail transport is unavailable ({reason})"
             ));
@@ -301,9 +293,7 @@ pub async fn digest_send_with(
         options.progress,
     )
     .await?;
-    report.sent = delivered.sent;
-    report.not_sent = delivered.not_sent;
-    report.unavailable = delivered.unavailable;
+    report.delivered = delivered;
     report.progress = state.finish_run(run, now.to_utc()).await?;
     if report.progress != RunProgress::Finished {
         report.sending_elsewhere = state.claimants(run, Utc::now()).await?.len();
