@@ -5,17 +5,20 @@
 //! `&#x3D;`, which breaks URLs in plain text). The built-in templates are compiled in; a file of the same name
 //! in `[newsletter] templates` overrides one. CSS is inlined into `style` attributes with `css-inline`.
 //!
-//! Rendering and inlining the HTML part is most of the cost of a message, and in one run most subscribers get the
-//! same articles. So the HTML part is made once per distinct content with the subscriber's own values (name,
-//! address, unsubscribe link) as markers, and each message merges its values in, as merge tags do. The first
-//! message of each content is also rendered directly and must come out the same; if a template makes them differ
-//! (a helper that looks at a personal value), merging is switched off and every message is rendered in full.
+//! Rendering (Handlebars, then CSS inlining) is most of the cost of a message, and in one run most subscribers get
+//! the same articles. So each distinct content (the articles, related picks, window and settings: the content
+//! key) is rendered once with markers in place of the subscriber's own values (name, address, unsubscribe link,
+//! the "why you get this" line), and each message merges its values in, as merge tags do; `wrap` on a marker
+//! is remembered and applied to the value. The first message of each content is also rendered directly and must
+//! come out the same; if a template makes them differ (a helper that looks at a personal value), merging is
+//! switched off and every message is rendered in full. A value the context gains that differs between
+//! subscribers must become a slot: the test `only_slots_differ_between_subscribers_of_one_content` says so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone};
 use chrono_tz::Tz;
@@ -77,24 +80,221 @@ pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
     origins: BTreeMap<String, String>,
-    /// Inlined HTML parts with markers for personal values, by the content they were made from.
-    merged: Mutex<HashMap<u64, String>>,
+    /// Digests with markers for the subscriber's own values, by the content they were made from.
+    merged: Mutex<HashMap<u64, Arc<SharedDigest>>>,
     /// Off once a template made a merged part differ from a full render.
     merging: AtomicBool,
 }
 
-/// Stand-ins for a subscriber's own values in a shared HTML part (private-use characters, which neither
-/// templates nor escaping produce).
-const NAME_MARK: &str = "\u{F8F0}name\u{F8F1}";
-const EMAIL_MARK: &str = "\u{F8F0}email\u{F8F1}";
-const UNSUBSCRIBE_MARK: &str = "\u{F8F0}unsubscribe\u{F8F1}";
 /// Contents kept at once (a run rarely has more than a few: subscribers who joined or filter alike share one).
 const MERGED_KEPT: usize = 4096;
 
+/// A marker opens and closes with private-use characters, which neither templates nor escaping produce.
+const MARK_OPEN: char = '\u{F8F0}';
+const MARK_CLOSE: char = '\u{F8F1}';
+
+/// The subscriber's own values in a render context: everything in it that differs between two subscribers who get
+/// the same articles. A shared digest has markers in their places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Slot {
+    Name,
+    Email,
+    Unsubscribe,
+    /// Why they get the digest: their address, the day they subscribed, their categories.
+    Reason,
+}
+
+impl Slot {
+    const ALL: [Slot; 4] = [Slot::Name, Slot::Email, Slot::Unsubscribe, Slot::Reason];
+
+    fn word(self) -> &'static str {
+        match self {
+            Slot::Name => "name",
+            Slot::Email => "email",
+            Slot::Unsubscribe => "unsubscribe",
+            Slot::Reason => "reason",
+        }
+    }
+
+    fn marker(self) -> String {
+        format!("{MARK_OPEN}{}{MARK_CLOSE}", self.word())
+    }
+}
+
+/// One subscriber's values for the slots.
+struct Personal {
+    name: String,
+    email: String,
+    unsubscribe: String,
+    reason: String,
+}
+
+impl Personal {
+    fn of(context: &Context) -> Personal {
+        Personal {
+            name: context.subscriber.name.clone(),
+            email: context.subscriber.email.clone(),
+            unsubscribe: context.links.unsubscribe.clone(),
+            reason: context.reason.clone(),
+        }
+    }
+
+    fn value(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Name => &self.name,
+            Slot::Email => &self.email,
+            Slot::Unsubscribe => &self.unsubscribe,
+            Slot::Reason => &self.reason,
+        }
+    }
+
+    /// Whether merging these values gives what a full render gives (see [`escape_merged`]).
+    fn mergeable(&self) -> bool {
+        Slot::ALL.iter().all(|s| {
+            let v = self.value(*s);
+            !v.contains(['<', '>', '"', '\u{a0}', MARK_OPEN, MARK_CLOSE])
+        })
+    }
+
+    /// Puts markers in `context` in place of these values. An empty name stays empty (a template may test it),
+    /// so whether there is one is part of the content key.
+    fn mark(&self, context: &mut Context) {
+        if !self.name.is_empty() {
+            context.subscriber.name = Slot::Name.marker();
+        }
+        context.subscriber.email = Slot::Email.marker();
+        context.links.unsubscribe = Slot::Unsubscribe.marker();
+        context.reason = Slot::Reason.marker();
+    }
+}
+
+/// What decides a digest's shared parts: everything the render context holds besides the subscriber's own values
+/// (the plan's articles, picks, window and left-out count, and the settings other than the subscriber's link).
+fn content_key(plan: &DigestPlan<'_>, settings: &RenderSettings<'_>) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for a in &plan.articles {
+        a.slug.hash(&mut h);
+    }
+    0xffu8.hash(&mut h);
+    for pick in &plan.related {
+        (&pick.article.slug, &pick.because.slug).hash(&mut h);
+    }
+    (
+        plan.over_limit,
+        plan.window.after,
+        plan.subscriber.name.is_empty(),
+    )
+        .hash(&mut h);
+    let RenderSettings {
+        site_title,
+        site_url,
+        language,
+        digest,
+        timezone,
+        unsubscribe_url: _,
+        postal_address,
+    } = settings;
+    (
+        site_title,
+        site_url,
+        language,
+        digest,
+        timezone.name(),
+        postal_address,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+/// One rendered text with markers, cut into fixed text and slots (each with the width `wrap` gave it, if any).
+#[derive(Debug)]
+struct Merge {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Fixed(String),
+    Slot { slot: Slot, width: Option<usize> },
+}
+
+impl Merge {
+    /// `None` when a marker is broken (a template cut or changed one).
+    fn parse(text: &str) -> Option<Merge> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find(MARK_OPEN) {
+            if open > 0 {
+                pieces.push(Piece::Fixed(rest[..open].to_string()));
+            }
+            let after = &rest[open + MARK_OPEN.len_utf8()..];
+            let close = after.find(MARK_CLOSE)?;
+            let (word, width) = match after[..close].split_once(":wrap") {
+                Some((word, width)) => (word, Some(width.parse().ok()?)),
+                None => (&after[..close], None),
+            };
+            let slot = *Slot::ALL.iter().find(|s| s.word() == word)?;
+            pieces.push(Piece::Slot { slot, width });
+            rest = &after[close + MARK_CLOSE.len_utf8()..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Fixed(rest.to_string()));
+        }
+        Some(Merge { pieces })
+    }
+
+    fn merge(&self, personal: &Personal, escape: bool) -> String {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Fixed(text) => out.push_str(text),
+                Piece::Slot { slot, width } => {
+                    let value = personal.value(*slot);
+                    let value = match width {
+                        Some(width) => std::borrow::Cow::Owned(wrap_text(value, *width)),
+                        None => std::borrow::Cow::Borrowed(value),
+                    };
+                    if escape {
+                        escape_merged(&value, &mut out);
+                    } else {
+                        out.push_str(&value);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A digest rendered once for everyone who gets the same content, with markers for their own values.
+#[derive(Debug)]
+struct SharedDigest {
+    subject: Merge,
+    text: Merge,
+    html: Merge,
+}
+
+impl SharedDigest {
+    fn parse(marked: RenderedDigest) -> Option<SharedDigest> {
+        Some(SharedDigest {
+            subject: Merge::parse(&marked.subject)?,
+            text: Merge::parse(&marked.text)?,
+            html: Merge::parse(&marked.html)?,
+        })
+    }
+
+    fn merge(&self, personal: &Personal) -> RenderedDigest {
+        RenderedDigest {
+            subject: self.subject.merge(personal, false),
+            text: self.text.merge(personal, false),
+            html: self.html.merge(personal, true),
+        }
+    }
+}
+
 /// `value` escaped as the HTML serializer after CSS inlining writes text, and `"` too so that it is safe in an
 /// attribute (the serializer leaves `"` alone in text: the same HTML, not the same bytes).
-fn escape_merged(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+fn escape_merged(value: &str, out: &mut String) {
     for c in value.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -105,7 +305,6 @@ fn escape_merged(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Which registry a template file belongs to and its name there. Only `digest.*.hbs` and `partials/*.hbs` are
@@ -126,7 +325,20 @@ fn classify(rel: &str) -> Option<(bool, String)> {
 }
 
 handlebars_helper!(upper: |s: str| s.to_uppercase());
-handlebars_helper!(wrap: |s: str, width: u64| wrap_text(s, width as usize));
+handlebars_helper!(wrap: |s: str, width: u64| wrap_or_mark(s, width as usize));
+
+/// `wrap`: a whole marker stays one, noting the width, so that the merge wraps the value it stands for.
+fn wrap_or_mark(s: &str, width: usize) -> String {
+    match s
+        .strip_prefix(MARK_OPEN)
+        .and_then(|rest| rest.strip_suffix(MARK_CLOSE))
+    {
+        Some(word) if !word.contains([MARK_OPEN, MARK_CLOSE, ':']) => {
+            format!("{MARK_OPEN}{word}:wrap{width}{MARK_CLOSE}")
+        }
+        _ => wrap_text(s, width),
+    }
+}
 
 /// Wraps `text` at word boundaries to lines of at most `width` characters (longer words stay whole).
 pub fn wrap_text(text: &str, width: usize) -> String {
@@ -280,90 +492,58 @@ impl Templates {
         plan: &DigestPlan<'_>,
         settings: &RenderSettings<'_>,
     ) -> Result<RenderedDigest, DigestError> {
-        let mut context = context(plan, settings);
-        let subject = self
-            .text
-            .render(&subject_name(settings.digest), &context)
-            .map_err(|e| {
-                self.render_error(&format!("{}.txt", subject_name(settings.digest)), &e)
-            })?;
-        let subject = crate::store::single_line(&subject);
-        context.subject = subject.clone();
-        let text = self
-            .text
-            .render("digest", &context)
-            .map_err(|e| self.render_error("digest.txt", &e))?;
-        let html = self.render_html(&context)?;
-        Ok(RenderedDigest {
-            subject,
-            text: tidy_text(&text),
-            html,
-        })
-    }
-
-    /// The inlined HTML part, merged from a shared one when it can be (see the module docs).
-    fn render_html(&self, context: &Context) -> Result<String, DigestError> {
-        if !self.merging.load(Ordering::Relaxed) {
-            return self.render_html_fully(context);
+        let context = context(plan, settings);
+        let personal = Personal::of(&context);
+        // Only values escaped alike in text and in attributes (`&` is; `<`, `>` and `"` are not) can show that
+        // merging gives the full render byte for byte; a message with others is rendered in full.
+        if !self.merging.load(Ordering::Relaxed) || !personal.mergeable() {
+            return self.render_fully(context);
         }
-        let email = context.subscriber.email.clone();
-        let name = context.subscriber.name.clone();
-        let unsubscribe = context.links.unsubscribe.clone();
-        let mut shared = context.clone();
-        shared.subscriber.email = EMAIL_MARK.into();
-        shared.links.unsubscribe = UNSUBSCRIBE_MARK.into();
-        shared.reason = shared.reason.replace(&email, EMAIL_MARK);
-        shared.subject = shared.subject.replace(&email, EMAIL_MARK);
-        if !name.is_empty() {
-            shared.subscriber.name = NAME_MARK.into();
-            shared.subject = shared.subject.replace(&name, NAME_MARK);
-        }
-        let key = {
-            let json = serde_json::to_vec(&shared).expect("a render context serializes");
-            let mut hasher = std::hash::DefaultHasher::new();
-            json.hash(&mut hasher);
-            hasher.finish()
-        };
-        let merge = |template: &str| {
-            template
-                .replace(NAME_MARK, &escape_merged(&name))
-                .replace(EMAIL_MARK, &escape_merged(&email))
-                .replace(UNSUBSCRIBE_MARK, &escape_merged(&unsubscribe))
-        };
+        let key = content_key(plan, settings);
         let known = self
             .merged
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
             .cloned();
-        if let Some(template) = known {
-            return Ok(merge(&template));
+        if let Some(shared) = known {
+            return Ok(shared.merge(&personal));
         }
-        let full = self.render_html_fully(context)?;
-        // Only values escaped alike in text and in attributes (`&` is; `<`, `>` and `"` are not) can show that
-        // merging gives the full render byte for byte; a message with others is rendered in full until such a
-        // one comes.
-        let plain = [&name, &email, &unsubscribe]
-            .iter()
-            .all(|v| !v.contains(['<', '>', '"', '\u{a0}']));
-        if !plain {
-            return Ok(full);
+        let mut marked = context.clone();
+        personal.mark(&mut marked);
+        let shared = SharedDigest::parse(self.render_fully(marked)?);
+        let full = self.render_fully(context)?;
+        match shared {
+            Some(shared) if shared.merge(&personal) == full => {
+                let mut merged = self
+                    .merged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if merged.len() >= MERGED_KEPT {
+                    merged.clear();
+                }
+                merged.insert(key, Arc::new(shared));
+            }
+            _ => {
+                tracing::debug!(
+                    "a template looks at personal values: rendering every message in full"
+                );
+                self.merging.store(false, Ordering::Relaxed);
+            }
         }
-        let template = self.render_html_fully(&shared)?;
-        if merge(&template) != full {
-            tracing::debug!("a template looks at personal values: rendering every message in full");
-            self.merging.store(false, Ordering::Relaxed);
-            return Ok(full);
-        }
-        let mut merged = self
-            .merged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if merged.len() >= MERGED_KEPT {
-            merged.clear();
-        }
-        merged.insert(key, template);
         Ok(full)
+    }
+
+    /// The render context of `plan` with markers in place of the subscriber's own values (for tests that check
+    /// that nothing else in it is personal).
+    #[cfg(test)]
+    pub(crate) fn marked_context(
+        plan: &DigestPlan<'_>,
+        settings: &RenderSettings<'_>,
+    ) -> serde_json::Value {
+        let mut marked = context(plan, settings);
+        Personal::of(&marked).mark(&mut marked);
+        serde_json::to_value(&marked).expect("a render context serializes")
     }
 
     #[cfg(test)]
@@ -372,6 +552,28 @@ impl Templates {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
+    }
+
+    /// Subject, text and HTML straight from the templates.
+    fn render_fully(&self, mut context: Context) -> Result<RenderedDigest, DigestError> {
+        let subject = self
+            .text
+            .render(&subject_name(&context.digest), &context)
+            .map_err(|e| {
+                self.render_error(&format!("{}.txt", subject_name(&context.digest)), &e)
+            })?;
+        let subject = crate::store::single_line(&subject);
+        context.subject = subject.clone();
+        let text = self
+            .text
+            .render("digest", &context)
+            .map_err(|e| self.render_error("digest.txt", &e))?;
+        let html = self.render_html_fully(&context)?;
+        Ok(RenderedDigest {
+            subject,
+            text: tidy_text(&text),
+            html,
+        })
     }
 
     fn render_html_fully(&self, context: &Context) -> Result<String, DigestError> {
