@@ -195,7 +195,7 @@ pub async fn digest_preview(
             Ok(Preview {
                 explanation: out,
                 message: Some(message.formatted()),
-                text: Some(parts.text),
+                text: Some(parts.text.to_string()),
             })
         }
     }

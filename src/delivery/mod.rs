@@ -14,6 +14,7 @@
 //! The worker knows nothing of digests or templates: a [`MessageSource`] makes each message. Every step returns a
 //! named [`MessageOutcome`], so tests drive it with any transport and no network.
 
+mod group_commit;
 mod owner;
 
 use std::sync::Mutex;
@@ -29,6 +30,7 @@ pub use owner::Owner;
 use crate::domain::{DeliveryEvent, EmailAddress, SubscriberStatus};
 use crate::mail::{DeliveryOutcome, RateLimit, Transport};
 use crate::state::{Claimed, RunId, State, StateError};
+use group_commit::GroupCommit;
 
 /// How the worker sends (from `[mail]`).
 #[derive(Debug, Clone)]
@@ -75,7 +77,7 @@ pub enum Prepared {
 }
 
 /// Makes the message of a claimed delivery (the digest's composer, in the app).
-pub trait MessageSource: Sync {
+pub trait MessageSource: Sync + Send {
     fn prepare(&self, claimed: &Claimed) -> Result<Prepared, String>;
 }
 
@@ -155,8 +157,10 @@ pub async fn deliver(
     let limit = RateLimit::new(settings.rate_per_second);
     let stop = AtomicBool::new(false);
     let unavailable = Mutex::new(None);
+    let ledger = GroupCommit::new(state);
     let worker = Worker {
         state,
+        ledger: &ledger,
         transport,
         source,
         settings,
@@ -180,6 +184,8 @@ pub async fn deliver(
 
 struct Worker<'a> {
     state: &'a dyn State,
+    /// Where outcomes are recorded (in shared transactions).
+    ledger: &'a GroupCommit<'a>,
     transport: &'a dyn Transport,
     source: &'a dyn MessageSource,
     settings: &'a DeliverySettings,
@@ -210,9 +216,10 @@ impl Worker<'_> {
             if batch.is_empty() {
                 break;
             }
-            let mut sends = futures_util::stream::iter(batch)
-                .map(|claimed| async move {
-                    let outcome = self.deliver_one(&claimed).await;
+            let prepared = self.prepare_all(batch);
+            let mut sends = futures_util::stream::iter(prepared)
+                .map(|(claimed, prepared)| async move {
+                    let outcome = self.deliver_one(&claimed, prepared).await;
                     (claimed.delivery.email, outcome)
                 })
                 .buffer_unordered(self.settings.concurrency);
@@ -228,19 +235,42 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// One delivery: prepare, send with retries, record.
-    async fn deliver_one(&self, claimed: &Claimed) -> Result<MessageOutcome, StateError> {
+    /// Makes the messages of a claimed batch on every core (making a message is CPU work; sending it is not).
+    /// On a multi-threaded runtime the thread is handed over while it works, so other tasks go on meanwhile.
+    fn prepare_all(&self, batch: Vec<Claimed>) -> Vec<(Claimed, Result<Prepared, String>)> {
+        use rayon::prelude::*;
+        let prepare = || {
+            batch
+                .into_par_iter()
+                .map(|claimed| {
+                    let prepared = self.source.prepare(&claimed);
+                    (claimed, prepared)
+                })
+                .collect()
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(prepare),
+            _ => prepare(),
+        }
+    }
+
+    /// One delivery: send with retries, record.
+    async fn deliver_one(
+        &self,
+        claimed: &Claimed,
+        prepared: Result<Prepared, String>,
+    ) -> Result<MessageOutcome, StateError> {
         let delivery = &claimed.delivery;
         if self.stop.load(Ordering::SeqCst) {
             return Ok(MessageOutcome::NotTried);
         }
-        let message = match self.source.prepare(claimed) {
+        let message = match prepared {
             Ok(Prepared::Message(message)) => message,
             Ok(Prepared::Cancel(reason)) => {
-                self.state
+                self.ledger
                     .record(
                         delivery.id,
-                        &DeliveryEvent::Cancelled {
+                        DeliveryEvent::Cancelled {
                             reason: reason.clone(),
                         },
                     )
@@ -260,16 +290,16 @@ impl Worker<'_> {
             }
             match self.transport.send(&message, &delivery.message_id).await {
                 DeliveryOutcome::Sent { reply } => {
-                    self.state
-                        .record(delivery.id, &DeliveryEvent::Sent { at: self.sent_at })
+                    self.ledger
+                        .record(delivery.id, DeliveryEvent::Sent { at: self.sent_at })
                         .await?;
                     return Ok(MessageOutcome::Sent { reply });
                 }
                 DeliveryOutcome::Deferred { reply } => {
-                    self.state
+                    self.ledger
                         .record(
                             delivery.id,
-                            &DeliveryEvent::Deferred {
+                            DeliveryEvent::Deferred {
                                 reply: reply.clone(),
                             },
                         )
@@ -281,10 +311,10 @@ impl Worker<'_> {
                         .await;
                 }
                 DeliveryOutcome::Failed { reply } => {
-                    self.state
+                    self.ledger
                         .record(
                             delivery.id,
-                            &DeliveryEvent::Rejected {
+                            DeliveryEvent::Rejected {
                                 reply: reply.clone(),
                             },
                         )

@@ -16,7 +16,7 @@ pub use plan::{
     Window, WindowStart, plan, window,
 };
 pub use related::RelatedSource;
-pub use render::{GMAIL_CLIP_BYTES, RenderSettings, RenderedDigest, Templates, wrap_text};
+pub use render::{GMAIL_CLIP_BYTES, Part, RenderSettings, RenderedDigest, Templates, wrap_text};
 pub use schedule::{Schedule, ScheduleError};
 
 /// Everything that can go wrong loading templates or rendering a digest, naming the template file and line.

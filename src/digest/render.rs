@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone};
 use chrono_tz::Tz;
@@ -70,9 +70,114 @@ const BUILTIN: &[(&str, &str)] = &[
 pub struct RenderedDigest {
     /// Free of CR, LF and other control characters.
     pub subject: String,
-    pub text: String,
+    pub text: Part,
     /// With CSS inlined.
-    pub html: String,
+    pub html: Part,
+}
+
+/// The text or HTML part of one message: rendered for it alone, or a part shared by every message of the same
+/// content with this subscriber's values in its slots (so that what is done to the shared text, such as a
+/// transfer encoding, can be done once: [`Part::encoded`]).
+#[derive(Debug, Clone)]
+pub struct Part(PartKind);
+
+#[derive(Debug, Clone)]
+enum PartKind {
+    Whole(String),
+    Merged {
+        shared: Arc<SharedText>,
+        personal: Arc<Personal>,
+    },
+}
+
+/// A part's text with slots, and its fixed pieces once encoded.
+#[derive(Debug)]
+struct SharedText {
+    merge: Merge,
+    /// HTML: values are escaped.
+    escape: bool,
+    encoded: OnceLock<Vec<String>>,
+}
+
+impl Part {
+    pub fn whole(text: String) -> Part {
+        Part(PartKind::Whole(text))
+    }
+
+    /// The part's text.
+    pub fn to_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            PartKind::Whole(text) => std::borrow::Cow::Borrowed(text),
+            PartKind::Merged { shared, personal } => {
+                std::borrow::Cow::Owned(shared.merge.merge(personal, shared.escape))
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.to_text().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.to_text().contains(needle)
+    }
+
+    /// The part encoded with `encode`, piece by piece: the shared pieces are encoded once (with the first
+    /// `encode` given: a program uses one) and each subscriber value apart, joined by `join`, which must be
+    /// nothing once decoded (a quoted-printable soft line break).
+    pub fn encoded(&self, encode: impl Fn(&str) -> String, join: &str) -> String {
+        let (shared, personal) = match &self.0 {
+            PartKind::Whole(text) => return encode(text),
+            PartKind::Merged { shared, personal } => (shared, personal),
+        };
+        let fixed = shared.encoded.get_or_init(|| {
+            shared
+                .merge
+                .pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Fixed(text) => Some(encode(text)),
+                    Piece::Slot { .. } => None,
+                })
+                .collect()
+        });
+        let mut fixed = fixed.iter();
+        let mut out = String::new();
+        for (i, piece) in shared.merge.pieces.iter().enumerate() {
+            if i > 0 {
+                out.push_str(join);
+            }
+            match piece {
+                Piece::Fixed(_) => {
+                    out.push_str(fixed.next().expect("one encoding per fixed piece"))
+                }
+                Piece::Slot { slot, width } => {
+                    let mut value = String::new();
+                    Merge::push_value(&mut value, personal, *slot, *width, shared.escape);
+                    out.push_str(&encode(&value));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl PartialEq for Part {
+    fn eq(&self, other: &Part) -> bool {
+        self.to_text() == other.to_text()
+    }
+}
+
+impl Eq for Part {}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
+    }
 }
 
 /// The compiled templates and where each came from (for error messages).
@@ -122,6 +227,7 @@ impl Slot {
 }
 
 /// One subscriber's values for the slots.
+#[derive(Debug)]
 struct Personal {
     name: String,
     email: String,
@@ -249,20 +355,31 @@ impl Merge {
             match piece {
                 Piece::Fixed(text) => out.push_str(text),
                 Piece::Slot { slot, width } => {
-                    let value = personal.value(*slot);
-                    let value = match width {
-                        Some(width) => std::borrow::Cow::Owned(wrap_text(value, *width)),
-                        None => std::borrow::Cow::Borrowed(value),
-                    };
-                    if escape {
-                        escape_merged(&value, &mut out);
-                    } else {
-                        out.push_str(&value);
-                    }
+                    Merge::push_value(&mut out, personal, *slot, *width, escape)
                 }
             }
         }
         out
+    }
+
+    /// A slot's value as the part shows it: wrapped if the template wrapped it, escaped in HTML.
+    fn push_value(
+        out: &mut String,
+        personal: &Personal,
+        slot: Slot,
+        width: Option<usize>,
+        escape: bool,
+    ) {
+        let value = personal.value(slot);
+        let value = match width {
+            Some(width) => std::borrow::Cow::Owned(wrap_text(value, width)),
+            None => std::borrow::Cow::Borrowed(value),
+        };
+        if escape {
+            escape_merged(&value, out);
+        } else {
+            out.push_str(&value);
+        }
     }
 }
 
@@ -270,24 +387,39 @@ impl Merge {
 #[derive(Debug)]
 struct SharedDigest {
     subject: Merge,
-    text: Merge,
-    html: Merge,
+    text: Arc<SharedText>,
+    html: Arc<SharedText>,
 }
 
 impl SharedDigest {
     fn parse(marked: RenderedDigest) -> Option<SharedDigest> {
+        let shared = |part: &Part, escape| {
+            Some(Arc::new(SharedText {
+                merge: Merge::parse(&part.to_text())?,
+                escape,
+                encoded: OnceLock::new(),
+            }))
+        };
         Some(SharedDigest {
             subject: Merge::parse(&marked.subject)?,
-            text: Merge::parse(&marked.text)?,
-            html: Merge::parse(&marked.html)?,
+            text: shared(&marked.text, false)?,
+            html: shared(&marked.html, true)?,
         })
     }
 
-    fn merge(&self, personal: &Personal) -> RenderedDigest {
+    fn merge(&self, personal: Personal) -> RenderedDigest {
+        let subject = self.subject.merge(&personal, false);
+        let personal = Arc::new(personal);
+        let part = |shared: &Arc<SharedText>| {
+            Part(PartKind::Merged {
+                shared: Arc::clone(shared),
+                personal: Arc::clone(&personal),
+            })
+        };
         RenderedDigest {
-            subject: self.subject.merge(personal, false),
-            text: self.text.merge(personal, false),
-            html: self.html.merge(personal, true),
+            subject,
+            text: part(&self.text),
+            html: part(&self.html),
         }
     }
 }
@@ -507,14 +639,14 @@ impl Templates {
             .get(&key)
             .cloned();
         if let Some(shared) = known {
-            return Ok(shared.merge(&personal));
+            return Ok(shared.merge(personal));
         }
         let mut marked = context.clone();
         personal.mark(&mut marked);
         let shared = SharedDigest::parse(self.render_fully(marked)?);
         let full = self.render_fully(context)?;
         match shared {
-            Some(shared) if shared.merge(&personal) == full => {
+            Some(shared) if shared.merge(personal) == full => {
                 let mut merged = self
                     .merged
                     .lock()
@@ -571,8 +703,8 @@ impl Templates {
         let html = self.render_html_fully(&context)?;
         Ok(RenderedDigest {
             subject,
-            text: tidy_text(&text),
-            html,
+            text: Part::whole(tidy_text(&text)),
+            html: Part::whole(html),
         })
     }
 

@@ -598,7 +598,7 @@ mod merged_html {
     }
 
     fn html(templates: &Templates, email: &str, name: &str) -> String {
-        rendered(templates, email, name).html
+        rendered(templates, email, name).html.to_string()
     }
 
     fn fresh() -> Templates {
@@ -651,6 +651,29 @@ mod merged_html {
             2,
             "one shared digest with a name, one without"
         );
+    }
+
+    #[test]
+    fn a_merged_part_encodes_piece_by_piece_to_its_text() {
+        use crate::mail::{SOFT_BREAK, quoted_printable};
+        let shared = fresh();
+        rendered(&shared, "ada@example.com", "Ada");
+        let bob = rendered(&shared, "bob.with.a.long.address@example.com", "Bob & José");
+        assert_eq!(shared.merged_len(), 1, "bob's digest was merged");
+        for part in [&bob.text, &bob.html] {
+            let encoded = part.encoded(quoted_printable, SOFT_BREAK);
+            assert!(
+                encoded.split("\r\n").all(|line| line.len() <= 76),
+                "a quoted-printable line over 76 characters"
+            );
+            let decoded =
+                ::quoted_printable::decode(&encoded, ::quoted_printable::ParseMode::Strict)
+                    .unwrap();
+            assert_eq!(
+                String::from_utf8(decoded).unwrap(),
+                part.to_text().replace('\n', "\r\n")
+            );
+        }
     }
 
     #[test]

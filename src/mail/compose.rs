@@ -6,12 +6,13 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, FixedOffset};
 use lettre::Message;
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use super::MailError;
-use crate::digest::RenderedDigest;
+use crate::digest::{Part, RenderedDigest};
 use crate::domain::EmailAddress;
 use crate::store::single_line;
 
@@ -75,6 +76,29 @@ fn raw(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(&value))
 }
 
+/// A part as a quoted-printable body. A merged part reuses the encoding of its shared pieces (most of a
+/// message's bytes), so each message encodes only its own values; quoted-printable, unlike 7bit, takes any text.
+fn quoted_printable_body(part: &Part) -> Body {
+    let encoded = part.encoded(quoted_printable, SOFT_BREAK);
+    Body::dangerous_pre_encoded(
+        encoded.into_bytes(),
+        ContentTransferEncoding::QuotedPrintable,
+    )
+}
+
+/// A quoted-printable line break that decodes to nothing.
+pub const SOFT_BREAK: &str = "=\r\n";
+
+/// `text` quoted-printable encoded, with CRLF line ends as mail wants, in lines of at most 75 characters, so
+/// that joining two encoded pieces with a [`SOFT_BREAK`] keeps every line within the 76 that RFC 2045 allows.
+pub fn quoted_printable(text: &str) -> String {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    quoted_printable::encode_with_options(
+        crlf,
+        quoted_printable::Options::default().line_length_limit(75),
+    )
+}
+
 /// Builds the message. Every header value has control characters (CR/LF) removed; the subject is RFC 2047
 /// encoded by lettre when it is not ASCII.
 pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, MailError> {
@@ -119,12 +143,12 @@ pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, M
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
-                .body(parts.text.clone()),
+                .body(quoted_printable_body(&parts.text)),
         )
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_HTML)
-                .body(parts.html.clone()),
+                .body(quoted_printable_body(&parts.html)),
         );
     builder.multipart(body).map_err(|e| MailError::Build {
         to: envelope.to.to_string(),
@@ -153,8 +177,8 @@ mod tests {
     fn parts(subject: &str) -> RenderedDigest {
         RenderedDigest {
             subject: subject.into(),
-            text: "text".into(),
-            html: "<p>html</p>".into(),
+            text: Part::whole("text".into()),
+            html: Part::whole("<p>html</p>".into()),
         }
     }
 

@@ -15,7 +15,10 @@ mod transport;
 
 use std::path::PathBuf;
 
-pub use compose::{Envelope, NAME_CHARS, SUBJECT_CHARS, compose, message_id, shortened};
+pub use compose::{
+    Envelope, NAME_CHARS, SOFT_BREAK, SUBJECT_CHARS, compose, message_id, quoted_printable,
+    shortened,
+};
 pub use dkim::DkimSigner;
 pub use rate::RateLimit;
 pub use smtp::{Sendmail, SmtpRelay, SmtpSettings};

@@ -58,6 +58,7 @@ macro_rules! conformance_suite {
             cancelled_stays_cancelled_even_when_the_subscriber_confirms_again,
             a_cancellation_is_not_an_attempt,
             recording_an_unknown_delivery_is_an_error,
+            events_recorded_together_apply_in_order_all_or_none,
             a_run_finishes_only_when_no_delivery_is_open,
         );
     };
@@ -737,6 +738,51 @@ pub(crate) async fn a_cancellation_is_not_an_attempt(state: Shared) {
 pub(crate) async fn recording_an_unknown_delivery_is_an_error(state: Shared) {
     let err = state.record(4242, &sent(9)).await.unwrap_err();
     assert!(matches!(err, StateError::NoDelivery(4242)), "{err}");
+}
+
+pub(crate) async fn events_recorded_together_apply_in_order_all_or_none(state: Shared) {
+    let run = run_of(&state, 3).await;
+    let ids: Vec<i64> = state
+        .deliveries(run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    let transitions = state
+        .record_all(&[
+            (ids[0], sent(9)),
+            (ids[1], cancelled()),
+            (ids[0], cancelled()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        transitions,
+        vec![
+            Transition::Applied(DeliveryStatus::Sent),
+            Transition::Applied(DeliveryStatus::Cancelled),
+            DeliveryStatus::Sent.apply(&cancelled()),
+        ],
+        "each event sees the ones before it"
+    );
+    let err = state
+        .record_all(&[(ids[2], sent(9)), (4242, sent(9))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::NoDelivery(4242)), "{err}");
+    let third = state
+        .deliveries(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == ids[2])
+        .unwrap();
+    assert_eq!(
+        third.status,
+        DeliveryStatus::Pending,
+        "a failed batch records none of its events"
+    );
 }
 
 pub(crate) async fn a_run_finishes_only_when_no_delivery_is_open(state: Shared) {

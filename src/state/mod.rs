@@ -379,7 +379,16 @@ pub trait State: Send + Sync {
         &self,
         delivery: DeliveryId,
         event: &DeliveryEvent,
-    ) -> Result<Transition, StateError>;
+    ) -> Result<Transition, StateError> {
+        let mut transitions = self.record_all(&[(delivery, event.clone())]).await?;
+        transitions.pop().ok_or(StateError::NoDelivery(delivery))
+    }
+    /// Records several events in one transaction (all or none), each as [`State::record`] would, in order; the
+    /// transitions in the same order. One commit for many messages is what lets a send keep up with its relay.
+    async fn record_all(
+        &self,
+        events: &[(DeliveryId, DeliveryEvent)],
+    ) -> Result<Vec<Transition>, StateError>;
     /// Closes the run at `at` if none of its deliveries is open any more.
     async fn finish_run(&self, run: RunId, at: DateTime<Utc>) -> Result<RunProgress, StateError>;
 }

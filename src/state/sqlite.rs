@@ -101,6 +101,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
 
 const SECRET_KEY: &str = "link_token_secret";
 
+/// Moves one delivery as `event` says. The guard on the current status is in the UPDATE itself, so the move is
+/// atomic; a final status is only read back to say what refused the event. Claims are left to `release_claims`.
+fn record_one(
+    conn: &Connection,
+    delivery: DeliveryId,
+    event: &DeliveryEvent,
+) -> Result<Transition, Fault> {
+    let target = event.target();
+    let n = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_error = ?4,
+                    sent_at = COALESCE(?5, sent_at)
+             WHERE id = ?1 AND status IN ('pending', 'deferred')",
+        )?
+        .execute(params![
+            delivery,
+            target.as_str(),
+            i64::from(event.is_attempt()),
+            event.note(),
+            event.sent_at().map(ts)
+        ])?;
+    if n == 1 {
+        return Ok(Transition::Applied(target));
+    }
+    let current: Option<String> = conn
+        .query_row(
+            "SELECT status FROM deliveries WHERE id = ?1",
+            [delivery],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let current = current.ok_or(Fault::State(StateError::NoDelivery(delivery)))?;
+    let status =
+        DeliveryStatus::parse(&current).ok_or_else(|| corrupt("delivery status", &current))?;
+    Ok(status.apply(event))
+}
+
 /// The embedded backend: one SQLite file (or a private in-memory database for tests and previews).
 pub struct SqliteState {
     conn: Arc<Mutex<Connection>>,
@@ -1034,43 +1071,19 @@ impl State for SqliteState {
         .await
     }
 
-    async fn record(
+    async fn record_all(
         &self,
-        delivery: DeliveryId,
-        event: &DeliveryEvent,
-    ) -> Result<Transition, StateError> {
-        let event = event.clone();
+        events: &[(DeliveryId, DeliveryEvent)],
+    ) -> Result<Vec<Transition>, StateError> {
+        let events = events.to_vec();
         self.call("record a delivery", move |conn| {
-            // The guard on the current status is in the UPDATE itself, so the move is atomic; a final status is
-            // only read back to say what refused the event. Claims are left to `release_claims`.
-            let target = event.target();
-            let n = conn
-                .prepare_cached(
-                    "UPDATE deliveries SET status = ?2, attempts = attempts + ?3, last_error = ?4,
-                            sent_at = COALESCE(?5, sent_at)
-                     WHERE id = ?1 AND status IN ('pending', 'deferred')",
-                )?
-                .execute(params![
-                    delivery,
-                    target.as_str(),
-                    i64::from(event.is_attempt()),
-                    event.note(),
-                    event.sent_at().map(ts)
-                ])?;
-            if n == 1 {
-                return Ok(Transition::Applied(target));
-            }
-            let current: Option<String> = conn
-                .query_row(
-                    "SELECT status FROM deliveries WHERE id = ?1",
-                    [delivery],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let current = current.ok_or(Fault::State(StateError::NoDelivery(delivery)))?;
-            let status = DeliveryStatus::parse(&current)
-                .ok_or_else(|| corrupt("delivery status", &current))?;
-            Ok(status.apply(&event))
+            let tx = conn.transaction()?;
+            let transitions = events
+                .iter()
+                .map(|(delivery, event)| record_one(&tx, *delivery, event))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(transitions)
         })
         .await
     }
