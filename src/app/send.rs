@@ -619,7 +619,7 @@ mod tests {
         report.count(|o| matches!(o, MessageOutcome::Sent { .. }))
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deferred_delivery_is_retried_on_the_next_send_of_the_tick_and_sent_ones_are_not() {
         let (_dir, config) = world().await;
         let flaky = Scripted::refusing("bob@example.com");
@@ -654,7 +654,7 @@ mod tests {
         assert_eq!((bob.status, bob.attempts), (DeliveryStatus::Sent, 2));
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_subscriber_who_leaves_before_a_resumed_send_gets_nothing() {
         let (_dir, config) = world().await;
         let first = send_at(&config, MONDAY_SEND, &Scripted::refusing("bob@example.com")).await;
@@ -677,7 +677,7 @@ mod tests {
         assert_eq!(bob.status, DeliveryStatus::Cancelled);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_permanent_rejection_is_recorded_failed_never_retried_and_closes_the_run() {
         let (_dir, config) = world().await;
         let rejecting = Scripted::rejecting("bob@example.com");
@@ -706,7 +706,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn permanent_failures_in_a_row_mark_the_subscriber_bounced() {
         let (dir, config) = world().await;
         let rejecting = Scripted::rejecting("bob@example.com");
@@ -731,7 +731,7 @@ mod tests {
         assert_eq!(bob.status, SubscriberStatus::Bounced);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cancelled_delivery_is_not_sent_when_the_subscriber_confirms_again() {
         let (_dir, config) = world().await;
         send_at(&config, MONDAY_SEND, &Scripted::refusing("bob@example.com")).await;
@@ -757,7 +757,7 @@ mod tests {
         assert!(healthy.accepted().is_empty(), "cancelled stays cancelled");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_resumed_message_says_what_the_first_attempt_said() {
         let (dir, mut config) = world().await;
         for (slug, date, title) in [
@@ -802,7 +802,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_older_tick_is_never_sent_after_a_newer_one() {
         let (_dir, config) = world().await;
         let t = Scripted::default();
@@ -825,7 +825,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_template_error_leaves_no_run_behind() {
         let (dir, mut config) = world().await;
         std::fs::create_dir_all(dir.path().join("templates")).unwrap();
@@ -852,7 +852,7 @@ mod tests {
         assert!(t.accepted().is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dry_run_plans_and_records_nothing() {
         let (_dir, config) = world().await;
         let t = Scripted::default();
@@ -877,7 +877,7 @@ mod tests {
         assert_eq!((real.outcome, sent(&real)), (SendOutcome::Planned, 2));
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_back_dated_article_added_after_a_tick_goes_out_in_the_next_digest_once() {
         let (dir, config) = world().await;
         let t = Scripted::default();
@@ -897,7 +897,7 @@ mod tests {
         assert_eq!(sent(&after), 0, "never twice: {}", after.summary());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_archive_is_not_news_on_the_first_send() {
         let (dir, config) = world().await;
         std::fs::write(

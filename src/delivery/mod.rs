@@ -3,7 +3,11 @@
 //! records every answer, so that nothing is lost and nothing is sent twice:
 //!
 //! - a delivery is claimed before it is sent and marked only after the transport answered, so a crash can repeat
-//!   at most the messages in flight at that instant (at most `concurrency` of them), never lose one;
+//!   at most the messages in flight at that instant (at most twice `concurrency`: see
+//!   [`DeliverySettings::in_flight`]), never lose one; answers are committed in shared transactions
+//!   (`group_commit`), and a message counts only once its answer is committed;
+//! - claiming and making messages (CPU work, on every core) runs on one thread and sending and recording on
+//!   another, so neither waits for the other;
 //! - a 4xx, a dropped connection or a timeout is retried up to `max_attempts` times in this send, each attempt
 //!   recorded, then left `deferred` for the next send of the tick;
 //! - a 5xx is recorded `failed` with the reply and never retried; `bounce_threshold` of those in a row mark the
@@ -60,6 +64,12 @@ impl DeliverySettings {
             rate_per_second: mail.rate_per_second,
             lease: (worst * 4).max(Duration::from_secs(120)),
         }
+    }
+
+    /// Messages between the transport and the ledger at once: each connection can send its next message while
+    /// the last one's outcome is being committed. This is the most a crash can send twice.
+    pub fn in_flight(&self) -> usize {
+        self.concurrency * 2
     }
 
     /// Deliveries claimed at once: a few per connection, so memory stays flat whatever the run's size.
@@ -133,7 +143,8 @@ impl DeliveryReport {
 }
 
 /// Sends every open delivery of `run` it can claim. `sent_at` is the time recorded for accepted messages (the
-/// caller's `now`); leases use the real clock, since they are about live processes.
+/// caller's `now`); leases use the real clock, since they are about live processes. Needs tokio's
+/// multi-threaded runtime (the worker runs its two stages on threads of their own).
 pub async fn deliver(
     state: &dyn State,
     transport: &dyn Transport,
@@ -170,7 +181,8 @@ pub async fn deliver(
         sent_at,
     };
     let mut report = DeliveryReport::default();
-    let result = worker.run(run, &owner, &mut report, progress).await;
+    // The worker blocks its threads on the runtime (see `Worker::run`): this thread is handed over meanwhile.
+    let result = tokio::task::block_in_place(|| worker.run(run, &owner, &mut report, progress));
     // Whatever happened, this send's claims go back: a deferred message is for the next send, an untried one
     // for whoever comes next. (A crash skips this; the claims are then taken over as above.)
     let released = state.release_claims(owner.as_str()).await;
@@ -196,13 +208,37 @@ struct Worker<'a> {
     sent_at: DateTime<Utc>,
 }
 
+/// A claimed delivery with its message made.
+type Ready = (Claimed, Result<Prepared, String>);
+
 impl Worker<'_> {
-    async fn run(
+    /// Two stages on two threads, so that neither waits for the other: one claims batches and makes their
+    /// messages (CPU work, on every core), the other sends and records them (waiting on the network and the
+    /// ledger). Between them, at most two batches of claimed, made and unsent messages.
+    fn run(
         &self,
         run: RunId,
         owner: &Owner,
         report: &mut DeliveryReport,
         progress: &(dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
+    ) -> Result<(), StateError> {
+        let runtime = tokio::runtime::Handle::current();
+        let (ready, made) = tokio::sync::mpsc::channel::<Ready>(self.settings.batch() * 2);
+        std::thread::scope(|scope| {
+            let claiming = scope.spawn(|| runtime.block_on(self.claim_and_make(run, owner, ready)));
+            let sent = runtime.block_on(self.send_and_record(made, report, progress));
+            let claimed = claiming
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            sent.and(claimed)
+        })
+    }
+
+    async fn claim_and_make(
+        &self,
+        run: RunId,
+        owner: &Owner,
+        ready: tokio::sync::mpsc::Sender<Ready>,
     ) -> Result<(), StateError> {
         while !self.stop.load(Ordering::SeqCst) {
             let now = Utc::now();
@@ -216,42 +252,53 @@ impl Worker<'_> {
             if batch.is_empty() {
                 break;
             }
-            let prepared = self.prepare_all(batch);
-            let mut sends = futures_util::stream::iter(prepared)
-                .map(|(claimed, prepared)| async move {
-                    let outcome = self.deliver_one(&claimed, prepared).await;
-                    (claimed.delivery.email, outcome)
-                })
-                .buffer_unordered(self.settings.concurrency);
-            while let Some((email, outcome)) = sends.next().await {
-                let outcome = outcome?;
-                progress(&email, &outcome);
-                match outcome {
-                    MessageOutcome::Sent { .. } => report.sent += 1,
-                    other => report.not_sent.push((email, other)),
+            for item in self.make_all(batch) {
+                if ready.send(item).await.is_err() {
+                    // The sender stopped (an error): what is claimed here is released by `deliver`.
+                    return Ok(());
                 }
             }
         }
         Ok(())
     }
 
-    /// Makes the messages of a claimed batch on every core (making a message is CPU work; sending it is not).
-    /// On a multi-threaded runtime the thread is handed over while it works, so other tasks go on meanwhile.
-    fn prepare_all(&self, batch: Vec<Claimed>) -> Vec<(Claimed, Result<Prepared, String>)> {
-        use rayon::prelude::*;
-        let prepare = || {
-            batch
-                .into_par_iter()
-                .map(|claimed| {
-                    let prepared = self.source.prepare(&claimed);
-                    (claimed, prepared)
-                })
-                .collect()
-        };
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(prepare),
-            _ => prepare(),
+    async fn send_and_record(
+        &self,
+        made: tokio::sync::mpsc::Receiver<Ready>,
+        report: &mut DeliveryReport,
+        progress: &(dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
+    ) -> Result<(), StateError> {
+        let made = futures_util::stream::unfold(made, |mut made| async move {
+            made.recv().await.map(|item| (item, made))
+        });
+        let sends = made
+            .map(|(claimed, prepared)| async move {
+                let outcome = self.deliver_one(&claimed, prepared).await;
+                (claimed.delivery.email, outcome)
+            })
+            .buffer_unordered(self.settings.in_flight());
+        let mut sends = std::pin::pin!(sends);
+        while let Some((email, outcome)) = sends.next().await {
+            let outcome = outcome?;
+            progress(&email, &outcome);
+            match outcome {
+                MessageOutcome::Sent { .. } => report.sent += 1,
+                other => report.not_sent.push((email, other)),
+            }
         }
+        Ok(())
+    }
+
+    /// Makes the messages of a claimed batch on every core.
+    fn make_all(&self, batch: Vec<Claimed>) -> Vec<Ready> {
+        use rayon::prelude::*;
+        batch
+            .into_par_iter()
+            .map(|claimed| {
+                let prepared = self.source.prepare(&claimed);
+                (claimed, prepared)
+            })
+            .collect()
     }
 
     /// One delivery: send with retries, record.

@@ -146,7 +146,7 @@ fn deferred() -> DeliveryOutcome {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_accepted_message_is_recorded_sent_and_the_run_can_close() {
     let (state, run) = world(40).await;
     let transport = Scripted::default();
@@ -168,7 +168,7 @@ async fn every_accepted_message_is_recorded_sent_and_the_run_can_close() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_is_retried_within_the_send_and_each_attempt_recorded() {
     let (state, run) = world(2).await;
     let transport = Scripted::default().answer("s00@example.com", &[deferred(), deferred()]);
@@ -183,7 +183,7 @@ async fn a_transient_failure_is_retried_within_the_send_and_each_attempt_recorde
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_still_refused_after_max_attempts_is_left_deferred_for_the_next_send() {
     let (state, run) = world(2).await;
     let transport =
@@ -207,7 +207,7 @@ async fn a_message_still_refused_after_max_attempts_is_left_deferred_for_the_nex
     assert_eq!(statuses(&state, run).await[0], (DeliveryStatus::Sent, 4));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_failure_is_final_and_bounces_at_the_threshold() {
     let (state, run) = world(2).await;
     let transport = Scripted::default().answer(
@@ -234,7 +234,7 @@ async fn a_permanent_failure_is_final_and_bounces_at_the_threshold() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_transport_stops_the_send_without_counting_an_attempt() {
     let (state, run) = world(30).await;
     let down = DeliveryOutcome::Unavailable {
@@ -270,7 +270,7 @@ async fn an_unavailable_transport_stops_the_send_without_counting_an_attempt() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_senders_on_one_run_send_each_message_once() {
     let (state, run) = world(200).await;
     let transport = Scripted::default();
@@ -282,7 +282,7 @@ async fn two_senders_on_one_run_send_each_message_once() {
     assert_eq!((attempts.len(), unique.len()), (200, 200), "nobody twice");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_claims_of_a_sender_that_died_are_taken_over_at_once() {
     let (state, run) = world(5).await;
     // A process that claimed three deliveries and died (a pid that has exited, on this host).
@@ -311,7 +311,7 @@ async fn the_claims_of_a_sender_that_died_are_taken_over_at_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_senders_claims_are_left_to_it() {
     let (state, run) = world(5).await;
     let other = Owner::this_process();
@@ -330,7 +330,7 @@ async fn a_live_senders_claims_are_left_to_it() {
     assert_eq!(report.handled(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_who_left_is_cancelled_not_sent() {
     let (state, run) = world(2).await;
     state
