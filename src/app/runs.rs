@@ -21,6 +21,16 @@ fn count(summary: &RunSummary, status: DeliveryStatus) -> usize {
     summary.counts.get(&status).copied().unwrap_or(0)
 }
 
+/// The FINISHED column: when, or why it never will be, or what it waits for.
+fn finished(r: &RunSummary) -> String {
+    match (&r.run.skipped, r.run.planned, r.run.finished) {
+        (Some(reason), _, _) => format!("skipped: {reason}"),
+        (None, None, _) => "planning".into(),
+        (None, Some(_), Some(at)) => ts(at),
+        (None, Some(_), None) => "open".into(),
+    }
+}
+
 fn render_runs(runs: &[RunSummary], format: ListFormat) -> String {
     const STATUSES: [DeliveryStatus; 5] = DeliveryStatus::ALL;
     match format {
@@ -36,7 +46,9 @@ fn render_runs(runs: &[RunSummary], format: ListFormat) -> String {
                         "digest": r.run.digest,
                         "tick": ts(r.run.tick),
                         "created": ts(r.run.created),
+                        "planned": r.run.planned.map(ts),
                         "finished": r.run.finished.map(ts),
+                        "skipped": r.run.skipped,
                         "articles": r.run.articles,
                         "deliveries": counts,
                     })
@@ -70,7 +82,7 @@ fn render_runs(runs: &[RunSummary], format: ListFormat) -> String {
                     [
                         r.run.digest.clone(),
                         ts(r.run.tick),
-                        r.run.finished.map_or_else(|| "open".into(), ts),
+                        finished(r),
                         count(r, DeliveryStatus::Sent).to_string(),
                         count(r, DeliveryStatus::Deferred).to_string(),
                         count(r, DeliveryStatus::Pending).to_string(),

@@ -225,7 +225,7 @@ pub async fn digest_send_with(
         })?;
     let tick_utc = tick.with_timezone(&Utc);
     let state = open_state(config)?;
-    let mut existing = state.run(name, tick_utc).await?;
+    let existing = state.run(name, tick_utc).await?;
     if existing.as_ref().is_some_and(|r| r.finished.is_some()) {
         return Ok(SendReport::new(name, tick, SendOutcome::AlreadySent));
     }
@@ -240,41 +240,38 @@ pub async fn digest_send_with(
     let tokens = link_tokens(state.as_ref(), options.secret).await?;
     let composer = DigestComposer::new(config, digest, tokens)?;
     let mut report = SendReport::new(name, tick, SendOutcome::Resumed);
-    if options.dry_run && existing.is_some() {
+    let planned = existing.as_ref().filter(|r| r.planned.is_some());
+    if options.dry_run && planned.is_some() {
         report.outcome = SendOutcome::DryRun;
-        report.progress = open_progress(state.as_ref(), existing.as_ref().map(|r| r.id)).await?;
+        report.progress = open_progress(state.as_ref(), planned.map(|r| r.id)).await?;
         return Ok(report);
     }
-    if existing.is_none() {
-        let planned = plan_tick(
-            config,
-            catalog,
-            digest,
-            &composer,
-            state.as_ref(),
-            tick,
-            options.dry_run,
-            &mut report,
-        )
-        .await?;
-        if options.dry_run {
-            report.outcome = SendOutcome::DryRun;
-            return Ok(report);
+    let run = match planned {
+        Some(run) => run.id,
+        // Not planned yet, or its planning was cut short: (re)planned here; what is written stays.
+        None => {
+            let tick_plan = TickPlan {
+                config,
+                catalog,
+                digest,
+                composer: &composer,
+                state: state.as_ref(),
+                tick,
+                now,
+            };
+            let begun = existing.as_ref().map(|r| r.id);
+            if begun.is_none() {
+                // Unless another sender begins the run first (then `plan` says Resumed).
+                report.outcome = SendOutcome::Planned;
+            }
+            let run = tick_plan.plan(begun, options.dry_run, &mut report).await?;
+            let Some(run) = run else {
+                report.outcome = SendOutcome::DryRun;
+                return Ok(report);
+            };
+            run
         }
-        match state.plan_run(name, tick_utc, now.to_utc(), &planned).await {
-            Ok(_) => report.outcome = SendOutcome::Planned,
-            // Another sender planned this tick a moment ago: join its run instead.
-            Err(StateError::RunExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        existing = state.run(name, tick_utc).await?;
-    }
-    let run = existing
-        .ok_or_else(|| StateError::Failed {
-            operation: "read a run",
-            reason: "the run just planned is not there".into(),
-        })?
-        .id;
+    };
     let source = RunMessages {
         composer: &composer,
         catalog,
@@ -321,68 +318,144 @@ async fn open_progress(
     })
 }
 
-/// Decides the tick's deliveries (recording when articles were first seen, unless this is a dry run). The first
-/// plan is rendered as a canary, so a template error stops the send before anything is recorded.
-#[allow(clippy::too_many_arguments)] // the parts of one send, passed down once
-async fn plan_tick(
-    config: &Config,
-    catalog: &Catalog,
-    digest: &DigestConfig,
-    composer: &DigestComposer<'_>,
-    state: &dyn State,
+/// Subscribers planned at once: memory stays flat whatever the list's size.
+const PLAN_PAGE: usize = 1000;
+
+/// The parts of planning one tick.
+struct TickPlan<'a> {
+    config: &'a Config,
+    catalog: &'a Catalog,
+    digest: &'a DigestConfig,
+    composer: &'a DigestComposer<'a>,
+    state: &'a dyn State,
     tick: DateTime<FixedOffset>,
-    dry_run: bool,
-    report: &mut SendReport,
-) -> Result<Vec<NewDelivery>, NewsletterError> {
-    let first_seen = state.first_seen().await?;
-    let (late, sightings) = LatePublications::observe(catalog, &first_seen, tick);
-    let subscribers = state.subscribers(Some(&digest.name)).await?;
-    let views = views(state, &digest.name, subscribers, tick.to_utc()).await?;
-    let related = related_source(config, catalog, tick);
-    let outcomes = digest::plan(digest, catalog, &views, tick, &late, &related);
-    let mut planned = Vec::new();
-    for outcome in &outcomes {
-        match outcome {
-            PlanOutcome::Send(plan) => {
-                if planned.is_empty() {
-                    composer.render(plan)?;
+    now: DateTime<FixedOffset>,
+}
+
+impl TickPlan<'_> {
+    /// Decides the tick's deliveries a page of subscribers at a time and writes them into the run (begun here
+    /// unless `begun`), then records when articles were first seen and ends the planning: only then can the
+    /// run's messages be claimed. The first message is rendered before anything is written, as a canary, so a
+    /// template error stops the send with nothing recorded. A dry run writes nothing and gives no run.
+    async fn plan(
+        &self,
+        begun: Option<RunId>,
+        dry_run: bool,
+        report: &mut SendReport,
+    ) -> Result<Option<RunId>, NewsletterError> {
+        let first_seen = self.state.first_seen().await?;
+        let (late, sightings) = LatePublications::observe(self.catalog, &first_seen, self.tick);
+        let related = related_source(self.config, self.catalog, self.tick);
+        let mut run = begun;
+        let mut after: Option<EmailAddress> = None;
+        let mut rendered_one = false;
+        loop {
+            let page = self
+                .state
+                .subscribers_page(&self.digest.name, after.as_ref(), PLAN_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.email.clone());
+            let views = views(self.state, &self.digest.name, page, self.tick.to_utc()).await?;
+            let outcomes = digest::plan(
+                self.digest,
+                self.catalog,
+                &views,
+                self.tick,
+                &late,
+                &related,
+            );
+            let mut planned = Vec::new();
+            for outcome in &outcomes {
+                match outcome {
+                    PlanOutcome::Send(plan) => {
+                        if !rendered_one {
+                            self.composer.render(plan)?;
+                            rendered_one = true;
+                        }
+                        if dry_run {
+                            report.would_send.push((
+                                plan.subscriber.email.clone(),
+                                plan.articles.iter().map(|a| a.slug.clone()).collect(),
+                            ));
+                        }
+                        planned.push(self.delivery(plan));
+                    }
+                    PlanOutcome::Skip {
+                        reason: Skip::NothingNew,
+                        ..
+                    } => report.nothing_new += 1,
+                    PlanOutcome::Skip {
+                        reason: Skip::NotConfirmed(_),
+                        ..
+                    } => report.not_confirmed += 1,
                 }
-                if dry_run {
-                    report.would_send.push((
-                        plan.subscriber.email.clone(),
-                        plan.articles.iter().map(|a| a.slug.clone()).collect(),
-                    ));
-                }
-                planned.push(NewDelivery {
-                    email: plan.subscriber.email.clone(),
-                    message_id: composer.message_id(tick, &plan.subscriber.email),
-                    articles: plan.articles.iter().map(|a| a.slug.clone()).collect(),
-                    related: plan
-                        .related
-                        .iter()
-                        .map(|r| RecordedPick {
-                            slug: r.article.slug.clone(),
-                            because: r.because.slug.clone(),
-                        })
-                        .collect(),
-                    over_limit: plan.over_limit,
-                    window_after: plan.window.after,
-                });
             }
-            PlanOutcome::Skip {
-                reason: Skip::NothingNew,
-                ..
-            } => report.nothing_new += 1,
-            PlanOutcome::Skip {
-                reason: Skip::NotConfirmed(_),
-                ..
-            } => report.not_confirmed += 1,
+            if dry_run || planned.is_empty() {
+                continue;
+            }
+            let id = match run {
+                Some(id) => id,
+                None => self.begin(report).await?,
+            };
+            run = Some(id);
+            self.state.add_deliveries(id, &planned).await?;
+        }
+        if dry_run {
+            return Ok(None);
+        }
+        // A tick with nothing for anyone is still recorded: it was decided.
+        let run = match run {
+            Some(id) => id,
+            None => self.begin(report).await?,
+        };
+        if !sightings.is_empty() {
+            self.state.record_first_seen(&sightings).await?;
+        }
+        self.state.end_planning(run, self.now.to_utc()).await?;
+        Ok(Some(run))
+    }
+
+    /// Begins the tick's run, or joins the one another sender began a moment ago.
+    async fn begin(&self, report: &mut SendReport) -> Result<RunId, NewsletterError> {
+        let tick = self.tick.to_utc();
+        match self
+            .state
+            .begin_run(&self.digest.name, tick, self.now.to_utc())
+            .await
+        {
+            Ok(id) => Ok(id),
+            Err(StateError::RunExists { .. }) => {
+                report.outcome = SendOutcome::Resumed;
+                let run = self.state.run(&self.digest.name, tick).await?;
+                Ok(run
+                    .ok_or_else(|| StateError::Failed {
+                        operation: "read a run",
+                        reason: "the run another sender began is not there".into(),
+                    })?
+                    .id)
+            }
+            Err(e) => Err(e.into()),
         }
     }
-    if !dry_run && !sightings.is_empty() {
-        state.record_first_seen(&sightings).await?;
+
+    fn delivery(&self, plan: &DigestPlan<'_>) -> NewDelivery {
+        NewDelivery {
+            email: plan.subscriber.email.clone(),
+            message_id: self.composer.message_id(self.tick, &plan.subscriber.email),
+            articles: plan.articles.iter().map(|a| a.slug.clone()).collect(),
+            related: plan
+                .related
+                .iter()
+                .map(|r| RecordedPick {
+                    slug: r.article.slug.clone(),
+                    because: r.because.slug.clone(),
+                })
+                .collect(),
+            over_limit: plan.over_limit,
+            window_after: plan.window.after,
+        }
     }
-    Ok(planned)
 }
 
 /// Makes each claimed delivery's message from what was recorded when the run was planned, so a resumed message
@@ -843,13 +916,83 @@ mod tests {
         assert!(err.to_string().contains("digest.txt.hbs:1:"), "{err}");
         let state = open_state(&config).unwrap();
         assert!(
-            state
-                .run("weekly", at("2026-11-30T08:00:00+01:00").to_utc())
-                .await
-                .unwrap()
-                .is_none()
+            state.runs(None).await.unwrap().is_empty(),
+            "no run, not even one being planned"
         );
         assert!(t.accepted().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn planning_cut_short_is_finished_by_the_next_send_and_nothing_leaves_before() {
+        let (_dir, config) = world().await;
+        let state = open_state(&config).unwrap();
+        let tick = send_with(&config, MONDAY_SEND, &Scripted::default(), true)
+            .await
+            .tick
+            .to_utc();
+        // A send killed while planning: the run begun, ada's delivery written, bob's not yet.
+        let run = state.begin_run("weekly", tick, tick).await.unwrap();
+        let ada = NewDelivery {
+            email: EmailAddress::parse("ada@example.com").unwrap(),
+            message_id: "<first@example.com>".into(),
+            articles: vec!["fresh".into()],
+            related: Vec::new(),
+            over_limit: 0,
+            window_after: at("2026-11-01T00:00:00Z").to_utc(),
+        };
+        state.add_deliveries(run, &[ada]).await.unwrap();
+        let lease = tick + chrono::Duration::minutes(5);
+        assert!(
+            state
+                .claim(run, "other", 10, tick, lease)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a run still planning has nothing to send"
+        );
+        let t = Scripted::default();
+        let report = send_at(&config, MONDAY_SEND, &t).await;
+        assert_eq!((report.outcome, sent(&report)), (SendOutcome::Resumed, 2));
+        assert_eq!(
+            delivery_of(&config, tick.fixed_offset(), "ada@example.com")
+                .await
+                .message_id,
+            "<first@example.com>",
+            "what was written before the cut stays"
+        );
+        assert_eq!(report.progress, RunProgress::Finished);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_list_longer_than_a_page_is_planned_whole() {
+        let (_dir, config) = world().await;
+        let state = open_state(&config).unwrap();
+        let joined = at("2026-11-01T00:00:00Z").to_utc();
+        let many: Vec<NewSubscriber> = (0..PLAN_PAGE + 150)
+            .map(|i| NewSubscriber {
+                email: EmailAddress::parse(&format!("r{i:05}@example.com")).unwrap(),
+                name: String::new(),
+                digests: vec!["weekly".into()],
+                categories: Vec::new(),
+                subscribed_at: joined,
+                changed_at: joined,
+            })
+            .collect();
+        let keyed: Vec<_> = many
+            .iter()
+            .map(|n| (n.clone(), SuppressionKey(n.email.to_string())))
+            .collect();
+        state
+            .upsert_subscribers(&keyed, Resubscribe::Never)
+            .await
+            .unwrap();
+        let t = Scripted::default();
+        let report = send_at(&config, MONDAY_SEND, &t).await;
+        assert_eq!(sent(&report), PLAN_PAGE + 152, "ada, bob and every reader");
+        let mut accepted = t.accepted();
+        accepted.sort();
+        accepted.dedup();
+        assert_eq!(accepted.len(), PLAN_PAGE + 152, "each once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,11 @@ macro_rules! conformance_suite {
             a_cancellation_is_not_an_attempt,
             recording_an_unknown_delivery_is_an_error,
             events_recorded_together_apply_in_order_all_or_none,
+            a_run_being_planned_has_nothing_to_claim,
+            planning_again_keeps_the_first_delivery_of_each_subscriber,
+            a_planned_run_takes_no_more_deliveries,
+            subscribers_come_in_pages_in_address_order,
+            received_can_be_read_for_a_range_of_addresses,
             a_run_finishes_only_when_no_delivery_is_open,
         );
     };
@@ -375,7 +380,7 @@ pub(crate) async fn forgetting_a_subscriber_removes_their_delivery_history(state
     assert!(state.deliveries(run.id).await.unwrap().is_empty());
     assert!(
         state
-            .received("weekly", far_future(), 3)
+            .received("weekly", far_future(), 3, None)
             .await
             .unwrap()
             .is_empty()
@@ -490,7 +495,7 @@ pub(crate) async fn only_sent_deliveries_count_as_received(state: Shared) {
     let id = one_delivery(&state).await;
     assert!(
         state
-            .received("weekly", far_future(), 3)
+            .received("weekly", far_future(), 3, None)
             .await
             .unwrap()
             .is_empty()
@@ -498,14 +503,17 @@ pub(crate) async fn only_sent_deliveries_count_as_received(state: Shared) {
     state.record(id, &deferred()).await.unwrap();
     assert!(
         state
-            .received("weekly", far_future(), 3)
+            .received("weekly", far_future(), 3, None)
             .await
             .unwrap()
             .is_empty(),
         "a deferred message was not received"
     );
     state.record(id, &sent(9)).await.unwrap();
-    let got = state.received("weekly", far_future(), 3).await.unwrap();
+    let got = state
+        .received("weekly", far_future(), 3, None)
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     let received = &got[&email("a@example.com")];
     assert_eq!(received.len(), 1);
@@ -541,7 +549,10 @@ pub(crate) async fn received_lists_each_subscribers_newest_digests_first_in_one_
             state.record(d.id, &sent(day)).await.unwrap();
         }
     }
-    let got = state.received("weekly", far_future(), 2).await.unwrap();
+    let got = state
+        .received("weekly", far_future(), 2, None)
+        .await
+        .unwrap();
     assert_eq!(got.len(), 2);
     let ticks = |addr: &str| got[&email(addr)].iter().map(|r| r.tick).collect::<Vec<_>>();
     assert_eq!(
@@ -552,7 +563,7 @@ pub(crate) async fn received_lists_each_subscribers_newest_digests_first_in_one_
     assert_eq!(ticks("b@example.com"), [t(9)]);
     assert!(
         state
-            .received("daily", far_future(), 2)
+            .received("daily", far_future(), 2, None)
             .await
             .unwrap()
             .is_empty(),
@@ -563,8 +574,21 @@ pub(crate) async fn received_lists_each_subscribers_newest_digests_first_in_one_
 pub(crate) async fn received_ignores_ticks_at_or_after_before(state: Shared) {
     let id = one_delivery(&state).await;
     state.record(id, &sent(9)).await.unwrap();
-    assert!(state.received("weekly", t(9), 3).await.unwrap().is_empty());
-    assert_eq!(state.received("weekly", t(10), 3).await.unwrap().len(), 1);
+    assert!(
+        state
+            .received("weekly", t(9), 3, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        state
+            .received("weekly", t(10), 3, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub(crate) async fn latest_tick_is_the_newest_planned_tick_of_the_digest(state: Shared) {
@@ -783,6 +807,144 @@ pub(crate) async fn events_recorded_together_apply_in_order_all_or_none(state: S
         DeliveryStatus::Pending,
         "a failed batch records none of its events"
     );
+}
+
+async fn subscribe_all(state: &Shared, addresses: &[&str]) {
+    for a in addresses {
+        let s = new(a, &["weekly"], &[]);
+        state
+            .upsert_subscriber(&s, &keyed(&s), Resubscribe::Never)
+            .await
+            .unwrap();
+    }
+}
+
+pub(crate) async fn a_run_being_planned_has_nothing_to_claim(state: Shared) {
+    subscribe_all(&state, &["a@example.com", "b@example.com"]).await;
+    let run = state.begin_run("weekly", t(9), t(9)).await.unwrap();
+    state
+        .add_deliveries(run, &[delivery("a@example.com", &["x"])])
+        .await
+        .unwrap();
+    let lease = t(9) + chrono::Duration::minutes(10);
+    assert!(
+        state
+            .claim(run, "s", 10, t(9), lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let planning = state.run("weekly", t(9)).await.unwrap().unwrap();
+    assert_eq!(planning.planned, None);
+    state
+        .add_deliveries(run, &[delivery("b@example.com", &["y"])])
+        .await
+        .unwrap();
+    state.end_planning(run, t(9)).await.unwrap();
+    let planned = state.run("weekly", t(9)).await.unwrap().unwrap();
+    assert_eq!(planned.planned, Some(t(9)));
+    assert_eq!(planned.articles, ["x", "y"], "every page's articles");
+    assert_eq!(
+        ids(&state.claim(run, "s", 10, t(9), lease).await.unwrap()).len(),
+        2
+    );
+}
+
+pub(crate) async fn planning_again_keeps_the_first_delivery_of_each_subscriber(state: Shared) {
+    subscribe_all(&state, &["a@example.com"]).await;
+    let run = state.begin_run("weekly", t(9), t(9)).await.unwrap();
+    state
+        .add_deliveries(run, &[delivery("a@example.com", &["x"])])
+        .await
+        .unwrap();
+    state
+        .add_deliveries(run, &[delivery("a@example.com", &["y"])])
+        .await
+        .unwrap();
+    let deliveries = state.deliveries(run).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].articles, ["x"]);
+    let again = state.begin_run("weekly", t(9), t(9)).await.unwrap_err();
+    assert!(matches!(again, StateError::RunExists { .. }), "{again}");
+}
+
+pub(crate) async fn a_planned_run_takes_no_more_deliveries(state: Shared) {
+    subscribe_all(&state, &["a@example.com", "b@example.com"]).await;
+    let run = state
+        .plan_run("weekly", t(9), t(9), &[delivery("a@example.com", &["x"])])
+        .await
+        .unwrap();
+    assert!(
+        state
+            .add_deliveries(run, &[delivery("b@example.com", &["x"])])
+            .await
+            .is_err()
+    );
+    assert_eq!(state.deliveries(run).await.unwrap().len(), 1);
+    assert!(matches!(
+        state.end_planning(4242, t(9)).await,
+        Err(StateError::NoRun(4242))
+    ));
+}
+
+pub(crate) async fn subscribers_come_in_pages_in_address_order(state: Shared) {
+    subscribe_all(
+        &state,
+        &[
+            "d@example.com",
+            "b@example.com",
+            "a@example.com",
+            "c@example.com",
+        ],
+    )
+    .await;
+    let other = new("e@example.com", &["daily"], &[]);
+    state
+        .upsert_subscriber(&other, &keyed(&other), Resubscribe::Never)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<EmailAddress> = None;
+    loop {
+        let page = state
+            .subscribers_page("weekly", after.as_ref(), 3)
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.email.clone());
+        seen.extend(page.into_iter().map(|s| s.email.to_string()));
+    }
+    assert_eq!(
+        seen,
+        [
+            "a@example.com",
+            "b@example.com",
+            "c@example.com",
+            "d@example.com"
+        ],
+        "every weekly subscriber once, in order; not the daily one"
+    );
+}
+
+pub(crate) async fn received_can_be_read_for_a_range_of_addresses(state: Shared) {
+    let all = ["a@example.com", "b@example.com", "c@example.com"];
+    subscribe_all(&state, &all).await;
+    let planned: Vec<_> = all.iter().map(|a| delivery(a, &["x"])).collect();
+    let run = state
+        .plan_run("weekly", t(9), t(9), &planned)
+        .await
+        .unwrap();
+    for d in state.deliveries(run).await.unwrap() {
+        state.record(d.id, &sent(9)).await.unwrap();
+    }
+    let b = EmailAddress::parse("b@example.com").unwrap();
+    let c = EmailAddress::parse("c@example.com").unwrap();
+    let got = state
+        .received("weekly", far_future(), 3, Some((&b, &c)))
+        .await
+        .unwrap();
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), [b, c]);
 }
 
 pub(crate) async fn a_run_finishes_only_when_no_delivery_is_open(state: Shared) {

@@ -80,6 +80,8 @@ pub enum StateError {
     RunExists { digest: String, tick: String },
     #[error("state database: no delivery {0}")]
     NoDelivery(DeliveryId),
+    #[error("state database: no run {0}")]
+    NoRun(RunId),
 }
 
 /// Where the state lives: `[state] database`, a file path (SQLite) or a URL.
@@ -203,7 +205,11 @@ pub struct Run {
     /// Every new article of the run (union over its deliveries), slugs sorted.
     pub articles: Vec<String>,
     pub created: DateTime<Utc>,
+    /// When every delivery was written; `None` while planning (nothing of it is sent before).
+    pub planned: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
+    /// Why the tick was let pass instead of sent (the daemon was down too long), if it was.
+    pub skipped: Option<String>,
 }
 
 /// A run with how many of its deliveries stand in each status (`digest runs`).
@@ -329,25 +335,56 @@ pub trait State: Send + Sync {
     async fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, StateError>;
     /// The link-token secret: the stored one, or `candidate` stored now (first use).
     async fn secret(&self, candidate: &[u8]) -> Result<(Vec<u8>, SecretOrigin), StateError>;
-    /// For every subscriber of `digest` who received one, their `last` digests sent for ticks before `before`,
-    /// newest first, in one query.
+    /// A page of `digest`'s subscribers in address order: at most `limit`, those after `after` (from the first
+    /// when `None`). Planning goes page by page, so memory does not grow with the list.
+    async fn subscribers_page(
+        &self,
+        digest: &str,
+        after: Option<&EmailAddress>,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StateError>;
+    /// For every subscriber of `digest` who received one (only those from `among.0` to `among.1` in address
+    /// order, when given), their `last` digests sent for ticks before `before`, newest first, in one query.
     async fn received(
         &self,
         digest: &str,
         before: DateTime<Utc>,
         last: usize,
+        among: Option<(&EmailAddress, &EmailAddress)>,
     ) -> Result<BTreeMap<EmailAddress, Vec<Received>>, StateError>;
     /// The newest tick of `digest` that has a run.
     async fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError>;
     async fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError>;
-    /// Records a run and its pending deliveries in one transaction; [`StateError::RunExists`] if the tick has one.
+    /// Starts the run of a tick, planning and with no deliveries yet; [`StateError::RunExists`] if the tick has
+    /// one.
+    async fn begin_run(
+        &self,
+        digest: &str,
+        tick: DateTime<Utc>,
+        created: DateTime<Utc>,
+    ) -> Result<RunId, StateError>;
+    /// Adds pending deliveries to a run that is still planning (a page of subscribers at a time, so memory stays
+    /// flat). One per subscriber: a subscriber added again keeps the first (so planning can be resumed).
+    async fn add_deliveries(
+        &self,
+        run: RunId,
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StateError>;
+    /// Ends a run's planning: its deliveries are fixed, and only now can they be claimed.
+    async fn end_planning(&self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError>;
+    /// Begins, fills and ends a run at once (for tests and small runs).
     async fn plan_run(
         &self,
         digest: &str,
         tick: DateTime<Utc>,
         created: DateTime<Utc>,
         deliveries: &[NewDelivery],
-    ) -> Result<RunId, StateError>;
+    ) -> Result<RunId, StateError> {
+        let run = self.begin_run(digest, tick, created).await?;
+        self.add_deliveries(run, deliveries).await?;
+        self.end_planning(run, created).await?;
+        Ok(run)
+    }
     /// A run's deliveries, by address.
     async fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError>;
     /// Claims up to `limit` open (pending or deferred) deliveries of `run` for `owner` until `lease_until`, in id

@@ -5,7 +5,7 @@
 //! Times are stored as RFC 3339 UTC text (fixed width, so text order is time order); lists (digests,
 //! categories, article slugs) as JSON arrays.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -97,9 +97,57 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE articles_seen (slug TEXT PRIMARY KEY, first_seen TEXT NOT NULL);
     -- forgotten addresses, as keyed hashes only: never subscribed again
     CREATE TABLE suppressions (key TEXT PRIMARY KEY, created TEXT NOT NULL);",
+    // 3: a run is planned page by page (`planned` stays NULL until every delivery is written, and nothing of it
+    // is claimed before), and a tick the scheduler let pass is kept as a run with the reason (`skipped`).
+    "ALTER TABLE runs ADD COLUMN planned TEXT;
+    UPDATE runs SET planned = created;
+    ALTER TABLE runs ADD COLUMN skipped TEXT;",
 ];
 
 const SECRET_KEY: &str = "link_token_secret";
+
+/// The columns of a run, in the order [`read_run`] reads them.
+const RUN_COLUMNS: &str = "runs.id, runs.digest, runs.tick, runs.articles, runs.created, runs.planned, runs.finished, runs.skipped";
+const RUN_COLUMN_COUNT: usize = 8;
+
+type RunRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn read_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn to_run(
+    (id, digest, tick, articles, created, planned, finished, skipped): RunRow,
+) -> Result<Run, Fault> {
+    Ok(Run {
+        id,
+        digest,
+        tick: parse_ts(&tick)?,
+        articles: parse_list(&articles)?,
+        created: parse_ts(&created)?,
+        planned: planned.as_deref().map(parse_ts).transpose()?,
+        finished: finished.as_deref().map(parse_ts).transpose()?,
+        skipped,
+    })
+}
 
 /// Moves one delivery as `event` says. The guard on the current status is in the UPDATE itself, so the move is
 /// atomic; a final status is only read back to say what refused the event. Claims are left to `release_claims`.
@@ -726,13 +774,42 @@ impl State for SqliteState {
         .await
     }
 
+    async fn subscribers_page(
+        &self,
+        digest: &str,
+        after: Option<&EmailAddress>,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StateError> {
+        let digest = digest.to_string();
+        let after = after.map(|e| e.as_str().to_string());
+        self.call("list subscribers", move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers
+                 WHERE (?2 IS NULL OR email > ?2)
+                   AND EXISTS (SELECT 1 FROM json_each(subscribers.digests) WHERE value = ?1)
+                 ORDER BY email LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![digest, after, limit as i64], read_subscriber)?;
+            rows.map(|r| to_subscriber(r?)).collect()
+        })
+        .await
+    }
+
     async fn received(
         &self,
         digest: &str,
         before: DateTime<Utc>,
         last: usize,
+        among: Option<(&EmailAddress, &EmailAddress)>,
     ) -> Result<BTreeMap<EmailAddress, Vec<Received>>, StateError> {
         let digest = digest.to_string();
+        let (from, to) = match among {
+            Some((from, to)) => (
+                Some(from.as_str().to_string()),
+                Some(to.as_str().to_string()),
+            ),
+            None => (None, None),
+        };
         self.call("read what subscribers received", move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT email, tick, articles, related FROM (
@@ -742,10 +819,11 @@ impl State for SqliteState {
                     FROM deliveries JOIN runs ON runs.id = deliveries.run
                     JOIN subscribers ON subscribers.id = deliveries.subscriber
                     WHERE runs.digest = ?1 AND deliveries.status = 'sent' AND runs.tick < ?2
+                      AND (?4 IS NULL OR subscribers.email BETWEEN ?4 AND ?5)
                  ) WHERE n <= ?3
                  ORDER BY email, tick DESC",
             )?;
-            let rows = stmt.query_map(params![digest, ts(before), last as i64], |r| {
+            let rows = stmt.query_map(params![digest, ts(before), last as i64, from, to], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -788,59 +866,28 @@ impl State for SqliteState {
         self.call("read a run", move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT id, digest, tick, articles, created, finished FROM runs
-                     WHERE digest = ?1 AND tick = ?2",
+                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE digest = ?1 AND tick = ?2"),
                     params![digest, ts(tick)],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, Option<String>>(5)?,
-                        ))
-                    },
+                    read_run,
                 )
                 .optional()?;
-            row.map(|(id, digest, tick, articles, created, finished)| {
-                Ok(Run {
-                    id,
-                    digest,
-                    tick: parse_ts(&tick)?,
-                    articles: parse_list(&articles)?,
-                    created: parse_ts(&created)?,
-                    finished: finished.as_deref().map(parse_ts).transpose()?,
-                })
-            })
-            .transpose()
+            row.map(to_run).transpose()
         })
         .await
     }
 
-    async fn plan_run(
+    async fn begin_run(
         &self,
         digest: &str,
         tick: DateTime<Utc>,
         created: DateTime<Utc>,
-        deliveries: &[NewDelivery],
     ) -> Result<RunId, StateError> {
         let digest = digest.to_string();
-        let deliveries = deliveries.to_vec();
         self.call("plan a run", move |conn| {
-            let mut all: Vec<&String> = deliveries.iter().flat_map(|d| &d.articles).collect();
-            all.sort();
-            all.dedup();
-            let tx = conn.transaction()?;
-            let inserted = tx.execute(
-                "INSERT INTO runs (digest, tick, articles, created) VALUES (?1, ?2, ?3, ?4)
+            let inserted = conn.execute(
+                "INSERT INTO runs (digest, tick, created) VALUES (?1, ?2, ?3)
                  ON CONFLICT (digest, tick) DO NOTHING",
-                params![
-                    digest,
-                    ts(tick),
-                    serde_json::to_string(&all).expect("a list of strings serializes"),
-                    ts(created)
-                ],
+                params![digest, ts(tick), ts(created)],
             )?;
             if inserted == 0 {
                 return Err(Fault::State(StateError::RunExists {
@@ -848,12 +895,45 @@ impl State for SqliteState {
                     tick: ts(tick),
                 }));
             }
-            let run = tx.last_insert_rowid();
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn add_deliveries(
+        &self,
+        run: RunId,
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StateError> {
+        let deliveries = deliveries.to_vec();
+        self.call("plan a run", move |conn| {
+            let tx = conn.transaction()?;
+            let (planned, known): (Option<String>, String) = tx
+                .query_row(
+                    "SELECT planned, articles FROM runs WHERE id = ?1",
+                    [run],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| Fault::State(StateError::NoRun(run)))?;
+            if planned.is_some() {
+                return Err(Fault::State(StateError::Failed {
+                    operation: "plan a run",
+                    reason: format!("run {run} is already planned; its deliveries are fixed"),
+                }));
+            }
+            let mut all: BTreeSet<String> = parse_list(&known)?.into_iter().collect();
+            all.extend(deliveries.iter().flat_map(|d| d.articles.iter().cloned()));
+            tx.execute(
+                "UPDATE runs SET articles = ?2 WHERE id = ?1",
+                params![run, serde_json::to_string(&all).expect("a list of strings serializes")],
+            )?;
             {
-                let mut insert = tx.prepare(
+                let mut insert = tx.prepare_cached(
                     "INSERT INTO deliveries (run, subscriber, status, message_id, articles, related, because,
                                              over_limit, window_after)
-                     SELECT ?1, id, 'pending', ?3, ?4, ?5, ?6, ?7, ?8 FROM subscribers WHERE email = ?2",
+                     SELECT ?1, id, 'pending', ?3, ?4, ?5, ?6, ?7, ?8 FROM subscribers WHERE email = ?2
+                     ON CONFLICT (run, subscriber) DO NOTHING",
                 )?;
                 for d in &deliveries {
                     let (related, because): (Vec<String>, Vec<String>) = d
@@ -874,7 +954,21 @@ impl State for SqliteState {
                 }
             }
             tx.commit()?;
-            Ok(run)
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end_planning(&self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError> {
+        self.call("plan a run", move |conn| {
+            let n = conn.execute(
+                "UPDATE runs SET planned = COALESCE(planned, ?2) WHERE id = ?1",
+                params![run, ts(at)],
+            )?;
+            if n == 0 {
+                return Err(Fault::State(StateError::NoRun(run)));
+            }
+            Ok(())
         })
         .await
     }
@@ -910,6 +1004,7 @@ impl State for SqliteState {
                         SELECT id FROM deliveries
                         WHERE run = ?1 AND status IN ('pending', 'deferred')
                           AND (claimed_by IS NULL OR lease_until < ?3)
+                          AND EXISTS (SELECT 1 FROM runs WHERE runs.id = ?1 AND runs.planned IS NOT NULL)
                         ORDER BY id LIMIT ?4)
                      RETURNING id",
                 )?;
@@ -991,39 +1086,26 @@ impl State for SqliteState {
     async fn runs(&self, digest: Option<&str>) -> Result<Vec<RunSummary>, StateError> {
         let digest = digest.map(String::from);
         self.call("list runs", move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT runs.id, runs.digest, runs.tick, runs.articles, runs.created, runs.finished,
-                        deliveries.status, COUNT(deliveries.id)
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS}, deliveries.status, COUNT(deliveries.id)
                  FROM runs LEFT JOIN deliveries ON deliveries.run = runs.id
                  WHERE ?1 IS NULL OR runs.digest = ?1
                  GROUP BY runs.id, deliveries.status
-                 ORDER BY runs.tick DESC, runs.digest, runs.id",
-            )?;
+                 ORDER BY runs.tick DESC, runs.digest, runs.id"
+            ))?;
             let rows = stmt.query_map([digest], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, i64>(7)?,
+                    read_run(r)?,
+                    r.get::<_, Option<String>>(RUN_COLUMN_COUNT)?,
+                    r.get::<_, i64>(RUN_COLUMN_COUNT + 1)?,
                 ))
             })?;
             let mut summaries: Vec<RunSummary> = Vec::new();
             for row in rows {
-                let (id, digest, tick, articles, created, finished, status, count) = row?;
-                if summaries.last().is_none_or(|s| s.run.id != id) {
+                let (run, status, count) = row?;
+                if summaries.last().is_none_or(|s| s.run.id != run.0) {
                     summaries.push(RunSummary {
-                        run: Run {
-                            id,
-                            digest,
-                            tick: parse_ts(&tick)?,
-                            articles: parse_list(&articles)?,
-                            created: parse_ts(&created)?,
-                            finished: finished.as_deref().map(parse_ts).transpose()?,
-                        },
+                        run: to_run(run)?,
                         counts: BTreeMap::new(),
                     });
                 }
