@@ -13,5 +13,6 @@ pub mod feed;
 pub mod mail;
 pub mod output;
 pub mod related;
+pub mod schedule;
 pub mod state;
 pub mod store;

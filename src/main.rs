@@ -168,7 +168,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Subscribers { command } => subscribers_command(&config, command, now).await,
+        Command::Subscribers { command } => {
+            subscribers_command(&config, command, now, &reporter).await
+        }
         Command::Digest { command } => digest_command(&config, command, now, &reporter).await,
         Command::Check => {
             let report = tidings::app::check(&config, now);
@@ -400,6 +402,7 @@ async fn subscribers_command(
     config: &Config,
     command: &SubscribersCommand,
     now: DateTime<FixedOffset>,
+    reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let secret = env_secret();
     let secret = secret.as_deref();
@@ -455,6 +458,9 @@ async fn subscribers_command(
             }
             for email in &report.kept_out {
                 eprintln!("{email}: unsubscribed, bounced or forgotten earlier; left out");
+            }
+            if reporter.quiet && report.problems.is_empty() {
+                return Ok(ExitCode::SUCCESS);
             }
             eprintln!(
                 "imported {}: {} added, {} updated, {} unchanged, {} subscribed again, {} left out, {} bad row(s)",
