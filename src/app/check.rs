@@ -9,7 +9,7 @@ use super::composer::DigestComposer;
 use super::{related_source, unknown_picks};
 use crate::config::Config;
 use crate::digest::{self, GMAIL_CLIP_BYTES, PlanOutcome, SubscriberView};
-use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
+use crate::domain::{EmailAddress, Subscriber, SubscriberHandle, SubscriberStatus};
 use crate::mail::LinkTokens;
 use crate::store::{self, Catalog};
 
@@ -60,6 +60,7 @@ fn check_digests(config: &Config, catalog: &Catalog, now: DateTime<FixedOffset>)
             }
         };
         let reader = Subscriber {
+            handle: SubscriberHandle::from_bytes([0; 16]),
             email: EmailAddress::parse("reader@example.com").expect("a valid literal address"),
             name: "Reader".into(),
             status: SubscriberStatus::Confirmed,

@@ -246,6 +246,7 @@ mod tests {
     fn subscriber(name: &str) -> Subscriber {
         Subscriber {
             email: EmailAddress::parse("ada@example.com").unwrap(),
+            handle: crate::domain::SubscriberHandle::from_bytes([1; 16]),
             name: name.into(),
             status: SubscriberStatus::Confirmed,
             digests: vec!["weekly".into()],
