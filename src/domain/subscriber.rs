@@ -138,7 +138,12 @@ mod tests {
     fn a_handle_reads_back_from_its_hex_and_nothing_else_does() {
         let handle = SubscriberHandle::from_bytes([7; 16]);
         assert_eq!(SubscriberHandle::parse_hex(&handle.to_hex()), Some(handle));
-        for bad in ["", "07", "zz070707070707070707070707070707", &"07".repeat(17)] {
+        for bad in [
+            "",
+            "07",
+            "zz070707070707070707070707070707",
+            &"07".repeat(17),
+        ] {
             assert_eq!(SubscriberHandle::parse_hex(bad), None, "{bad}");
         }
     }

@@ -129,11 +129,7 @@ impl LinkTokens {
 
     /// A confirmation token issued at `issued`, valid for [`CONFIRM_VALID_FOR`].
     pub fn confirm(&self, handle: &SubscriberHandle, issued: DateTime<Utc>) -> String {
-        self.sign(
-            Purpose::Confirm,
-            handle,
-            &issued.timestamp().to_be_bytes(),
-        )
+        self.sign(Purpose::Confirm, handle, &issued.timestamp().to_be_bytes())
     }
 
     /// An unsubscribe token for `digest` (`None`: the whole list). Stable, so every message's link is the same.
@@ -356,7 +352,13 @@ mod tests {
             t.verify(&URL_SAFE_NO_PAD.encode(&moved), Purpose::Unsubscribe, now()),
             Err(TokenError::Forged)
         );
-        for junk in ["", "zz", "!!!!", &"A".repeat(600), &token[..token.len() - 4]] {
+        for junk in [
+            "",
+            "zz",
+            "!!!!",
+            &"A".repeat(600),
+            &token[..token.len() - 4],
+        ] {
             assert!(
                 t.verify(junk, Purpose::Unsubscribe, now()).is_err(),
                 "{junk}"

@@ -1138,12 +1138,21 @@ async fn confirmed(state: &Shared, addr: &str, digests: &[&str]) -> SubscriberHa
         .upsert_subscriber(&n, &keyed(&n), Resubscribe::Never)
         .await
         .unwrap();
-    state.subscriber(&email(addr)).await.unwrap().unwrap().handle
+    state
+        .subscriber(&email(addr))
+        .await
+        .unwrap()
+        .unwrap()
+        .handle
 }
 
 pub(crate) async fn a_sign_up_is_stored_pending_under_a_new_handle(state: Shared) {
     let handle = awaiting(sign_up(&state, "ada@example.com", &["weekly"], 2).await);
-    let stored = state.subscriber(&email("ada@example.com")).await.unwrap().unwrap();
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, SubscriberStatus::Pending);
     assert_eq!(stored.handle, handle);
     assert_eq!((stored.name.as_str(), stored.confirmed), ("Form", None));
@@ -1153,7 +1162,11 @@ pub(crate) async fn a_sign_up_is_stored_pending_under_a_new_handle(state: Shared
     // Signing up again while pending replaces the choices and keeps the handle (its links stay valid).
     let again = awaiting(sign_up(&state, "ada@example.com", &["daily"], 3).await);
     assert_eq!(again, handle);
-    let stored = state.subscriber(&email("ada@example.com")).await.unwrap().unwrap();
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (stored.status, stored.digests.clone()),
         (SubscriberStatus::Pending, vec!["daily".to_string()])
@@ -1187,13 +1200,24 @@ pub(crate) async fn a_sign_up_of_an_address_that_left_keeps_it_left_until_it_con
     state: Shared,
 ) {
     let handle = confirmed(&state, "ada@example.com", &["weekly"]).await;
-    state.unsubscribe(&email("ada@example.com"), t(2)).await.unwrap();
+    state
+        .unsubscribe(&email("ada@example.com"), t(2))
+        .await
+        .unwrap();
     assert_eq!(
         awaiting(sign_up(&state, "ada@example.com", &["weekly"], 5).await),
         handle
     );
-    let stored = state.subscriber(&email("ada@example.com")).await.unwrap().unwrap();
-    assert_eq!(stored.status, SubscriberStatus::Unsubscribed, "not mailed yet");
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.status,
+        SubscriberStatus::Unsubscribed,
+        "not mailed yet"
+    );
     // An import without new consent still keeps them out.
     let n = new("ada@example.com", &["weekly"], &[]);
     assert_eq!(
@@ -1207,7 +1231,11 @@ pub(crate) async fn a_sign_up_of_an_address_that_left_keeps_it_left_until_it_con
         state.confirm(&handle, t(6)).await.unwrap(),
         ConfirmOutcome::Confirmed
     );
-    let stored = state.subscriber(&email("ada@example.com")).await.unwrap().unwrap();
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, SubscriberStatus::Confirmed);
     assert_eq!(
         stored.joined_at("weekly"),
@@ -1226,7 +1254,11 @@ pub(crate) async fn confirming_by_handle_confirms_once(state: Shared) {
         state.confirm(&handle, t(4)).await.unwrap(),
         ConfirmOutcome::AlreadyConfirmed
     );
-    let stored = state.subscriber(&email("ada@example.com")).await.unwrap().unwrap();
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (stored.status, stored.confirmed),
         (SubscriberStatus::Confirmed, Some(t(3)))
@@ -1338,7 +1370,10 @@ pub(crate) async fn preferences_replace_choices_and_keep_each_kept_digests_join_
 
 pub(crate) async fn preferences_of_someone_who_left_change_nothing(state: Shared) {
     let ada = confirmed(&state, "ada@example.com", &["weekly"]).await;
-    state.unsubscribe(&email("ada@example.com"), t(2)).await.unwrap();
+    state
+        .unsubscribe(&email("ada@example.com"), t(2))
+        .await
+        .unwrap();
     let before = state.subscriber_by_handle(&ada).await.unwrap();
     assert_eq!(
         state

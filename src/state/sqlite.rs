@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Claimed, ConfirmOutcome, Delivery, DeliveryId, LeaveOutcome, NewDelivery, PreferencesOutcome,
-    Received, RecordedPick, RemoveOutcome, Resubscribe, SignupOutcome,
-    Run, RunId, RunProgress, RunSummary, SecretOrigin, State, StateError, UpsertOutcome,
+    Received, RecordedPick, RemoveOutcome, Resubscribe, Run, RunId, RunProgress, RunSummary,
+    SecretOrigin, SignupOutcome, State, StateError, UpsertOutcome,
 };
 use crate::domain::{
     DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberHandle,
@@ -297,7 +297,8 @@ fn to_subscriber(cols: [Option<String>; 9]) -> Outcome<Subscriber> {
     let handle = text(handle);
     Ok(Subscriber {
         email: parse_email(&text(email))?,
-        handle: SubscriberHandle::parse_hex(&handle).ok_or_else(|| corrupt("subscriber handle", &handle))?,
+        handle: SubscriberHandle::parse_hex(&handle)
+            .ok_or_else(|| corrupt("subscriber handle", &handle))?,
         name: text(name),
         status: SubscriberStatus::parse(&status)
             .ok_or_else(|| corrupt("subscriber status", &status))?,
@@ -309,7 +310,10 @@ fn to_subscriber(cols: [Option<String>; 9]) -> Outcome<Subscriber> {
     })
 }
 
-fn subscriber_by_handle(conn: &Connection, handle: &SubscriberHandle) -> Outcome<Option<Subscriber>> {
+fn subscriber_by_handle(
+    conn: &Connection,
+    handle: &SubscriberHandle,
+) -> Outcome<Option<Subscriber>> {
     conn.query_row(
         &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE handle = ?1"),
         [handle.to_hex()],

@@ -565,6 +565,19 @@ fn subscribers_can_be_added_listed_by_digest_and_removed() {
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no [[digest]] named \"monthly\""));
+    // A category no article has (a typo) is refused, naming the known ones; nothing is stored.
+    let bad = tidings(
+        &env,
+        &["subscribers", "add", "x@example.com", "--category", "Toolz"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("unknown category \"Toolz\"; known categories: ")
+            && stderr.contains("Tools"),
+        "{stderr}"
+    );
+    assert!(!ok(&env, &["subscribers", "list"]).contains("x@example.com"));
     // Removing unsubscribes and remembers; an add cannot bring them back without --resubscribe.
     ok(&env, &["subscribers", "remove", "dee@example.com"]);
     let table = ok(&env, &["subscribers", "list"]);
