@@ -10,6 +10,7 @@ mod send;
 mod subscribers;
 
 pub use check::{CheckReport, check};
+pub use composer::{link_tokens, link_url};
 pub use preview::{Preview, digest_preview, write_preview};
 pub use runs::digest_runs;
 pub use send::{SendOptions, SendOutcome, SendReport, digest_send, digest_send_with, transport};

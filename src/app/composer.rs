@@ -14,7 +14,7 @@ use crate::state::{SecretOrigin, State};
 
 /// The link-token secret: `TIDINGS_SECRET` (passed in by the caller) or one generated once and kept in the state
 /// database, so links in sent mail stay valid.
-pub(super) async fn link_tokens(
+pub async fn link_tokens(
     state: &dyn State,
     env_secret: Option<&str>,
 ) -> Result<LinkTokens, NewsletterError> {
@@ -35,7 +35,7 @@ pub(super) async fn link_tokens(
 }
 
 /// `<public_url>/<page>?token=<token>`: a link to one of the subscriber pages (`web`).
-pub(crate) fn link_url(config: &Config, page: &str, token: &str) -> String {
+pub fn link_url(config: &Config, page: &str, token: &str) -> String {
     let mut url = config
         .public_url()
         .join(page)
