@@ -9,3 +9,4 @@ mod fuzz;
 mod related;
 mod stores;
 mod support;
+mod web;
