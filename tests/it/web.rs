@@ -571,7 +571,9 @@ fn no_answer_says_whether_an_address_is_subscribed() {
     assert!(out.status.success());
     web.subscribe(&[("email", "pending@example.com"), ("digest", "weekly")]);
 
-    let answers: Vec<(StatusCode, Vec<(String, String)>, String)> = [
+    // Status, headers but Date, body.
+    type Answer = (StatusCode, Vec<(String, String)>, String);
+    let answers: Vec<Answer> = [
         "new@example.com",
         "pending@example.com",
         "confirmed@example.com",
