@@ -10,3 +10,4 @@ mod related;
 mod stores;
 mod support;
 mod web;
+mod web_browser;

@@ -314,7 +314,8 @@ fn a_reader_subscribes_confirms_changes_preferences_and_unsubscribes() {
     assert_eq!(web.subscriber("ada@example.com")["status"], "unsubscribed");
 }
 
-/// Sends the weekly digest at its 2026-11-30 tick to the sink; returns each recipient's message.
+/// Adds `subscribers` (to both digests, before the fixture's new articles) and sends them the weekly digest at
+/// its 2026-11-30 tick; returns each one's message.
 pub(crate) fn send_weekly(web: &Web, subscribers: &[&str]) -> Vec<Vec<u8>> {
     for email in subscribers {
         web.env.run_ok(&[
@@ -329,29 +330,27 @@ pub(crate) fn send_weekly(web: &Web, subscribers: &[&str]) -> Vec<Vec<u8>> {
             "daily",
         ]);
     }
+    send_weekly_at(web, "2026-11-30T09:00:00+01:00");
+    subscribers
+        .iter()
+        .map(|email| web.mail_for(email, 1).remove(0))
+        .collect()
+}
+
+/// `digest send weekly --now NOW` as the server runs (its secret and public URL, so the links open it).
+pub(crate) fn send_weekly_at(web: &Web, now: &str) {
     // As the server runs: the same secret and public URL, so the digest's links open it.
     let port = web.base.rsplit(':').next().unwrap().parse().unwrap();
     let vars = web_env(port);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let out = web.env.run_with_env(
-        &[
-            "digest",
-            "send",
-            "weekly",
-            "--now",
-            "2026-11-30T09:00:00+01:00",
-        ],
-        &vars,
-    );
+    let out = web
+        .env
+        .run_with_env(&["digest", "send", "weekly", "--now", now], &vars);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    subscribers
-        .iter()
-        .map(|email| web.mail_for(email, 1).remove(0))
-        .collect()
 }
 
 #[test]
