@@ -749,3 +749,23 @@ fn health_and_metrics_report_the_state_and_the_ledger() {
             .contains("tidings_state_up 0")
     );
 }
+
+#[test]
+fn a_broken_page_template_is_reported_by_check_and_stops_serve_from_starting() {
+    let env = TestEnv::new("digest-basic", &config(25, ""));
+    let pages = env.path().join("templates/pages");
+    std::fs::create_dir_all(&pages).unwrap();
+    std::fs::write(
+        pages.join("confirmed.hbs"),
+        "<h1>Yes</h1>\n{{#each digests}}\n",
+    )
+    .unwrap();
+    let out = env.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let file = pages.join("confirmed.hbs").display().to_string();
+    assert!(stdout.contains(&format!("{file}:")), "{stdout}");
+    let out = env.run_with_env(&["serve"], &[("TIDINGS_SERVER_LISTEN", "127.0.0.1:0")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&file));
+}
