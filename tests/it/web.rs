@@ -769,3 +769,21 @@ fn a_broken_page_template_is_reported_by_check_and_stops_serve_from_starting() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&file));
 }
+
+#[test]
+fn a_filled_in_honeypot_gets_the_usual_page_and_nothing_is_stored_or_sent() {
+    let web = Web::start("");
+    let (status, page) = body(web.subscribe(&[
+        ("email", "bot@example.com"),
+        ("digest", "weekly"),
+        ("website", "https://spam.example.net"),
+    ]));
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Check your inbox"), "{page}");
+    assert!(web.subscribers().is_empty());
+    assert_eq!(
+        web.metric("tidings_signups_total{outcome=\"honeypot\"}"),
+        Some(1.0)
+    );
+    assert!(web.sink.received().is_empty());
+}
