@@ -69,16 +69,16 @@ done
 curl -sf "$base/healthz" >/dev/null || { echo "tidings serve did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
 
 cat > "$work/subscribe.lua" <<'LUA'
--- A new address per request, from every wrk thread (the thread's id keeps them apart).
-local counter = 0
-local id = 0
+-- A new address per request, from every wrk thread (each thread's number, a global set by setup, keeps them apart).
+local threads = 0
 function setup(thread)
-  id = id + 1
-  thread:set("id", id)
+  threads = threads + 1
+  thread:set("tid", threads)
 end
+local counter = 0
 function request()
   counter = counter + 1
-  local body = "email=reader" .. id .. "x" .. counter .. "%40example.com&name=Bench&digest=weekly"
+  local body = "email=reader" .. tid .. "x" .. counter .. "%40example.com&name=Bench&digest=weekly"
   return wrk.format("POST", "/subscribe", {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
 end
 LUA
