@@ -76,15 +76,24 @@ async fn session(driver: &Driver) -> Client {
         .expect("a WebDriver session in headless chromium")
 }
 
-/// The page's `<h1>` text.
-async fn heading(browser: &Client) -> String {
-    browser
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// Waits (up to 10 s) until the page's `<h1>` says `expected`: a click's navigation may still be loading.
+async fn expect_heading(browser: &Client, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = match browser.find(Locator::Css("h1")).await {
+            Ok(h1) => h1.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if found == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page says {found:?}, not {expected:?}:\n{}",
+            browser.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Screenshots of the page at desktop and phone width (`web-<name>-desktop.png`, `-phone.png`), asserting that
@@ -133,7 +142,7 @@ fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_browser() {
     runtime.block_on(async {
         // The form: fill it in and submit it, as a reader does.
         browser.goto(&web.url("/subscribe")).await.unwrap();
-        assert_eq!(heading(&browser).await, "Subscribe to Test Blog");
+        expect_heading(&browser, "Subscribe to Test Blog").await;
         let boxes = browser
             .find_all(Locator::Css("input[name=digest]:checked"))
             .await
@@ -146,7 +155,7 @@ fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_browser() {
         name.send_keys("Ada <b>Lovelace</b>").await.unwrap();
         click(&browser, "input[name=category][value=Career]").await;
         click(&browser, "button[type=submit]").await;
-        assert_eq!(heading(&browser).await, "Check your inbox");
+        expect_heading(&browser, "Check your inbox").await;
         shots(&browser, "check-inbox").await;
     });
 
@@ -156,7 +165,7 @@ fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_browser() {
     assert!(text.contains("Hello Ada <b>Lovelace</b>,"), "{text}");
     runtime.block_on(async {
         browser.goto(&confirm).await.unwrap();
-        assert_eq!(heading(&browser).await, "You are subscribed");
+        expect_heading(&browser, "You are subscribed").await;
         let body = browser
             .find(Locator::Css("main"))
             .await
@@ -175,17 +184,19 @@ fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_browser() {
             .click()
             .await
             .unwrap();
-        assert_eq!(heading(&browser).await, "Your subscription");
+        expect_heading(&browser, "Your subscription").await;
         shots(&browser, "preferences").await;
         click(&browser, "input[name=category][value=Tools]").await;
         click(&browser, "button[type=submit]").await;
-        let saved = browser
-            .find(Locator::Css(".notice"))
+        let saved = match browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(".notice"))
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        {
+            Ok(notice) => notice.text().await.unwrap(),
+            Err(e) => panic!("{e}: {}", browser.source().await.unwrap()),
+        };
         assert!(saved.starts_with("Saved."), "{saved}");
         let ticked = browser
             .find_all(Locator::Css("input[name=category]:checked"))
@@ -211,10 +222,10 @@ fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_browser() {
     );
     runtime.block_on(async {
         browser.goto(&leave).await.unwrap();
-        assert_eq!(heading(&browser).await, "Unsubscribe");
+        expect_heading(&browser, "Unsubscribe").await;
         shots(&browser, "unsubscribe").await;
         click(&browser, "button[type=submit]").await;
-        assert_eq!(heading(&browser).await, "You are unsubscribed");
+        expect_heading(&browser, "You are unsubscribed").await;
         shots(&browser, "unsubscribed").await;
     });
     let ada = web.subscriber("ada@example.com");
