@@ -10,6 +10,7 @@ mod send;
 mod subscribers;
 
 pub use check::{CheckReport, check};
+pub use composer::{link_tokens, link_url};
 pub use preview::{Preview, digest_preview, write_preview};
 pub use runs::digest_runs;
 pub use send::{SendOptions, SendOutcome, SendReport, digest_send, digest_send_with, transport};
@@ -68,6 +69,12 @@ pub enum NewsletterError {
     NotSubscribed(EmailAddress),
     #[error("digest \"{0}\" has no confirmed subscriber to preview; pass --to EMAIL or add one")]
     NobodyToPreview(String),
+    #[error(
+        "unknown {} {names}; known categories: {known} (a category is known once an article has it, or when \
+         [feeds] categories names it)",
+        if names.contains(',') { "categories" } else { "category" }
+    )]
+    UnknownCategory { names: String, known: String },
     #[error("cannot generate a random secret: {0}")]
     Random(String),
     #[error("{path}: cannot lock for sending: {source}")]
@@ -133,6 +140,61 @@ fn digest_config<'a>(config: &'a Config, name: &str) -> Result<&'a DigestConfig,
 /// A `[NAME]` filter of a listing command, checked against the configured digests.
 fn known_digest(config: &Config, digest: Option<&str>) -> Result<(), NewsletterError> {
     digest.map_or(Ok(()), |d| digest_config(config, d).map(|_| ()))
+}
+
+/// Every category a subscriber may choose: those of the store's articles, `[feeds] categories` and the digests'
+/// `categories`, one spelling per category (the first met, articles first), sorted.
+pub fn known_categories(config: &Config, catalog: &Catalog) -> Vec<String> {
+    let mut by_slug = std::collections::BTreeMap::new();
+    let names = catalog
+        .all()
+        .iter()
+        .filter(|a| !a.draft)
+        .filter_map(|a| a.category.clone())
+        .chain(config.feeds.categories.iter().cloned())
+        .chain(
+            config
+                .digest
+                .iter()
+                .flat_map(|d| d.categories.iter().cloned()),
+        );
+    for name in names {
+        let slug = store::taxonomy_slug(&name);
+        if !slug.is_empty() {
+            by_slug.entry(slug).or_insert(name);
+        }
+    }
+    let mut known: Vec<String> = by_slug.into_values().collect();
+    known.sort_by_key(|n| n.to_lowercase());
+    known
+}
+
+/// `requested` in their known spelling, or [`NewsletterError::UnknownCategory`] naming every unknown one.
+pub fn check_categories(
+    requested: &[String],
+    known: &[String],
+) -> Result<Vec<String>, NewsletterError> {
+    let mut found = Vec::new();
+    let mut unknown = Vec::new();
+    for name in requested {
+        match known.iter().find(|k| store::same_category(k, name)) {
+            Some(k) if !found.contains(k) => found.push(k.clone()),
+            Some(_) => {}
+            None => unknown.push(format!("\"{name}\"")),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(found)
+    } else {
+        Err(NewsletterError::UnknownCategory {
+            names: unknown.join(", "),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        })
+    }
 }
 
 fn digest_names(config: &Config) -> Vec<String> {

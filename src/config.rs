@@ -73,6 +73,8 @@ pub struct Config {
     pub mail: MailConfig,
     #[serde(default)]
     pub state: StateConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,6 +297,43 @@ impl Default for StateConfig {
     }
 }
 
+/// `[server]`: the HTTP side (`tidings serve`, and the daemon): subscribe, confirm, unsubscribe and preferences
+/// pages, the feeds, `/healthz` and `/metrics`. Links in mail point at `[newsletter] public_url` (else the site),
+/// which a reverse proxy maps to `listen`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address to listen on (`TIDINGS_SERVER_LISTEN`). Loopback by default: put a reverse proxy (TLS) in front.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Sign-ups a client IP may make per hour (the form's abuse limit).
+    #[serde(default = "default_signups_per_ip")]
+    pub signups_per_hour_per_ip: u32,
+    /// Sign-ups (so confirmation messages) one address may get per hour, whoever asks.
+    #[serde(default = "default_signups_per_address")]
+    pub signups_per_hour_per_address: u32,
+    /// A header a reverse proxy sets to the client's IP (`X-Forwarded-For`, `X-Real-IP`), believed only from a
+    /// loopback peer. Unset: the peer's address is the client's.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [server] key has a default")
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_signups_per_ip() -> u32 {
+    20
+}
+fn default_signups_per_address() -> u32 {
+    3
+}
+
 fn default_templates() -> PathBuf {
     "templates".into()
 }
@@ -483,6 +522,7 @@ const ENV_SECTIONS: &[&str] = &[
     "newsletter",
     "mail",
     "state",
+    "server",
 ];
 
 /// Environment variables that are not config keys (secrets, the config path and the log filter).
@@ -626,6 +666,31 @@ impl Config {
         }
         for (key, message) in self.related.problems() {
             invalid(&key, message);
+        }
+        for (key, value) in [
+            (
+                "server.signups_per_hour_per_ip",
+                self.server.signups_per_hour_per_ip,
+            ),
+            (
+                "server.signups_per_hour_per_address",
+                self.server.signups_per_hour_per_address,
+            ),
+        ] {
+            if value == 0 {
+                invalid(
+                    key,
+                    "must be at least 1 (0 would refuse every sign-up)".into(),
+                );
+            }
+        }
+        if let Some(header) = &self.server.client_ip_header
+            && axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            invalid(
+                "server.client_ip_header",
+                format!("\"{header}\" is not a header name; use one like \"X-Forwarded-For\""),
+            );
         }
         match errors.len() {
             0 => Ok(()),
@@ -1020,15 +1085,16 @@ mod tests {
     }
 
     #[test]
-    fn sections_without_keys_yet_are_unknown_to_the_environment() {
+    fn an_unknown_server_key_from_the_environment_names_the_variable_and_the_keys() {
         let err = parse(MINIMAL, &[("TIDINGS_SERVER_PORT", "1")])
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("TIDINGS_SERVER_PORT") && err.contains("unknown section"),
+            err.contains("environment variable TIDINGS_SERVER_PORT")
+                && err.contains("unknown field `port`")
+                && err.contains("`listen`"),
             "{err}"
         );
-        assert!(!err.contains("feeds.per_tag"), "{err}");
     }
 
     #[test]
@@ -1149,5 +1215,35 @@ mod tests {
             err.contains("newsletter.from") && err.contains("is not a mailbox"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_server_listens_on_loopback_by_default_and_takes_its_address_from_the_environment() {
+        let config = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.signups_per_hour_per_ip, 20);
+        assert_eq!(config.server.client_ip_header, None);
+        let config = parse(MINIMAL, &[("TIDINGS_SERVER_LISTEN", "0.0.0.0:9000")]).unwrap();
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+        let err = parse(MINIMAL, &[("TIDINGS_SERVER_LISTEN", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TIDINGS_SERVER_LISTEN") && err.contains("server.listen"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn server_limits_and_header_are_checked() {
+        let text = format!(
+            "{MINIMAL}[server]\nsignups_per_hour_per_ip = 0\nclient_ip_header = \"X Forwarded\"\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("server.signups_per_hour_per_ip: must be at least 1"),
+            "{err}"
+        );
+        assert!(err.contains("server.client_ip_header"), "{err}");
     }
 }

@@ -63,6 +63,9 @@ enum Command {
         #[arg(long)]
         allow_shrink: bool,
     },
+    /// Serve the subscribe, confirm, unsubscribe and preferences pages, the feeds, /healthz and /metrics on
+    /// [server] listen (TIDINGS_SERVER_LISTEN) until SIGTERM or Ctrl-C.
+    Serve,
     /// Print an article's related reading with the scores and the reasons behind them.
     Related {
         /// The article's slug (as in its URL and in related.json).
@@ -163,6 +166,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
+        Command::Serve => serve(config, cli.now).await,
         Command::Related { slug } => {
             let report = tidings::app::related(&config, slug, now)?;
             print!("{report}");
@@ -188,6 +192,57 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
+    }
+}
+
+/// `serve`: the web side alone, until SIGTERM or Ctrl-C. Under `--now` every page acts at that instant.
+async fn serve(config: Config, now: Option<DateTime<FixedOffset>>) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use tidings::web;
+    let config = Arc::new(config);
+    let state = app::open_state(&config)?;
+    let transport = Arc::from(app::transport(&config, mail_password().as_deref())?);
+    let clock = match now {
+        Some(at) => web::fixed_clock(at.to_utc()),
+        None => web::system_clock(),
+    };
+    let metrics = Arc::new(tidings::metrics::Metrics::new());
+    let secret = env_secret();
+    let ctx = web::Context::new(
+        Arc::clone(&config),
+        state,
+        transport,
+        metrics,
+        secret.as_deref(),
+        clock,
+    )
+    .await?;
+    let listener = web::bind(&config).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    web::serve(listener, ctx, stop_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (systemd, docker stop) or Ctrl-C.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
 
@@ -370,6 +425,7 @@ impl Command {
                 matches!(command, DigestCommand::Send { dry_run: false, .. })
             }
             Command::Subscribers { command } => !matches!(command, SubscribersCommand::List { .. }),
+            Command::Serve => true,
             Command::Build { .. } | Command::Check | Command::Related { .. } => false,
         }
     }

@@ -9,7 +9,7 @@ use super::composer::DigestComposer;
 use super::{related_source, unknown_picks};
 use crate::config::Config;
 use crate::digest::{self, GMAIL_CLIP_BYTES, PlanOutcome, SubscriberView};
-use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
+use crate::domain::{EmailAddress, Subscriber, SubscriberHandle, SubscriberStatus};
 use crate::mail::LinkTokens;
 use crate::store::{self, Catalog};
 
@@ -20,8 +20,8 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
-/// `check`: the store's problems (bad articles, unknown editor's picks) and the digests' (templates, Gmail
-/// clipping), from one reading of the store.
+/// `check`: the store's problems (bad articles, unknown editor's picks), the digests' (templates, Gmail
+/// clipping) and the web pages' templates, from one reading of the store.
 pub fn check(config: &Config, now: DateTime<FixedOffset>) -> CheckReport {
     let (catalog, mut errors) = store::load(config);
     errors.extend(unknown_picks(&catalog));
@@ -29,6 +29,10 @@ pub fn check(config: &Config, now: DateTime<FixedOffset>) -> CheckReport {
     let digests = check_digests(config, &catalog, now);
     let mut problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     problems.extend(digests.problems);
+    // The web pages' templates (an override with a syntax error would only show when `serve` starts).
+    if let Err(e) = crate::web::Pages::load(&config.newsletter.templates) {
+        problems.push(e.to_string());
+    }
     CheckReport {
         problems,
         warnings: digests.warnings,
@@ -60,6 +64,7 @@ fn check_digests(config: &Config, catalog: &Catalog, now: DateTime<FixedOffset>)
             }
         };
         let reader = Subscriber {
+            handle: SubscriberHandle::from_bytes([0; 16]),
             email: EmailAddress::parse("reader@example.com").expect("a valid literal address"),
             name: "Reader".into(),
             status: SubscriberStatus::Confirmed,

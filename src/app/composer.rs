@@ -8,13 +8,13 @@ use lettre::message::Mailbox;
 use super::NewsletterError;
 use crate::config::{Config, DigestConfig};
 use crate::digest::{DigestPlan, RenderSettings, RenderedDigest, Templates};
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, Subscriber};
 use crate::mail::{self, DkimSigner, Envelope, LinkTokens, MailError};
 use crate::state::{SecretOrigin, State};
 
 /// The link-token secret: `TIDINGS_SECRET` (passed in by the caller) or one generated once and kept in the state
 /// database, so links in sent mail stay valid.
-pub(super) async fn link_tokens(
+pub async fn link_tokens(
     state: &dyn State,
     env_secret: Option<&str>,
 ) -> Result<LinkTokens, NewsletterError> {
@@ -32,6 +32,16 @@ pub(super) async fn link_tokens(
         );
     }
     Ok(LinkTokens::new(secret))
+}
+
+/// `<public_url>/<page>?token=<token>`: a link to one of the subscriber pages (`web`).
+pub fn link_url(config: &Config, page: &str, token: &str) -> String {
+    let mut url = config
+        .public_url()
+        .join(page)
+        .expect("a relative path joins onto an http URL");
+    url.query_pairs_mut().append_pair("token", token);
+    url.to_string()
 }
 
 /// Everything shared by the messages of one digest.
@@ -73,22 +83,20 @@ impl<'a> DigestComposer<'a> {
         })
     }
 
-    fn unsubscribe_url(&self, email: &EmailAddress) -> String {
-        let mut url = self
-            .config
-            .public_url()
-            .join("unsubscribe")
-            .expect("a relative path joins onto an http URL");
-        url.query_pairs_mut()
-            .append_pair("list", &self.digest.name)
-            .append_pair("email", email.as_str())
-            .append_pair("token", &self.tokens.unsubscribe(email, &self.digest.name));
-        url.to_string()
+    /// The one-click unsubscribe page for this digest: an opaque token, never the address.
+    fn unsubscribe_url(&self, subscriber: &Subscriber) -> String {
+        link_url(
+            self.config,
+            "unsubscribe",
+            &self
+                .tokens
+                .unsubscribe(&subscriber.handle, Some(&self.digest.name)),
+        )
     }
 
     /// The digest's text, HTML and subject for one plan.
     pub(super) fn render(&self, plan: &DigestPlan<'_>) -> Result<RenderedDigest, NewsletterError> {
-        let unsubscribe = self.unsubscribe_url(&plan.subscriber.email);
+        let unsubscribe = self.unsubscribe_url(&plan.subscriber);
         let settings = RenderSettings {
             site_title: &self.config.site.title,
             site_url: self.config.site.base_url.as_str(),
@@ -127,13 +135,7 @@ impl<'a> DigestComposer<'a> {
             date,
             message_id: message_id.into(),
             list_id: format!("\"{phrase}\" <{}.{list_domain}>", self.digest.name),
-            unsubscribe_url: self.unsubscribe_url(email),
-            unsubscribe_mailto: format!(
-                "mailto:{}?subject=unsubscribe%20{}%20{}",
-                self.sender.email,
-                self.digest.name,
-                self.tokens.unsubscribe(email, &self.digest.name)
-            ),
+            unsubscribe_url: self.unsubscribe_url(&plan.subscriber),
         };
         let mut message = mail::compose(parts, &envelope)?;
         if let Some(dkim) = &self.dkim {

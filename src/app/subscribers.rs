@@ -8,7 +8,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use super::composer::link_tokens;
 use super::{
-    ListFormat, NewsletterError, digest_config, digest_names, known_digest, open_state, table, ts,
+    ListFormat, NewsletterError, check_categories, digest_config, digest_names, known_categories,
+    known_digest, open_state, table, ts,
 };
 use crate::config::Config;
 use crate::domain::{
@@ -38,6 +39,12 @@ pub async fn subscribers_add(
     } else {
         digests.to_vec()
     };
+    let categories = if categories.is_empty() {
+        Vec::new()
+    } else {
+        let (catalog, _) = store::load(config);
+        check_categories(categories, &known_categories(config, &catalog))?
+    };
     let state = open_state(config)?;
     let key = link_tokens(state.as_ref(), secret)
         .await?
@@ -46,7 +53,7 @@ pub async fn subscribers_add(
         email,
         name: store::single_line(name.unwrap_or("")),
         digests,
-        categories: categories.to_vec(),
+        categories,
         subscribed_at: now.with_timezone(&Utc),
         changed_at: now.with_timezone(&Utc),
     };
@@ -246,6 +253,7 @@ mod tests {
     fn subscriber(name: &str) -> Subscriber {
         Subscriber {
             email: EmailAddress::parse("ada@example.com").unwrap(),
+            handle: crate::domain::SubscriberHandle::from_bytes([1; 16]),
             name: name.into(),
             status: SubscriberStatus::Confirmed,
             digests: vec!["weekly".into()],

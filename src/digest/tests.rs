@@ -156,6 +156,7 @@ fn view(email: &str, created: &str, last: Option<&str>, categories: &[&str]) -> 
     SubscriberView {
         subscriber: Subscriber {
             email: EmailAddress::parse(email).unwrap(),
+            handle: crate::domain::SubscriberHandle::from_bytes([1; 16]),
             name: "Reader".into(),
             status: SubscriberStatus::Confirmed,
             digests: vec!["weekly".into()],

@@ -12,5 +12,7 @@ mod subscriber_csv;
 
 pub use delivery::{DeliveryEvent, DeliveryStatus, Transition};
 pub use email::{EmailAddress, InvalidEmail};
-pub use subscriber::{NewSubscriber, Subscriber, SubscriberStatus, SuppressionKey};
+pub use subscriber::{
+    NewSubscriber, Subscriber, SubscriberHandle, SubscriberStatus, SuppressionKey,
+};
 pub use subscriber_csv::{ImportProblem, parse_subscribers_csv};

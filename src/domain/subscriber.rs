@@ -50,10 +50,40 @@ impl SubscriberStatus {
     }
 }
 
+/// A subscriber's stable, random name for links: 16 random bytes, given by the state when the subscriber is
+/// first stored and never reused. Link tokens name a subscriber by it, so no URL carries the address; an
+/// erased-and-returned address gets a new handle, so links from before the erasure name nobody.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriberHandle([u8; 16]);
+
+impl SubscriberHandle {
+    pub fn from_bytes(bytes: [u8; 16]) -> SubscriberHandle {
+        SubscriberHandle(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Its stored form: 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The inverse of [`SubscriberHandle::to_hex`].
+    pub fn parse_hex(s: &str) -> Option<SubscriberHandle> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(s, &mut bytes).ok()?;
+        Some(SubscriberHandle(bytes))
+    }
+}
+
 /// A subscriber as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
     pub email: EmailAddress,
+    /// Their name in link tokens (see [`SubscriberHandle`]).
+    pub handle: SubscriberHandle,
     pub name: String,
     pub status: SubscriberStatus,
     /// Names of the `[[digest]]`s they take.
@@ -103,6 +133,20 @@ pub struct NewSubscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handle_reads_back_from_its_hex_and_nothing_else_does() {
+        let handle = SubscriberHandle::from_bytes([7; 16]);
+        assert_eq!(SubscriberHandle::parse_hex(&handle.to_hex()), Some(handle));
+        for bad in [
+            "",
+            "07",
+            "zz070707070707070707070707070707",
+            &"07".repeat(17),
+        ] {
+            assert_eq!(SubscriberHandle::parse_hex(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn every_status_reads_back_from_its_text() {

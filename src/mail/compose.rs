@@ -30,10 +30,8 @@ pub struct Envelope {
     pub message_id: String,
     /// The full `List-Id` value, `"Name" <id.domain>`.
     pub list_id: String,
-    /// The https one-click unsubscribe URL.
+    /// The https one-click unsubscribe URL (RFC 8058). No `mailto:` beside it: nothing reads such mail.
     pub unsubscribe_url: String,
-    /// The `mailto:` unsubscribe URI.
-    pub unsubscribe_mailto: String,
 }
 
 /// A Message-ID in the sender's domain, stable for one digest, tick and subscriber (so a resumed send reuses it
@@ -122,10 +120,7 @@ pub fn compose(parts: &RenderedDigest, envelope: &Envelope) -> Result<Message, M
         .raw_header(raw("List-Id", envelope.list_id.clone()))
         .raw_header(raw(
             "List-Unsubscribe",
-            format!(
-                "<{}>, <{}>",
-                envelope.unsubscribe_url, envelope.unsubscribe_mailto
-            ),
+            format!("<{}>", envelope.unsubscribe_url),
         ))
         .raw_header(raw(
             "List-Unsubscribe-Post",
@@ -170,7 +165,6 @@ mod tests {
             message_id: "<weekly.x@blog.example.com>".into(),
             list_id: "\"Blog weekly\" <weekly.blog.example.com>".into(),
             unsubscribe_url: "https://blog.example.com/unsubscribe?t=1".into(),
-            unsubscribe_mailto: "mailto:news@blog.example.com?subject=unsubscribe".into(),
         }
     }
 
@@ -207,8 +201,9 @@ mod tests {
             assert!(head.contains(expected), "{expected} missing from\n{head}");
         }
         assert!(
-            head.contains("List-Unsubscribe: <https://blog.example.com/unsubscribe?t=1>"),
-            "{head}"
+            head.lines()
+                .any(|l| l == "List-Unsubscribe: <https://blog.example.com/unsubscribe?t=1>"),
+            "one https URL and no mailto:\n{head}"
         );
     }
 

@@ -22,7 +22,7 @@ pub use compose::{
 pub use dkim::DkimSigner;
 pub use rate::RateLimit;
 pub use smtp::{Sendmail, SmtpRelay, SmtpSettings};
-pub use token::LinkTokens;
+pub use token::{CONFIRM_VALID_FOR, LinkToken, LinkTokens, Purpose, TokenError};
 pub use transport::{DeliveryOutcome, FileOutbox, Transport};
 
 /// Everything that can go wrong building or signing a message, naming the input and the fix.

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    NewDelivery, RecordedPick, RemoveOutcome, Resubscribe, RunProgress, SecretOrigin, State,
-    StateError, UpsertOutcome,
+    ConfirmOutcome, LeaveOutcome, NewDelivery, PreferencesOutcome, RecordedPick, RemoveOutcome,
+    Resubscribe, RunProgress, SecretOrigin, SignupOutcome, State, StateError, UpsertOutcome,
 };
 use crate::domain::{
-    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, SubscriberStatus, SuppressionKey,
-    Transition,
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, SubscriberHandle, SubscriberStatus,
+    SuppressionKey, Transition,
 };
 
 /// Expands to one `#[tokio::test]` per case, each on a fresh state made by `$make` (an async block giving an
@@ -65,6 +65,16 @@ macro_rules! conformance_suite {
             subscribers_come_in_pages_in_address_order,
             received_can_be_read_for_a_range_of_addresses,
             a_run_finishes_only_when_no_delivery_is_open,
+            a_sign_up_is_stored_pending_under_a_new_handle,
+            a_sign_up_never_changes_a_confirmed_subscriber,
+            a_sign_up_of_a_forgotten_address_stores_nothing,
+            a_sign_up_of_an_address_that_left_keeps_it_left_until_it_confirms,
+            confirming_by_handle_confirms_once,
+            a_handle_names_one_subscriber_and_no_other,
+            leaving_a_digest_keeps_the_others_and_leaving_the_last_unsubscribes,
+            preferences_replace_choices_and_keep_each_kept_digests_join_time,
+            preferences_of_someone_who_left_change_nothing,
+            a_reachable_state_answers_a_ping,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1311,4 +1321,285 @@ pub(crate) async fn first_sightings_are_recorded_once_and_never_move(state: Shar
     let seen = state.first_seen().await.unwrap();
     let got: Vec<_> = seen.iter().map(|(s, t)| (s.as_str(), *t)).collect();
     assert_eq!(got, [("a", t(2)), ("b", t(3)), ("c", t(9))]);
+}
+
+/// A form sign-up at `day` (a pending subscriber, or the outcome for an existing one).
+async fn sign_up(state: &Shared, addr: &str, digests: &[&str], day: u32) -> SignupOutcome {
+    let mut n = new(addr, digests, &["Career"]);
+    n.name = "Form".into();
+    n.subscribed_at = t(day);
+    n.changed_at = t(day);
+    state.sign_up(&n, &keyed(&n)).await.unwrap()
+}
+
+fn awaiting(outcome: SignupOutcome) -> SubscriberHandle {
+    match outcome {
+        SignupOutcome::AwaitingConfirmation(handle) => handle,
+        other => panic!("expected awaiting confirmation, got {other:?}"),
+    }
+}
+
+/// A confirmed subscriber added by the owner; returns their handle.
+async fn confirmed(state: &Shared, addr: &str, digests: &[&str]) -> SubscriberHandle {
+    let n = new(addr, digests, &[]);
+    state
+        .upsert_subscriber(&n, &keyed(&n), Resubscribe::Never)
+        .await
+        .unwrap();
+    state
+        .subscriber(&email(addr))
+        .await
+        .unwrap()
+        .unwrap()
+        .handle
+}
+
+pub(crate) async fn a_sign_up_is_stored_pending_under_a_new_handle(state: Shared) {
+    let handle = awaiting(sign_up(&state, "ada@example.com", &["weekly"], 2).await);
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, SubscriberStatus::Pending);
+    assert_eq!(stored.handle, handle);
+    assert_eq!((stored.name.as_str(), stored.confirmed), ("Form", None));
+    assert_eq!(stored.categories, ["Career"]);
+    assert_eq!(stored.joined_at("weekly"), t(2));
+    assert!(!stored.wants("weekly"), "pending gets nothing");
+    // Signing up again while pending replaces the choices and keeps the handle (its links stay valid).
+    let again = awaiting(sign_up(&state, "ada@example.com", &["daily"], 3).await);
+    assert_eq!(again, handle);
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.status, stored.digests.clone()),
+        (SubscriberStatus::Pending, vec!["daily".to_string()])
+    );
+}
+
+pub(crate) async fn a_sign_up_never_changes_a_confirmed_subscriber(state: Shared) {
+    let handle = confirmed(&state, "ada@example.com", &["weekly"]).await;
+    let before = state.subscriber(&email("ada@example.com")).await.unwrap();
+    assert_eq!(
+        sign_up(&state, "ada@example.com", &["daily"], 5).await,
+        SignupOutcome::AlreadyConfirmed(handle)
+    );
+    assert_eq!(
+        state.subscriber(&email("ada@example.com")).await.unwrap(),
+        before
+    );
+}
+
+pub(crate) async fn a_sign_up_of_a_forgotten_address_stores_nothing(state: Shared) {
+    let n = new("ada@example.com", &["weekly"], &[]);
+    state.forget(&n.email, &keyed(&n), t(1)).await.unwrap();
+    assert_eq!(
+        sign_up(&state, "ada@example.com", &["weekly"], 2).await,
+        SignupOutcome::Suppressed
+    );
+    assert!(state.subscribers(None).await.unwrap().is_empty());
+}
+
+pub(crate) async fn a_sign_up_of_an_address_that_left_keeps_it_left_until_it_confirms(
+    state: Shared,
+) {
+    let handle = confirmed(&state, "ada@example.com", &["weekly"]).await;
+    state
+        .unsubscribe(&email("ada@example.com"), t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        awaiting(sign_up(&state, "ada@example.com", &["weekly"], 5).await),
+        handle
+    );
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.status,
+        SubscriberStatus::Unsubscribed,
+        "not mailed yet"
+    );
+    // An import without new consent still keeps them out.
+    let n = new("ada@example.com", &["weekly"], &[]);
+    assert_eq!(
+        state
+            .upsert_subscriber(&n, &keyed(&n), Resubscribe::Never)
+            .await
+            .unwrap(),
+        UpsertOutcome::KeptUnsubscribed
+    );
+    assert_eq!(
+        state.confirm(&handle, t(6)).await.unwrap(),
+        ConfirmOutcome::Confirmed
+    );
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, SubscriberStatus::Confirmed);
+    assert_eq!(
+        stored.joined_at("weekly"),
+        t(5),
+        "a returning subscriber starts at their sign-up, not with the archive"
+    );
+}
+
+pub(crate) async fn confirming_by_handle_confirms_once(state: Shared) {
+    let handle = awaiting(sign_up(&state, "ada@example.com", &["weekly"], 2).await);
+    assert_eq!(
+        state.confirm(&handle, t(3)).await.unwrap(),
+        ConfirmOutcome::Confirmed
+    );
+    assert_eq!(
+        state.confirm(&handle, t(4)).await.unwrap(),
+        ConfirmOutcome::AlreadyConfirmed
+    );
+    let stored = state
+        .subscriber(&email("ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.status, stored.confirmed),
+        (SubscriberStatus::Confirmed, Some(t(3)))
+    );
+    assert!(stored.wants("weekly"));
+    let nobody = SubscriberHandle::from_bytes([9; 16]);
+    assert_eq!(
+        state.confirm(&nobody, t(4)).await.unwrap(),
+        ConfirmOutcome::NotFound
+    );
+}
+
+pub(crate) async fn a_handle_names_one_subscriber_and_no_other(state: Shared) {
+    let ada = confirmed(&state, "ada@example.com", &["weekly"]).await;
+    let bob = awaiting(sign_up(&state, "bob@example.com", &["weekly"], 2).await);
+    assert_ne!(ada, bob);
+    let found = state.subscriber_by_handle(&ada).await.unwrap().unwrap();
+    assert_eq!(found.email, email("ada@example.com"));
+    let found = state.subscriber_by_handle(&bob).await.unwrap().unwrap();
+    assert_eq!(found.email, email("bob@example.com"));
+    assert_eq!(
+        state
+            .subscriber_by_handle(&SubscriberHandle::from_bytes([9; 16]))
+            .await
+            .unwrap(),
+        None
+    );
+    // Forgotten and back: a new handle, so links from before name nobody.
+    let n = new("ada@example.com", &["weekly"], &[]);
+    state.forget(&n.email, &keyed(&n), t(3)).await.unwrap();
+    let back = confirmed_again(&state, &n).await;
+    assert_ne!(back, ada);
+    assert_eq!(state.subscriber_by_handle(&ada).await.unwrap(), None);
+}
+
+async fn confirmed_again(state: &Shared, n: &NewSubscriber) -> SubscriberHandle {
+    state
+        .upsert_subscriber(n, &keyed(n), Resubscribe::Yes)
+        .await
+        .unwrap();
+    state.subscriber(&n.email).await.unwrap().unwrap().handle
+}
+
+pub(crate) async fn leaving_a_digest_keeps_the_others_and_leaving_the_last_unsubscribes(
+    state: Shared,
+) {
+    let ada = confirmed(&state, "ada@example.com", &["daily", "weekly"]).await;
+    assert_eq!(
+        state.leave(&ada, Some("weekly"), t(2)).await.unwrap(),
+        LeaveOutcome::LeftDigest
+    );
+    let stored = state.subscriber_by_handle(&ada).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.digests.clone()),
+        (SubscriberStatus::Confirmed, vec!["daily".to_string()])
+    );
+    assert!(!stored.joined.contains_key("weekly"));
+    assert_eq!(
+        state.leave(&ada, Some("weekly"), t(2)).await.unwrap(),
+        LeaveOutcome::AlreadyLeft,
+        "a second click on an old weekly link"
+    );
+    assert_eq!(
+        state.leave(&ada, Some("daily"), t(3)).await.unwrap(),
+        LeaveOutcome::Unsubscribed
+    );
+    let stored = state.subscriber_by_handle(&ada).await.unwrap().unwrap();
+    assert_eq!(stored.status, SubscriberStatus::Unsubscribed);
+    assert_eq!(
+        state.leave(&ada, None, t(4)).await.unwrap(),
+        LeaveOutcome::AlreadyLeft
+    );
+    // Leaving the whole list at once, a pending sign-up included ("this was not me").
+    let bob = awaiting(sign_up(&state, "bob@example.com", &["daily", "weekly"], 2).await);
+    assert_eq!(
+        state.leave(&bob, None, t(3)).await.unwrap(),
+        LeaveOutcome::Unsubscribed
+    );
+    let stored = state.subscriber_by_handle(&bob).await.unwrap().unwrap();
+    assert_eq!(stored.status, SubscriberStatus::Unsubscribed);
+    assert_eq!(
+        state
+            .leave(&SubscriberHandle::from_bytes([9; 16]), None, t(3))
+            .await
+            .unwrap(),
+        LeaveOutcome::NotFound
+    );
+}
+
+pub(crate) async fn preferences_replace_choices_and_keep_each_kept_digests_join_time(
+    state: Shared,
+) {
+    let ada = confirmed(&state, "ada@example.com", &["weekly"]).await;
+    let digests = vec!["daily".to_string(), "weekly".to_string()];
+    assert_eq!(
+        state
+            .set_preferences(&ada, &digests, &["Career".to_string()], t(5))
+            .await
+            .unwrap(),
+        PreferencesOutcome::Saved
+    );
+    let stored = state.subscriber_by_handle(&ada).await.unwrap().unwrap();
+    assert_eq!(stored.digests, digests);
+    assert_eq!(stored.categories, ["Career"]);
+    assert_eq!(stored.joined_at("weekly"), t(1), "kept");
+    assert_eq!(stored.joined_at("daily"), t(5), "new: joined now");
+    assert_eq!(stored.status, SubscriberStatus::Confirmed);
+}
+
+pub(crate) async fn preferences_of_someone_who_left_change_nothing(state: Shared) {
+    let ada = confirmed(&state, "ada@example.com", &["weekly"]).await;
+    state
+        .unsubscribe(&email("ada@example.com"), t(2))
+        .await
+        .unwrap();
+    let before = state.subscriber_by_handle(&ada).await.unwrap();
+    assert_eq!(
+        state
+            .set_preferences(&ada, &["daily".to_string()], &[], t(3))
+            .await
+            .unwrap(),
+        PreferencesOutcome::HasLeft
+    );
+    assert_eq!(state.subscriber_by_handle(&ada).await.unwrap(), before);
+    assert_eq!(
+        state
+            .set_preferences(&SubscriberHandle::from_bytes([9; 16]), &[], &[], t(3))
+            .await
+            .unwrap(),
+        PreferencesOutcome::NotFound
+    );
+}
+
+pub(crate) async fn a_reachable_state_answers_a_ping(state: Shared) {
+    state.ping().await.unwrap();
 }

@@ -40,8 +40,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberStatus,
-    SuppressionKey, Transition,
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberHandle,
+    SubscriberStatus, SuppressionKey, Transition,
 };
 
 pub use sqlite::SqliteState;
@@ -183,6 +183,49 @@ pub enum RemoveOutcome {
     AlreadyLeft,
     /// Erased, with only the keyed hash of the address kept in the suppression list.
     Forgotten,
+    NotFound,
+}
+
+/// What a sign-up from the subscribe form did. The form answers the same whatever this says (no address
+/// enumeration); it decides only which message the address gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// A new subscriber (stored pending), a pending one (their choices replaced), or one who had left (their
+    /// choices replaced, still left): nothing is sent to them until they confirm with this handle's token.
+    AwaitingConfirmation(SubscriberHandle),
+    /// Already confirmed: nothing changed (their choices are changed through their preferences link).
+    AlreadyConfirmed(SubscriberHandle),
+    /// Forgotten on request (in the suppression list): nothing stored.
+    Suppressed,
+}
+
+/// What a confirmation link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// Pending (or left and signed up again): now confirmed.
+    Confirmed,
+    AlreadyConfirmed,
+    NotFound,
+}
+
+/// What an unsubscribe link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveOutcome {
+    /// Left that one digest; still takes others.
+    LeftDigest,
+    /// Left the list (kept, so it is never mailed again).
+    Unsubscribed,
+    /// Had already left (the list, or that digest).
+    AlreadyLeft,
+    NotFound,
+}
+
+/// What a preferences change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferencesOutcome {
+    Saved,
+    /// They unsubscribed or bounced: nothing changed (signing up again is how to come back).
+    HasLeft,
     NotFound,
 }
 
@@ -428,4 +471,42 @@ pub trait State: Send + Sync {
     ) -> Result<Vec<Transition>, StateError>;
     /// Closes the run at `at` if none of its deliveries is open any more.
     async fn finish_run(&self, run: RunId, at: DateTime<Utc>) -> Result<RunProgress, StateError>;
+    /// Records a sign-up from the subscribe form as [`SignupOutcome`] says: never confirms anyone, never
+    /// changes a confirmed subscriber, never stores a suppressed address. Each digest is joined at
+    /// `new.changed_at`.
+    async fn sign_up(
+        &self,
+        new: &NewSubscriber,
+        key: &SuppressionKey,
+    ) -> Result<SignupOutcome, StateError>;
+    /// The subscriber a link token names.
+    async fn subscriber_by_handle(
+        &self,
+        handle: &SubscriberHandle,
+    ) -> Result<Option<Subscriber>, StateError>;
+    /// Confirms a subscription (the double opt-in link): pending or left → confirmed, the confirmation time
+    /// set once.
+    async fn confirm(
+        &self,
+        handle: &SubscriberHandle,
+        at: DateTime<Utc>,
+    ) -> Result<ConfirmOutcome, StateError>;
+    /// Leaves `digest` (when they take others too) or the whole list (`None`, or their only digest).
+    async fn leave(
+        &self,
+        handle: &SubscriberHandle,
+        digest: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<LeaveOutcome, StateError>;
+    /// Replaces a pending or confirmed subscriber's digests and categories; a digest new to them is joined at
+    /// `at`, one they keep keeps its join time.
+    async fn set_preferences(
+        &self,
+        handle: &SubscriberHandle,
+        digests: &[String],
+        categories: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<PreferencesOutcome, StateError>;
+    /// Answers when the store is reachable and readable (`/healthz`).
+    async fn ping(&self) -> Result<(), StateError>;
 }

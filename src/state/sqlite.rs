@@ -13,12 +13,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Claimed, Delivery, DeliveryId, NewDelivery, Received, RecordedPick, RemoveOutcome, Resubscribe,
-    Run, RunId, RunProgress, RunSummary, SecretOrigin, State, StateError, UpsertOutcome,
+    Claimed, ConfirmOutcome, Delivery, DeliveryId, LeaveOutcome, NewDelivery, PreferencesOutcome,
+    Received, RecordedPick, RemoveOutcome, Resubscribe, Run, RunId, RunProgress, RunSummary,
+    SecretOrigin, SignupOutcome, State, StateError, UpsertOutcome,
 };
 use crate::domain::{
-    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberStatus,
-    SuppressionKey, Transition,
+    DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberHandle,
+    SubscriberStatus, SuppressionKey, Transition,
 };
 
 /// Schema versions in order; version N is `MIGRATIONS[N - 1]`, recorded in `PRAGMA user_version`.
@@ -97,12 +98,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE articles_seen (slug TEXT PRIMARY KEY, first_seen TEXT NOT NULL);
     -- forgotten addresses, as keyed hashes only: never subscribed again
     CREATE TABLE suppressions (key TEXT PRIMARY KEY, created TEXT NOT NULL);",
-    // 3: a run is planned page by page (`planned` stays NULL until every delivery is written, and nothing of it
+    // 3: every subscriber gets a random handle, the name link tokens give them instead of their address.
+    // Rows are only ever inserted with one (`NEW_HANDLE`); the index keeps them unique.
+    "ALTER TABLE subscribers ADD COLUMN handle TEXT;
+    UPDATE subscribers SET handle = lower(hex(randomblob(16)));
+    CREATE UNIQUE INDEX subscribers_handle ON subscribers (handle);",
+    // 4: a run is planned page by page (`planned` stays NULL until every delivery is written, and nothing of it
     // is claimed before), and a tick the scheduler let pass is kept as a run with the reason (`skipped`).
     "ALTER TABLE runs ADD COLUMN planned TEXT;
     UPDATE runs SET planned = created;
     ALTER TABLE runs ADD COLUMN skipped TEXT;",
 ];
+
+/// The SQL expression for a new subscriber's handle: 16 bytes from SQLite's generator (ChaCha20 seeded by the
+/// OS). A handle need not be secret (tokens are signed), only unique and never reused.
+const NEW_HANDLE: &str = "lower(hex(randomblob(16)))";
 
 const SECRET_KEY: &str = "link_token_secret";
 
@@ -268,14 +278,15 @@ fn picks(related: Vec<String>, because: Vec<String>) -> Vec<RecordedPick> {
 }
 
 const SUBSCRIBER_COLUMNS: &str =
-    "email, name, status, digests, categories, created, confirmed, joined";
+    "email, name, status, digests, categories, created, confirmed, joined, handle";
 
 /// [`SUBSCRIBER_COLUMNS`] of the `subscribers` table in a join.
 const SUBSCRIBER_JOINED_COLUMNS: &str = "subscribers.email, subscribers.name, subscribers.status, \
-     subscribers.digests, subscribers.categories, subscribers.created, subscribers.confirmed, subscribers.joined";
+     subscribers.digests, subscribers.categories, subscribers.created, subscribers.confirmed, subscribers.joined, \
+     subscribers.handle";
 
 /// A subscriber row in [`SUBSCRIBER_COLUMNS`] order, read as text first so a bad value is reported as corrupt.
-fn read_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
+fn read_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 9]> {
     read_subscriber_at(row, 0)
 }
 
@@ -283,8 +294,8 @@ fn read_subscriber(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>;
 fn read_subscriber_at(
     row: &rusqlite::Row<'_>,
     first: usize,
-) -> rusqlite::Result<[Option<String>; 8]> {
-    let mut cols: [Option<String>; 8] = Default::default();
+) -> rusqlite::Result<[Option<String>; 9]> {
+    let mut cols: [Option<String>; 9] = Default::default();
     for (i, col) in cols.iter_mut().enumerate() {
         *col = row.get(first + i)?;
     }
@@ -354,7 +365,7 @@ fn to_delivery(row: DeliveryRow) -> Outcome<Delivery> {
     })
 }
 
-fn to_subscriber(cols: [Option<String>; 8]) -> Outcome<Subscriber> {
+fn to_subscriber(cols: [Option<String>; 9]) -> Outcome<Subscriber> {
     let [
         email,
         name,
@@ -364,11 +375,15 @@ fn to_subscriber(cols: [Option<String>; 8]) -> Outcome<Subscriber> {
         created,
         confirmed,
         joined,
+        handle,
     ] = cols;
     let text = |v: Option<String>| v.unwrap_or_default();
     let status = text(status);
+    let handle = text(handle);
     Ok(Subscriber {
         email: parse_email(&text(email))?,
+        handle: SubscriberHandle::parse_hex(&handle)
+            .ok_or_else(|| corrupt("subscriber handle", &handle))?,
         name: text(name),
         status: SubscriberStatus::parse(&status)
             .ok_or_else(|| corrupt("subscriber status", &status))?,
@@ -378,6 +393,20 @@ fn to_subscriber(cols: [Option<String>; 8]) -> Outcome<Subscriber> {
         confirmed: confirmed.as_deref().map(parse_ts).transpose()?,
         joined: parse_joined(&text(joined))?,
     })
+}
+
+fn subscriber_by_handle(
+    conn: &Connection,
+    handle: &SubscriberHandle,
+) -> Outcome<Option<Subscriber>> {
+    conn.query_row(
+        &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE handle = ?1"),
+        [handle.to_hex()],
+        read_subscriber,
+    )
+    .optional()?
+    .map(to_subscriber)
+    .transpose()
 }
 
 fn subscriber_by_email(conn: &Connection, email: &str) -> Outcome<Option<Subscriber>> {
@@ -572,8 +601,11 @@ impl State for SqliteState {
                 let mut suppressed = tx.prepare_cached("SELECT 1 FROM suppressions WHERE key = ?1")?;
                 let mut unsuppress = tx.prepare_cached("DELETE FROM suppressions WHERE key = ?1")?;
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined)
-                     VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6)",
+                    &format!(
+                        "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed,
+                                                  joined, handle)
+                         VALUES (?1, ?2, 'confirmed', ?3, ?4, ?5, ?5, ?6, {NEW_HANDLE})"
+                    ),
                 )?;
                 let mut update = tx.prepare_cached(
                     "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, status = 'confirmed',
@@ -1191,6 +1223,199 @@ impl State for SqliteState {
             };
             tx.commit()?;
             Ok(progress)
+        })
+        .await
+    }
+
+    async fn sign_up(
+        &self,
+        new: &NewSubscriber,
+        key: &SuppressionKey,
+    ) -> Result<SignupOutcome, StateError> {
+        let new = new.clone();
+        let key = key.clone();
+        self.call("record a sign-up", move |conn| {
+            let tx = conn.transaction()?;
+            let at = new.changed_at;
+            let joined: BTreeMap<String, DateTime<Utc>> =
+                new.digests.iter().map(|d| (d.clone(), at)).collect();
+            let outcome = match subscriber_by_email(&tx, new.email.as_str())? {
+                Some(old) if old.status == SubscriberStatus::Confirmed => {
+                    SignupOutcome::AlreadyConfirmed(old.handle)
+                }
+                Some(old) => {
+                    tx.execute(
+                        "UPDATE subscribers SET name = ?2, digests = ?3, categories = ?4, joined = ?5
+                         WHERE email = ?1",
+                        params![
+                            new.email.as_str(),
+                            new.name,
+                            json_list(&new.digests),
+                            json_list(&new.categories),
+                            json_joined(&joined)
+                        ],
+                    )?;
+                    SignupOutcome::AwaitingConfirmation(old.handle)
+                }
+                None if tx
+                    .prepare_cached("SELECT 1 FROM suppressions WHERE key = ?1")?
+                    .exists([&key.0])? =>
+                {
+                    SignupOutcome::Suppressed
+                }
+                None => {
+                    let handle: String = tx.query_row(
+                        &format!(
+                            "INSERT INTO subscribers (email, name, status, digests, categories, created, joined,
+                                                      handle)
+                             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, {NEW_HANDLE}) RETURNING handle"
+                        ),
+                        params![
+                            new.email.as_str(),
+                            new.name,
+                            json_list(&new.digests),
+                            json_list(&new.categories),
+                            ts(new.subscribed_at),
+                            json_joined(&joined)
+                        ],
+                        |r| r.get(0),
+                    )?;
+                    SignupOutcome::AwaitingConfirmation(
+                        SubscriberHandle::parse_hex(&handle)
+                            .ok_or_else(|| corrupt("subscriber handle", &handle))?,
+                    )
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn subscriber_by_handle(
+        &self,
+        handle: &SubscriberHandle,
+    ) -> Result<Option<Subscriber>, StateError> {
+        let handle = handle.clone();
+        self.call("read a subscriber", move |conn| {
+            subscriber_by_handle(conn, &handle)
+        })
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        handle: &SubscriberHandle,
+        at: DateTime<Utc>,
+    ) -> Result<ConfirmOutcome, StateError> {
+        let handle = handle.clone();
+        self.call("confirm a subscriber", move |conn| {
+            let tx = conn.transaction()?;
+            let outcome = match subscriber_by_handle(&tx, &handle)? {
+                None => ConfirmOutcome::NotFound,
+                Some(old) if old.status == SubscriberStatus::Confirmed => {
+                    ConfirmOutcome::AlreadyConfirmed
+                }
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE subscribers SET status = 'confirmed', confirmed = COALESCE(confirmed, ?2)
+                         WHERE handle = ?1",
+                        params![handle.to_hex(), ts(at)],
+                    )?;
+                    ConfirmOutcome::Confirmed
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn leave(
+        &self,
+        handle: &SubscriberHandle,
+        digest: Option<&str>,
+        _at: DateTime<Utc>,
+    ) -> Result<LeaveOutcome, StateError> {
+        let handle = handle.clone();
+        let digest = digest.map(String::from);
+        self.call("unsubscribe", move |conn| {
+            let tx = conn.transaction()?;
+            let Some(mut old) = subscriber_by_handle(&tx, &handle)? else {
+                return Ok(LeaveOutcome::NotFound);
+            };
+            if old.status.has_left() {
+                return Ok(LeaveOutcome::AlreadyLeft);
+            }
+            let outcome = match digest {
+                Some(d) if !old.takes(&d) => LeaveOutcome::AlreadyLeft,
+                Some(d) if old.digests.len() > 1 => {
+                    old.digests.retain(|x| *x != d);
+                    old.joined.remove(&d);
+                    tx.execute(
+                        "UPDATE subscribers SET digests = ?2, joined = ?3 WHERE handle = ?1",
+                        params![
+                            handle.to_hex(),
+                            json_list(&old.digests),
+                            json_joined(&old.joined)
+                        ],
+                    )?;
+                    LeaveOutcome::LeftDigest
+                }
+                _ => {
+                    tx.execute(
+                        "UPDATE subscribers SET status = 'unsubscribed' WHERE handle = ?1",
+                        [handle.to_hex()],
+                    )?;
+                    LeaveOutcome::Unsubscribed
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn set_preferences(
+        &self,
+        handle: &SubscriberHandle,
+        digests: &[String],
+        categories: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<PreferencesOutcome, StateError> {
+        let handle = handle.clone();
+        let digests = digests.to_vec();
+        let categories = categories.to_vec();
+        self.call("change a subscriber's preferences", move |conn| {
+            let tx = conn.transaction()?;
+            let Some(old) = subscriber_by_handle(&tx, &handle)? else {
+                return Ok(PreferencesOutcome::NotFound);
+            };
+            if old.status.has_left() {
+                return Ok(PreferencesOutcome::HasLeft);
+            }
+            let joined: BTreeMap<String, DateTime<Utc>> = digests
+                .iter()
+                .map(|d| (d.clone(), old.joined.get(d).copied().unwrap_or(at)))
+                .collect();
+            tx.execute(
+                "UPDATE subscribers SET digests = ?2, categories = ?3, joined = ?4 WHERE handle = ?1",
+                params![
+                    handle.to_hex(),
+                    json_list(&digests),
+                    json_list(&categories),
+                    json_joined(&joined)
+                ],
+            )?;
+            tx.commit()?;
+            Ok(PreferencesOutcome::Saved)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StateError> {
+        self.call("answer a health check", |conn| {
+            Ok(conn.query_row("SELECT COUNT(*) FROM settings", [], |_| Ok(()))?)
         })
         .await
     }

@@ -176,3 +176,26 @@ async fn one_database_reached_through_a_symlink_is_one_database_with_one_log() {
         "a second write-ahead log beside the alias would split the database"
     );
 }
+
+#[tokio::test]
+async fn version_2_subscribers_each_get_their_own_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    SqliteState::execute_batch_for_tests(
+        &path,
+        &format!(
+            "{}
+             {}
+             PRAGMA user_version = 2;
+             INSERT INTO subscribers (email, status, created) VALUES ('ada@example.com', 'confirmed',
+                 '2026-11-01T00:00:00Z'), ('bob@example.com', 'confirmed', '2026-11-01T00:00:00Z');",
+            MIGRATIONS[0], MIGRATIONS[1]
+        ),
+    );
+    let state = SqliteState::open(&path).unwrap();
+    let all = state.subscribers(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_ne!(all[0].handle, all[1].handle);
+    let found = state.subscriber_by_handle(&all[1].handle).await.unwrap();
+    assert_eq!(found.unwrap().email.as_str(), "bob@example.com");
+}

@@ -20,13 +20,13 @@ const TICK_1: &str = "2026-11-30T09:00:00+01:00";
 const TICK_2: &str = "2026-12-07T09:00:00+01:00";
 
 /// A real SMTP server on a free loopback port, stopped when dropped.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     dir: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
 
 impl SmtpSink {
     /// Starts `smtp-sink DIR` with `faults` (its fault-injection flags) and waits until it listens.
-    fn start(dir: &Path, faults: &[&str]) -> SmtpSink {
+    pub(crate) fn start(dir: &Path, faults: &[&str]) -> SmtpSink {
         SmtpSink::start_on(dir, free_port(), faults)
     }
 
@@ -69,7 +69,7 @@ impl SmtpSink {
     }
 
     /// Recipient → the messages stored for them, in arrival order.
-    fn received(&self) -> BTreeMap<String, Vec<PathBuf>> {
+    pub(crate) fn received(&self) -> BTreeMap<String, Vec<PathBuf>> {
         let mut by_rcpt: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .map(|d| d.map(|e| e.unwrap().path()).collect())

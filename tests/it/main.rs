@@ -9,3 +9,5 @@ mod fuzz;
 mod related;
 mod stores;
 mod support;
+mod web;
+mod web_browser;
