@@ -4,6 +4,7 @@
 
 mod check;
 mod composer;
+mod daemon;
 mod preview;
 mod runs;
 mod send;
@@ -11,6 +12,7 @@ mod subscribers;
 
 pub use check::{CheckReport, check};
 pub use composer::{link_tokens, link_url};
+pub use daemon::{Daemon, DaemonError, daemon};
 pub use preview::{Preview, digest_preview, write_preview};
 pub use runs::digest_runs;
 pub use send::{SendOptions, SendOutcome, SendReport, digest_send, digest_send_with, transport};

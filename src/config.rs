@@ -75,6 +75,8 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,6 +326,48 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[schedule]`: when the daemon (`tidings run`) rebuilds the feeds, and how late a missed digest tick may still
+/// go out. Each digest's own schedule is in its `[[digest]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Feed rebuilds, as cron in the site's time zone (every 15 minutes by default; a rebuild with nothing changed
+    /// writes nothing).
+    #[serde(default = "default_build_schedule", deserialize_with = "schedule")]
+    pub build: Schedule,
+    /// A digest tick missed while the daemon was down is sent at start if it is at most this old (`24h`,
+    /// `90m`, `2days`); an older one is recorded as skipped and its articles go out with the next digest.
+    #[serde(default = "default_catch_up", with = "humantime_serde_compat")]
+    pub catch_up: std::time::Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [schedule] key has a default")
+    }
+}
+
+fn default_build_schedule() -> Schedule {
+    Schedule::parse("*/15 * * * *").expect("a valid schedule")
+}
+fn default_catch_up() -> std::time::Duration {
+    std::time::Duration::from_secs(24 * 3600)
+}
+
+/// `catch_up = "24h"`: a duration as people write it.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            D::Error::custom(format!(
+                "\"{text}\" is not a duration ({e}); write it like \"24h\", \"90m\" or \"2days\""
+            ))
+        })
+    }
+}
+
 fn default_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -523,6 +567,7 @@ const ENV_SECTIONS: &[&str] = &[
     "mail",
     "state",
     "server",
+    "schedule",
 ];
 
 /// Environment variables that are not config keys (secrets, the config path and the log filter).
@@ -1245,5 +1290,29 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("server.client_ip_header"), "{err}");
+    }
+
+    #[test]
+    fn the_schedule_has_defaults_durations_as_people_write_them_and_environment_overrides() {
+        let config = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(config.schedule.build.as_str(), "*/15 * * * *");
+        assert_eq!(
+            config.schedule.catch_up,
+            std::time::Duration::from_secs(86_400)
+        );
+        let text = format!("{MINIMAL}[schedule]\nbuild = \"*/5 * * * * *\"\ncatch_up = \"90m\"\n");
+        let config = parse(&text, &[("TIDINGS_SCHEDULE_CATCH_UP", "2days")]).unwrap();
+        assert_eq!(config.schedule.build.as_str(), "*/5 * * * * *");
+        assert_eq!(
+            config.schedule.catch_up,
+            std::time::Duration::from_secs(2 * 86_400)
+        );
+        let err = parse(&format!("{MINIMAL}[schedule]\ncatch_up = \"a day\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("schedule.catch_up") && err.contains("write it like \"24h\""),
+            "{err}"
+        );
     }
 }

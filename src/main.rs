@@ -35,12 +35,21 @@ struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text, or as one JSON object each (for a log collector).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Pretend it is this time (RFC 3339), for trying things and for tests: every command that depends on
     /// "now" (what is published, which tick is due) reads it from here instead of the clock.
     #[arg(long, global = true, value_parser = parse_time)]
     now: Option<DateTime<FixedOffset>>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -53,11 +62,11 @@ enum Command {
     },
     /// Validate config and store; print every problem; exit 1 if there is any.
     Check,
-    /// One round of the service's work: build, then send every digest's latest tick that has no run yet.
+    /// The service: the web pages, and feed builds and digests on their schedules, until SIGTERM or Ctrl-C.
+    /// With --once: one round (build, then every digest's latest tick that has no run yet) and exit, for cron.
     Run {
-        /// Do one round and exit, for system cron. (Required: the long-running daemon with its own schedule
-        /// and web server is not part of this release.)
-        #[arg(long, required = true)]
+        /// Do one round and exit, for system cron.
+        #[arg(long)]
         once: bool,
         /// Publish even if the store has under half the articles of the last build (removed on purpose).
         #[arg(long)]
@@ -85,7 +94,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,7 +142,11 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
-            once: _,
+            once: false,
+            allow_shrink: _,
+        } => daemon(config, now).await,
+        Command::Run {
+            once: true,
             allow_shrink,
         } => {
             let spinner = progress("building feeds and sending digests");
@@ -146,6 +159,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     spinner.tick();
                     reporter.sent_line(&spinner, email, outcome);
                 },
+                stop: None,
             };
             let round = tidings::app::run_once(
                 &config,
@@ -220,6 +234,46 @@ async fn serve(config: Config, now: Option<DateTime<FixedOffset>>) -> anyhow::Re
     let listener = web::bind(&config).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     web::serve(listener, ctx, stop_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long a stopping daemon waits for the messages in flight (each has `[mail] timeout_seconds` at most) before
+/// it exits anyway (what was not recorded is sent again by the next run: the duplicates bound).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `run`: the daemon until SIGTERM or Ctrl-C, then a graceful stop. It starts at `--now` when given (and its clock
+/// runs on from there).
+async fn daemon(config: Config, now: DateTime<FixedOffset>) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    let config = Arc::new(config);
+    let transport = Arc::from(app::transport(&config, mail_password().as_deref())?);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    // A task of its own: a send blocks its thread for a while, and the signal must still be heard meanwhile.
+    let mut daemon = tokio::spawn(app::daemon(
+        app::Daemon {
+            config,
+            transport,
+            secret: env_secret(),
+            clock: tidings::schedule::Clock::starting_at(now),
+        },
+        shutdown,
+    ));
+    tokio::select! {
+        result = &mut daemon => {
+            result??;
+            return Ok(ExitCode::SUCCESS);
+        }
+        () = stop_signal() => {}
+    }
+    tracing::info!("stopping: no new work; waiting for the messages in flight");
+    let _ = stop.send(true);
+    match tokio::time::timeout(STOP_GRACE, daemon).await {
+        Ok(result) => result??,
+        Err(_) => tracing::warn!(
+            "stopped after waiting {STOP_GRACE:?}; messages still in flight are sent again by the next run"
+        ),
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -330,21 +384,34 @@ fn progress(message: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "info",
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tidings={level},{level}")));
-    tracing_subscriber::fmt()
+    // TIDINGS_LOG=debug is about tidings: a bare level leaves the libraries at warn (their debug output is a
+    // parser's inner state). A full filter (`debug,tidings=trace`) is taken as written.
+    let filter = std::env::var("TIDINGS_LOG")
+        .ok()
+        .and_then(|asked| {
+            let asked = if asked.contains(['=', ',']) {
+                asked
+            } else {
+                format!("tidings={asked},warn")
+            };
+            tracing_subscriber::EnvFilter::try_new(asked).ok()
+        })
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("tidings={level},{level}")));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -576,6 +643,7 @@ async fn digest_command(
                     bar.inc(1);
                     reporter.sent_line(&bar, email, outcome);
                 },
+                stop: None,
             };
             let report = app::digest_send(config, name, now, &options, transport.as_ref()).await?;
             bar.finish_and_clear();

@@ -185,6 +185,9 @@ pub struct SendOptions<'a> {
     pub dry_run: bool,
     /// Called after each message (a progress bar on a terminal, a line per sent message).
     pub progress: &'a (dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
+    /// Set when the process is asked to stop: no further message starts, those in flight finish and are
+    /// recorded, and the run stays open for the next send.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// `digest send NAME`: plans (or resumes) the run for the latest tick of NAME's schedule at or before `now` and
@@ -280,6 +283,7 @@ pub async fn digest_send_with(
         now,
     };
     let settings = DeliverySettings::from_config(&config.mail);
+    let never = std::sync::atomic::AtomicBool::new(false);
     let delivered = delivery::deliver(
         state.as_ref(),
         transport,
@@ -288,6 +292,7 @@ pub async fn digest_send_with(
         &settings,
         now.to_utc(),
         options.progress,
+        options.stop.unwrap_or(&never),
     )
     .await?;
     report.delivered = delivered;
@@ -667,6 +672,7 @@ mod tests {
             secret: Some("s"),
             dry_run,
             progress: &|_, _| {},
+            stop: None,
         };
         digest_send(config, "weekly", at(now), &options, transport)
             .await
@@ -909,6 +915,7 @@ mod tests {
             secret: Some("s"),
             dry_run: false,
             progress: &|_, _| {},
+            stop: None,
         };
         let err = digest_send(&config, "weekly", at(MONDAY_SEND), &options, &t)
             .await

@@ -153,6 +153,7 @@ pub async fn deliver(
     settings: &DeliverySettings,
     sent_at: DateTime<Utc>,
     progress: &(dyn Fn(&EmailAddress, &MessageOutcome) + Sync),
+    shutdown: &AtomicBool,
 ) -> Result<DeliveryReport, StateError> {
     let owner = Owner::this_process();
     for claimant in state.claimants(run, Utc::now()).await? {
@@ -177,6 +178,7 @@ pub async fn deliver(
         settings,
         limit: limit.as_ref(),
         stop: &stop,
+        shutdown,
         unavailable: &unavailable,
         sent_at,
     };
@@ -203,6 +205,8 @@ struct Worker<'a> {
     settings: &'a DeliverySettings,
     limit: Option<&'a RateLimit>,
     stop: &'a AtomicBool,
+    /// The process is stopping (SIGTERM): nothing more starts.
+    shutdown: &'a AtomicBool,
     /// Why the transport stopped the send.
     unavailable: &'a Mutex<Option<String>>,
     sent_at: DateTime<Utc>,
@@ -240,7 +244,7 @@ impl Worker<'_> {
         owner: &Owner,
         ready: tokio::sync::mpsc::Sender<Ready>,
     ) -> Result<(), StateError> {
-        while !self.stop.load(Ordering::SeqCst) {
+        while !self.stopping() {
             let now = Utc::now();
             let lease_until = now
                 + chrono::Duration::from_std(self.settings.lease)
@@ -301,6 +305,10 @@ impl Worker<'_> {
             .collect()
     }
 
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.shutdown.load(Ordering::SeqCst)
+    }
+
     /// One delivery: send with retries, record.
     async fn deliver_one(
         &self,
@@ -308,7 +316,7 @@ impl Worker<'_> {
         prepared: Result<Prepared, String>,
     ) -> Result<MessageOutcome, StateError> {
         let delivery = &claimed.delivery;
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stopping() {
             return Ok(MessageOutcome::NotTried);
         }
         let message = match prepared {
@@ -328,7 +336,7 @@ impl Worker<'_> {
         };
         let mut attempt = 0;
         loop {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stopping() {
                 return Ok(MessageOutcome::NotTried);
             }
             attempt += 1;

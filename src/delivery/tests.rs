@@ -116,7 +116,16 @@ async fn world(n: usize) -> (Arc<dyn State>, RunId) {
     (state, run)
 }
 
-async fn send(state: &Arc<dyn State>, run: RunId, transport: &Scripted) -> DeliveryReport {
+async fn send(state: &Arc<dyn State>, run: RunId, transport: &dyn Transport) -> DeliveryReport {
+    send_until(state, run, transport, &AtomicBool::new(false)).await
+}
+
+async fn send_until(
+    state: &Arc<dyn State>,
+    run: RunId,
+    transport: &dyn Transport,
+    shutdown: &AtomicBool,
+) -> DeliveryReport {
     deliver(
         state.as_ref(),
         transport,
@@ -125,9 +134,66 @@ async fn send(state: &Arc<dyn State>, run: RunId, transport: &Scripted) -> Deliv
         &settings(),
         t(9),
         &|_, _| {},
+        shutdown,
     )
     .await
     .unwrap()
+}
+
+/// Accepts everything, and asks the process to stop when the `after`th message is handed over.
+struct StopsAfter<'a> {
+    after: usize,
+    handed: std::sync::atomic::AtomicUsize,
+    shutdown: &'a AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Transport for StopsAfter<'_> {
+    async fn send(&self, _message: &Message, _message_id: &str) -> DeliveryOutcome {
+        if self.handed.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+            self.shutdown.store(true, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        DeliveryOutcome::Sent {
+            reply: "250 ok".into(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_lets_the_messages_in_flight_finish_and_starts_no_other() {
+    let (state, run) = world(200).await;
+    let shutdown = AtomicBool::new(false);
+    let transport = StopsAfter {
+        after: 20,
+        handed: Default::default(),
+        shutdown: &shutdown,
+    };
+    let report = send_until(&state, run, &transport, &shutdown).await;
+    let handed = transport.handed.load(Ordering::SeqCst);
+    assert!(
+        (20..20 + settings().in_flight()).contains(&handed),
+        "{handed} handed over: those in flight at the stop, no more"
+    );
+    assert_eq!(
+        report.sent, handed,
+        "every message handed over was recorded"
+    );
+    let open = statuses(&state, run)
+        .await
+        .iter()
+        .filter(|(s, _)| *s == DeliveryStatus::Pending)
+        .count();
+    assert_eq!(
+        open,
+        200 - handed,
+        "the rest wait, untried, for the next send"
+    );
+    assert_eq!(
+        state.claimants(run, Utc::now()).await.unwrap(),
+        Vec::<String>::new(),
+        "and nobody holds them"
+    );
 }
 
 async fn statuses(state: &Arc<dyn State>, run: RunId) -> Vec<(DeliveryStatus, u32)> {

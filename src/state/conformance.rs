@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             a_run_being_planned_has_nothing_to_claim,
             planning_again_keeps_the_first_delivery_of_each_subscriber,
             a_planned_run_takes_no_more_deliveries,
+            a_skipped_tick_is_a_finished_run_with_its_reason,
             subscribers_come_in_pages_in_address_order,
             received_can_be_read_for_a_range_of_addresses,
             a_run_finishes_only_when_no_delivery_is_open,
@@ -895,6 +896,25 @@ pub(crate) async fn a_planned_run_takes_no_more_deliveries(state: Shared) {
         state.end_planning(4242, t(9)).await,
         Err(StateError::NoRun(4242))
     ));
+}
+
+pub(crate) async fn a_skipped_tick_is_a_finished_run_with_its_reason(state: Shared) {
+    state
+        .skip_run("weekly", t(9), t(11), "missed by 2days")
+        .await
+        .unwrap();
+    let run = state.run("weekly", t(9)).await.unwrap().unwrap();
+    assert_eq!(run.skipped.as_deref(), Some("missed by 2days"));
+    assert_eq!((run.planned, run.finished), (Some(t(11)), Some(t(11))));
+    assert!(state.deliveries(run.id).await.unwrap().is_empty());
+    assert_eq!(state.latest_tick("weekly").await.unwrap(), Some(t(9)));
+    let again = state
+        .skip_run("weekly", t(9), t(11), "again")
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StateError::RunExists { .. }), "{again}");
+    let summaries = state.runs(Some("weekly")).await.unwrap();
+    assert_eq!(summaries[0].run.skipped.as_deref(), Some("missed by 2days"));
 }
 
 pub(crate) async fn subscribers_come_in_pages_in_address_order(state: Shared) {

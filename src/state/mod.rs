@@ -413,6 +413,16 @@ pub trait State: Send + Sync {
         run: RunId,
         deliveries: &[NewDelivery],
     ) -> Result<(), StateError>;
+    /// Records that a tick was let pass (`reason`: the daemon was down longer than `[schedule] catch_up`): a run
+    /// with no deliveries, finished at `at`, so the tick is never sent later; [`StateError::RunExists`] if it has
+    /// a run.
+    async fn skip_run(
+        &self,
+        digest: &str,
+        tick: DateTime<Utc>,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<RunId, StateError>;
     /// Ends a run's planning: its deliveries are fixed, and only now can they be claimed.
     async fn end_planning(&self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError>;
     /// Begins, fills and ends a run at once (for tests and small runs).

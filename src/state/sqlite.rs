@@ -991,6 +991,33 @@ impl State for SqliteState {
         .await
     }
 
+    async fn skip_run(
+        &self,
+        digest: &str,
+        tick: DateTime<Utc>,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<RunId, StateError> {
+        let digest = digest.to_string();
+        let reason = reason.to_string();
+        self.call("record a skipped tick", move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO runs (digest, tick, created, planned, finished, skipped)
+                 VALUES (?1, ?2, ?3, ?3, ?3, ?4)
+                 ON CONFLICT (digest, tick) DO NOTHING",
+                params![digest, ts(tick), ts(at), reason],
+            )?;
+            if inserted == 0 {
+                return Err(Fault::State(StateError::RunExists {
+                    digest,
+                    tick: ts(tick),
+                }));
+            }
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
     async fn end_planning(&self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError> {
         self.call("plan a run", move |conn| {
             let n = conn.execute(
