@@ -145,6 +145,7 @@ impl DeliveryReport {
 /// Sends every open delivery of `run` it can claim. `sent_at` is the time recorded for accepted messages (the
 /// caller's `now`); leases use the real clock, since they are about live processes. Needs tokio's
 /// multi-threaded runtime (the worker runs its two stages on threads of their own).
+#[allow(clippy::too_many_arguments)] // the parts of one send, each from a different owner
 pub async fn deliver(
     state: &dyn State,
     transport: &dyn Transport,
