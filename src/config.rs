@@ -339,6 +339,10 @@ pub struct ScheduleConfig {
     /// `90m`, `2days`); an older one is recorded as skipped and its articles go out with the next digest.
     #[serde(default = "default_catch_up", with = "humantime_serde_compat")]
     pub catch_up: std::time::Duration,
+    /// Also rebuild when the article store changes on disk (a burst of saves makes one rebuild, two seconds
+    /// after the last), besides the `build` schedule.
+    #[serde(default)]
+    pub watch: bool,
 }
 
 impl Default for ScheduleConfig {

@@ -80,7 +80,16 @@ pub async fn daemon(d: Daemon, shutdown: watch::Receiver<bool>) -> Result<(), Da
         }
     });
 
-    let build = build_job(&config, &metrics, &site);
+    let mut build = build_job(&config, &metrics, &site);
+    // Kept for as long as the daemon runs: dropping it stops the watching.
+    let _watching = if config.schedule.watch {
+        let nudge = Arc::new(tokio::sync::Notify::new());
+        let watcher = watch_store(&config, &nudge);
+        build.nudge = Some(nudge);
+        watcher
+    } else {
+        None
+    };
     report(
         &metrics,
         "build",
@@ -177,6 +186,40 @@ fn build_job(config: &Arc<Config>, metrics: &Arc<Metrics>, site: &web::Context) 
                 }
             })
         }),
+        nudge: None,
+    }
+}
+
+/// Watches the article store and nudges the build when it changes (`[schedule] watch`); a burst of saves makes
+/// one nudge, two seconds after the last. A store that cannot be watched is logged; the schedule still builds.
+fn watch_store(
+    config: &Config,
+    nudge: &Arc<tokio::sync::Notify>,
+) -> Option<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>> {
+    use notify_debouncer_mini::notify::RecursiveMode;
+    let nudge = Arc::clone(nudge);
+    let heard = move |events: notify_debouncer_mini::DebounceEventResult| {
+        if matches!(&events, Ok(events) if !events.is_empty()) {
+            nudge.notify_one();
+        }
+    };
+    let store = &config.site.articles;
+    let watched = notify_debouncer_mini::new_debouncer(std::time::Duration::from_secs(2), heard)
+        .and_then(|mut debouncer| {
+            debouncer
+                .watcher()
+                .watch(store, RecursiveMode::Recursive)
+                .map(|()| debouncer)
+        });
+    match watched {
+        Ok(debouncer) => {
+            tracing::info!(store = %store.display(), "rebuilding when the store changes");
+            Some(debouncer)
+        }
+        Err(e) => {
+            tracing::error!(store = %store.display(), "cannot watch the store ({e}); rebuilding on the schedule only");
+            None
+        }
     }
 }
 
@@ -230,6 +273,7 @@ fn digest_job(
                 }
             })
         }),
+        nudge: None,
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Job {
     pub name: String,
     pub schedule: Schedule,
     pub run: Arc<dyn Fn(DateTime<FixedOffset>) -> JobFuture + Send + Sync>,
+    /// Runs it now, between ticks (the store changed on disk); still one run at a time.
+    pub nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// A job's run that ended, for whoever keeps count (metrics).
@@ -102,10 +104,17 @@ async fn job_loop(
             return;
         };
         let wait = (next - clock.now()).to_std().unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+        let nudged = async {
+            match &job.nudge {
+                Some(nudge) => nudge.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ticked = tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = nudged => false,
             _ = shutdown.changed() => return,
-        }
+        };
         let at = clock.now();
         let result = (job.run)(at).await;
         match &result {
@@ -120,8 +129,9 @@ async fn job_loop(
             at,
             ok: result.is_ok(),
         });
-        // Ticks that passed during the run are coalesced into one, due at once: the next is after its start.
-        after = at.max(next);
+        // Ticks that passed during the run are coalesced into one, due at once: the next is after its start (and
+        // after the tick it ran for, whatever the timer's rounding). A nudged run leaves the next tick as it was.
+        after = if ticked { at.max(next) } else { at };
     }
 }
 

@@ -46,6 +46,7 @@ fn job(
                 }
             })
         }),
+        nudge: None,
     }
 }
 
@@ -109,6 +110,31 @@ async fn a_slow_run_is_never_overlapped_and_the_ticks_it_spans_are_coalesced() {
     assert_eq!(seconds_after_start(&w.runs), [10, 35, 60, 85]);
     w.stop.send(true).unwrap();
     w.daemon.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nudge_runs_the_job_between_ticks_and_the_schedule_goes_on() {
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    let job = Job {
+        nudge: Some(Arc::clone(&nudge)),
+        ..job(&runs, Duration::from_secs(1), |_| false, &running, &most)
+    };
+    let (stop, shutdown) = watch::channel(false);
+    let daemon = tokio::spawn(run_jobs(
+        vec![job],
+        Clock::starting_at(at(START)),
+        Tz::UTC,
+        shutdown,
+        Arc::new(|_| {}),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    nudge.notify_one();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(seconds_after_start(&runs), [3, 10]);
+    stop.send(true).unwrap();
+    daemon.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -185,6 +185,32 @@ fn a_new_article_file_is_in_the_feeds_after_the_next_build_tick() {
 }
 
 #[test]
+fn with_watch_a_saved_article_is_published_without_waiting_for_the_schedule() {
+    let mail = tempfile::tempdir().unwrap();
+    let sink = sink(mail.path(), &[]);
+    // The build schedule would not fire for a year: only the watch can publish it.
+    let env = world(
+        0,
+        sink.port,
+        "0 8 * * MON",
+        "[schedule]\nbuild = \"0 0 1 1 *\"\nwatch = true\n",
+    );
+    let daemon = Daemon::start(&env, TUESDAY);
+    daemon.wait_for("rebuilding when the store changes", Duration::from_secs(30));
+    daemon.wait_for("built:", Duration::from_secs(30));
+    env.write_article(
+        "saved-just-now.md",
+        "---\ntitle: Saved Just Now\ndate: 2026-11-30T10:00:00+01:00\ncategory: Tools\n---\nNew.\n",
+    );
+    wait_until(
+        Duration::from_secs(20),
+        || env.read_public("feed.json").contains("Saved Just Now"),
+        || daemon.log(),
+    );
+    assert!(daemon.terminate().success());
+}
+
+#[test]
 fn each_digest_tick_delivers_what_is_new_once_to_every_subscriber() {
     let mail = tempfile::tempdir().unwrap();
     let sink = sink(mail.path(), &[]);
