@@ -44,7 +44,6 @@ schedule = "0 8 * * MON"
 [mail]
 transport = "smtp"
 smtp_url = "smtp://127.0.0.1:{port}"
-concurrency = 4
 
 [state]
 database = "state.db"

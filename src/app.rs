@@ -26,7 +26,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::config::{Config, DigestConfig};
-use crate::digest::{DigestError, RECENT_DIGESTS, RelatedSource, SubscriberView};
+use crate::digest::{DigestError, RECENT_DIGESTS, RelatedSource, Remembered, SubscriberView};
 use crate::domain::{EmailAddress, InvalidEmail, Subscriber};
 use crate::feed;
 use crate::mail::{MailError, Transport};
@@ -240,13 +240,19 @@ async fn views(
         .collect())
 }
 
-/// The related-reading index as of `tick`, so only articles published by then can be suggested.
+/// The related-reading index as of `tick`, so only articles published by then can be suggested; its answers
+/// remembered for the planning of the tick.
 fn related_source(
     config: &Config,
     catalog: &Catalog,
     tick: DateTime<FixedOffset>,
 ) -> impl RelatedSource {
-    RelatedIndex::build(catalog, tick, &config.related, &config.site.language)
+    Remembered::new(RelatedIndex::build(
+        catalog,
+        tick,
+        &config.related,
+        &config.site.language,
+    ))
 }
 
 /// What a build did.

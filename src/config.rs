@@ -233,7 +233,8 @@ pub struct MailConfig {
     /// The `sendmail` transport's program.
     #[serde(default = "default_sendmail")]
     pub sendmail_command: PathBuf,
-    /// Messages in flight at once (SMTP: parallel connections, reused across messages).
+    /// Parallel SMTP connections, each reused across messages (twice as many messages are in flight: see
+    /// `DeliverySettings::in_flight`).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// At most this many messages per second over the whole process (a relay's account limit); unset: no limit.
@@ -400,8 +401,10 @@ fn default_outbox() -> PathBuf {
 fn default_sendmail() -> PathBuf {
     "/usr/sbin/sendmail".into()
 }
+/// Ten connections, as listmonk's default: enough to keep a relay busy (a message is several round trips),
+/// few enough for any relay's limits.
 fn default_concurrency() -> usize {
-    4
+    10
 }
 fn default_timeout() -> u64 {
     30

@@ -15,7 +15,7 @@ pub use plan::{
     DigestPlan, LatePublications, PlanOutcome, RECENT_DIGESTS, RelatedPick, Skip, SubscriberView,
     Window, WindowStart, plan, window,
 };
-pub use related::RelatedSource;
+pub use related::{RelatedSource, Remembered};
 pub use render::{GMAIL_CLIP_BYTES, Part, RenderSettings, RenderedDigest, Templates, wrap_text};
 pub use schedule::{Schedule, ScheduleError};
 

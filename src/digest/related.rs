@@ -5,11 +5,52 @@
 //! implements it. The digest's own rules (older articles only, none already in the digest, none repeated, none
 //! recently received) live in `plan.rs` and reach the index through `exclude`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 /// Up to `k` slugs related to `slug`, best first, none of them in `exclude` and never `slug` itself.
 pub trait RelatedSource {
     fn related(&self, slug: &str, k: usize, exclude: &BTreeSet<String>) -> Vec<String>;
+}
+
+/// A [`RelatedSource`] that remembers its answers: planning asks the same question for most subscribers of a
+/// tick (the same new articles, the same recent digests to leave out), and each answer is a ranking.
+pub struct Remembered<S> {
+    source: S,
+    answers: Mutex<HashMap<(String, usize, BTreeSet<String>), Vec<String>>>,
+}
+
+/// Answers kept at once; past this the memory starts again (a tick rarely asks more than a few hundred).
+const REMEMBERED: usize = 65_536;
+
+impl<S: RelatedSource> Remembered<S> {
+    pub fn new(source: S) -> Remembered<S> {
+        Remembered {
+            source,
+            answers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<S: RelatedSource> RelatedSource for Remembered<S> {
+    fn related(&self, slug: &str, k: usize, exclude: &BTreeSet<String>) -> Vec<String> {
+        let key = (slug.to_string(), k, exclude.clone());
+        let answers = || {
+            self.answers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(known) = answers().get(&key) {
+            return known.clone();
+        }
+        let answer = self.source.related(slug, k, exclude);
+        let mut answers = answers();
+        if answers.len() >= REMEMBERED {
+            answers.clear();
+        }
+        answers.insert(key, answer.clone());
+        answer
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +133,10 @@ mod tests {
             RelatedSource::related(&index, "seed", 1, &BTreeSet::new()).len(),
             1
         );
+        let remembered = Remembered::new(index);
+        for _ in 0..2 {
+            assert_eq!(remembered.related("seed", 5, &exclude), some);
+            assert_eq!(remembered.related("seed", 5, &BTreeSet::new()), all);
+        }
     }
 }

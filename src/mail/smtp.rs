@@ -292,30 +292,35 @@ impl Transport for SmtpRelay {
                 reason: "the SMTP transport was shut down".into(),
             };
         };
-        let bytes = message.formatted();
+        let bytes: Arc<[u8]> = message.formatted().into();
+        let envelope = message.envelope().clone();
         let reused = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
         let was_reused = reused.is_some();
-        let mut conn = match reused {
+        let conn = match reused {
             Some(conn) => conn,
             None => match self.connect().await {
                 Ok(conn) => conn,
                 Err(outcome) => return outcome,
             },
         };
-        let mut result =
-            tokio::time::timeout(self.timeout * 4, conn.send(message.envelope(), &bytes)).await;
+        let (mut conn, mut result) = match self.exchange(conn, &envelope, &bytes).await {
+            Ok(exchanged) => exchanged,
+            Err(outcome) => return outcome,
+        };
         // A pooled connection the server closed while it was idle fails before any reply: once, on a fresh one.
         if was_reused && matches!(&result, Ok(Err(e)) if e.status().is_none()) {
-            conn = match self.connect().await {
+            let fresh = match self.connect().await {
                 Ok(conn) => conn,
                 Err(outcome) => return outcome,
             };
-            result =
-                tokio::time::timeout(self.timeout * 4, conn.send(message.envelope(), &bytes)).await;
+            (conn, result) = match self.exchange(fresh, &envelope, &bytes).await {
+                Ok(exchanged) => exchanged,
+                Err(outcome) => return outcome,
+            };
         }
         match result {
             Ok(Ok(response)) => {
@@ -338,6 +343,37 @@ impl Transport for SmtpRelay {
         }
     }
 }
+
+impl SmtpRelay {
+    /// One message's SMTP exchange on `conn`, as a task of its own: the protocol work (lettre writes the message
+    /// a byte at a time while dot-stuffing it) then runs on any of the runtime's threads, not on the one that
+    /// drives every connection of a send.
+    async fn exchange(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        envelope: &lettre::address::Envelope,
+        bytes: &Arc<[u8]>,
+    ) -> Result<(AsyncSmtpConnection, Exchanged), DeliveryOutcome> {
+        let (envelope, bytes, limit) = (envelope.clone(), Arc::clone(bytes), self.timeout * 4);
+        let task = tokio::spawn(async move {
+            let result = tokio::time::timeout(limit, conn.send(&envelope, &bytes)).await;
+            (conn, result)
+        });
+        match task.await {
+            Ok(done) => Ok(done),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(DeliveryOutcome::Deferred {
+                reply: "the exchange was cancelled: tidings is stopping".into(),
+            }),
+        }
+    }
+}
+
+/// What one exchange gave: the server's answer, a protocol error, or no answer in time.
+type Exchanged = Result<
+    Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+    tokio::time::error::Elapsed,
+>;
 
 /// Reply codes that refuse the session (authentication), not one message.
 const SESSION_REFUSALS: [u16; 4] = [530, 534, 535, 538];
