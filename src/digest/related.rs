@@ -17,8 +17,11 @@ pub trait RelatedSource {
 /// tick (the same new articles, the same recent digests to leave out), and each answer is a ranking.
 pub struct Remembered<S> {
     source: S,
-    answers: Mutex<HashMap<(String, usize, BTreeSet<String>), Vec<String>>>,
+    answers: Mutex<HashMap<Question, Vec<String>>>,
 }
+
+/// What [`RelatedSource::related`] is asked: the article, how many, and what to leave out.
+type Question = (String, usize, BTreeSet<String>);
 
 /// Answers kept at once; past this the memory starts again (a tick rarely asks more than a few hundred).
 const REMEMBERED: usize = 65_536;
