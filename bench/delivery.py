@@ -3,6 +3,7 @@
 (bench/digest_baseline.py: jinja2 + smtplib) rendering the same digest to the same sink, in the same run.
 
     bench/delivery.py [--sizes 10000,100000] [--runs 3] [--baseline-sizes 10000] [--tidings target/release/tidings]
+                      [--concurrency N]
 
 For each size: a fresh state with that many subscribers (imported, not timed), the sample site's articles, then
 `tidings digest send` timed with /usr/bin/time (wall, peak RSS), --runs times, median reported. The baseline runs
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 WORK = Path("/tmp/tidings-bench-delivery")
 NOW = "2026-11-30T09:00:00+01:00"
+CONCURRENCY = ""
 
 CONFIG = """
 [site]
@@ -44,7 +46,7 @@ schedule = "0 8 * * MON"
 [mail]
 transport = "smtp"
 smtp_url = "smtp://127.0.0.1:{port}"
-
+{concurrency}
 [state]
 database = "state.db"
 """
@@ -83,7 +85,7 @@ def world(size, port, tidings):
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     shutil.copytree(ROOT / "tests/fixtures/sample/data/articles", d / "articles")
-    (d / "config.toml").write_text(CONFIG.format(port=port))
+    (d / "config.toml").write_text(CONFIG.format(port=port, concurrency=CONCURRENCY))
     with open(d / "subscribers.csv", "w") as f:
         f.write("email,name,digests,categories,subscribed_at\n")
         for i in range(size):
@@ -99,7 +101,11 @@ def main():
     ap.add_argument("--baseline-sizes", default="10000")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tidings")
+    ap.add_argument("--concurrency", type=int, help="[mail] concurrency (default: tidings' own, 10)")
     args = ap.parse_args()
+    global CONCURRENCY
+    if args.concurrency:
+        CONCURRENCY = "concurrency = %d\n" % args.concurrency
     tidings = str(Path(args.tidings).resolve()) if args.tidings else None
     if not tidings:
         sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
