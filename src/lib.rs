@@ -5,6 +5,7 @@
 //! composition root that does the I/O. The README's "How it is built" lists each module's one job.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod delivery;
 pub mod digest;

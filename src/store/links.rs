@@ -6,7 +6,12 @@
 //!
 //! Also the Zola pass over a Markdown body ([`resolve_internal_links`]), which finds `@/` destinations with the
 //! Markdown parser (never inside code) and rewrites them in place.
+//!
+//! An article's body depends on the other articles only through [`LinkIndex::resolve`], so [`recording`] notes
+//! every name one body looked up and what it resolved to: the build cache keeps a parsed body as long as each of
+//! its lookups still gives the same answer.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Component, Path};
@@ -44,6 +49,16 @@ impl LinkIndex {
     /// The permalink of the article whose source path ends with `name` (`blog/post.md`, `/posts/post.md`;
     /// without an extension also `post.md`, `post.markdown` and the bundle `post/index.md`). An `#anchor` is kept.
     pub fn resolve(&self, name: &str) -> Option<String> {
+        let found = self.lookup(name);
+        LOOKUPS.with_borrow_mut(|seen| {
+            if let Some(seen) = seen {
+                seen.push((name.to_string(), found.clone()));
+            }
+        });
+        found
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
         let (name, anchor) = match name.split_once('#') {
             Some((n, a)) => (n, Some(a)),
             None => (name, None),
@@ -102,6 +117,32 @@ impl LinkIndex {
                     .all(|(a, b)| a.eq_ignore_ascii_case(b)))
             .then_some(url.as_str())
         })
+    }
+}
+
+/// A name a body looked up ([`LinkIndex::resolve`]) and the permalink it got.
+pub type Lookup = (String, Option<String>);
+
+thread_local! {
+    /// The lookups of the body being parsed on this thread, while [`recording`].
+    static LOOKUPS: RefCell<Option<Vec<Lookup>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (one article's body passes, on this thread) and returns what it returned with every lookup it made.
+pub fn recording<T>(f: impl FnOnce() -> T) -> (T, Vec<Lookup>) {
+    let outer = LOOKUPS.replace(Some(Vec::new()));
+    let out = f();
+    let seen = LOOKUPS.replace(outer).unwrap_or_default();
+    (out, seen)
+}
+
+impl LinkIndex {
+    /// Whether every lookup gives the same answer in this index (a body parsed against another index is then the
+    /// same against this one).
+    pub fn answers(&self, lookups: &[Lookup]) -> bool {
+        lookups
+            .iter()
+            .all(|(name, found)| self.lookup(name) == *found)
     }
 }
 

@@ -27,6 +27,7 @@
 //! time of use. This module renders no feed, writes no file and reads no clock.
 
 mod body;
+pub mod cache;
 mod front_matter;
 mod kramdown;
 mod links;
@@ -50,7 +51,7 @@ const SUMMARY_MAX_CHARS: usize = 280;
 
 /// One article, validated. Strings are free of control characters that XML forbids; the body is Markdown
 /// ([`Article::html`] renders it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Article {
     /// The file it came from (as found under the store path).
     pub source: PathBuf,
@@ -76,7 +77,7 @@ pub struct Article {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Author {
     /// The `[authors]` key, when the author came from config.
     pub key: Option<String>,
@@ -108,14 +109,14 @@ impl Article {
 
 /// An article and the problems that did not keep it from being published (an author URL that is not http(s),
 /// say): each is left out of the published article and reported, so `check` still fails on it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Parsed {
     pub article: Article,
     pub problems: Vec<ArticleError>,
 }
 
 /// A file that could not become an article, with where and what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{}:{line}:{col}: error: {message}", path.display())]
 pub struct ArticleError {
     pub path: PathBuf,
@@ -465,23 +466,16 @@ pub fn load_required(config: &Config) -> Result<(Catalog, Vec<ArticleError>), St
 }
 
 /// Reads and parses the whole store of `config`, both cores at once. A store folder that cannot be read is
-/// reported as an [`ArticleError`] (`check` lists it); commands that publish use [`load_required`].
+/// reported as an [`ArticleError`] (`check` lists it); commands that publish use [`load_required`]. `build`
+/// loads through [`cache::load_cached`], which is this with the last build's parses reused.
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
-    let (paths, mut errors) = find_sources(&config.site.articles);
-    let ctx = ParseContext::from_config(config);
-    let sources: Vec<Result<Source, ArticleError>> = paths
-        .into_par_iter()
-        .map(|path| read_source(path, config.site.max_article_bytes))
-        .collect();
-    let (catalog, parse_errors) = parse_store(sources, &ctx);
-    let modified = std::fs::metadata(&config.site.articles)
-        .and_then(|m| m.modified())
-        .ok()
-        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).fixed_offset());
-    let catalog = catalog.with_modified(modified);
-    errors.extend(parse_errors);
-    errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
-    (catalog, errors)
+    let loaded = cache::load_cached(
+        config,
+        cache::ArticleCache::default(),
+        std::time::SystemTime::now(),
+        |_| {},
+    );
+    (loaded.catalog, loaded.errors)
 }
 
 /// Parses every source into a catalog: first each file's front matter (which gives every permalink), then each
