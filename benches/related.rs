@@ -2,7 +2,7 @@
 //!
 //!     cargo bench --bench related -- --config CONFIG [--topics TOPICS_JSON] [--runs N]
 //!
-//! CONFIG is a tidings config whose `[site] articles` is a store made by `gen-corpus.py` (bench/related.sh
+//! CONFIG is a tidings config whose `[site] articles` is a store made by `gen-corpus.py` (bench/run
 //! writes one); TOPICS_JSON is that store's `topics.json` (ground truth for precision@5). Loading the store is timed apart from related reading (index build + every article's
 //! list), which is what the budget in BENCHMARKS.md is about. `TIDINGS_RELATED_*` variables override the
 //! `[related]` defaults, as they do for the binary. Prints one JSON object.

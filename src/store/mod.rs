@@ -1260,11 +1260,14 @@ pub fn single_line(s: &str) -> String {
 /// Drops the characters XML 1.0 forbids (C0 controls other than tab, LF, CR; U+FFFE, U+FFFF). The `rss` and
 /// `atom_syndication` crates let them through, which makes a feed ill-formed.
 pub fn xml_safe(s: &str) -> String {
-    // Fast path on bytes: every forbidden character is an ASCII control or U+FFFE/U+FFFF.
-    let has_control = s
-        .bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
-    if !has_control && !s.contains(['\u{fffe}', '\u{ffff}']) {
+    // Fast path on bytes, one pass: every forbidden character is an ASCII control or U+FFFE/U+FFFF (UTF-8
+    // EF BF BE / EF BF BF).
+    let bytes = s.as_bytes();
+    let forbidden = bytes.iter().enumerate().any(|(i, &b)| {
+        (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+            || (b == 0xEF && matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])))
+    });
+    if !forbidden {
         return s.to_string();
     }
     s.chars().filter(|c| !is_xml_forbidden(c)).collect()

@@ -722,3 +722,12 @@ fn names_that_share_a_folder_but_not_a_spelling_are_reported_naming_both() {
         "same spelling as \"C\""
     );
 }
+
+#[test]
+fn xml_safe_drops_exactly_the_characters_xml_forbids() {
+    assert_eq!(xml_safe("a\tb\nc\rd"), "a\tb\nc\rd");
+    assert_eq!(xml_safe("a\u{8}b\u{c}c\u{1f}"), "abc");
+    assert_eq!(xml_safe("x\u{fffe}y\u{ffff}z"), "xyz");
+    // Neighbours of U+FFFE/U+FFFF in UTF-8 (EF BF BD, EF BE BF) are kept.
+    assert_eq!(xml_safe("\u{fffd}\u{ffbf}é"), "\u{fffd}\u{ffbf}é");
+}
