@@ -157,9 +157,57 @@ fn components(path: &Path) -> Vec<String> {
 
 /// Zola's internal links: every Markdown link destination starting with `@/` becomes the target's permalink.
 /// A target that is not in the store is reported (at the destination) and its link dropped, keeping the text.
+///
+/// Passes are repeated until one changes nothing: a label defined twice uses its first definition, and the
+/// parser hides the later ones, but once an unresolved first definition is dropped a later one takes effect,
+/// with its `@/` destination still as written (found by fuzzing).
 pub fn resolve_internal_links(markdown: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
+    let mut out = markdown.to_string();
+    let mut problems = Vec::new();
+    // Each pass's edits as (start in its output, length written, length replaced), to map offsets back.
+    let mut passes: Vec<Vec<(usize, usize, usize)>> = Vec::new();
+    // Every pass with edits removes at least one `@/` destination, so this bound is never the one that stops.
+    for _ in 0..=markdown.matches("@/").count() {
+        let (next, edits, found) = resolve_pass(&out, links);
+        problems.extend(found.into_iter().map(|p| {
+            Problem {
+                offset: passes
+                    .iter()
+                    .rev()
+                    .fold(p.offset, |at, edits| offset_before(edits, at)),
+                ..p
+            }
+        }));
+        if edits.is_empty() {
+            break;
+        }
+        passes.push(edits);
+        out = next;
+    }
+    problems.sort_by_key(|p| p.offset);
+    (out, problems)
+}
+
+/// The offset in a pass's input of `at` in its output (`at` outside every edit).
+fn offset_before(edits: &[(usize, usize, usize)], at: usize) -> usize {
+    let mut before = at;
+    for &(start, written, replaced) in edits {
+        if start + written > at {
+            break;
+        }
+        before = before + replaced - written;
+    }
+    before
+}
+
+/// One pass of [`resolve_internal_links`]: the rewritten text, its edits (start in the output, length written,
+/// length replaced), and the targets not found.
+fn resolve_pass(
+    markdown: &str,
+    links: &LinkIndex,
+) -> (String, Vec<(usize, usize, usize)>, Vec<Problem>) {
     if !markdown.contains("@/") {
-        return (markdown.to_string(), Vec::new());
+        return (markdown.to_string(), Vec::new(), Vec::new());
     }
     // (range in `markdown` to replace, replacement)
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
@@ -213,17 +261,19 @@ pub fn resolve_internal_links(markdown: &str, links: &LinkIndex) -> (String, Vec
     }
     edits.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(markdown.len());
+    let mut done = Vec::with_capacity(edits.len());
     let mut last = 0;
     for (range, replacement) in edits {
         if range.start < last {
             continue;
         }
         out.push_str(&markdown[last..range.start]);
+        done.push((out.len(), replacement.len(), range.len()));
         out.push_str(&replacement);
         last = range.end;
     }
     out.push_str(&markdown[last..]);
-    (out, problems)
+    (out, done, problems)
 }
 
 #[cfg(test)]
@@ -303,6 +353,26 @@ mod tests {
             problems[0]
                 .message
                 .contains("\"@/blog/gone.md\" is not an article")
+        );
+    }
+
+    #[test]
+    fn a_later_definition_of_a_label_whose_first_is_dropped_is_resolved_too() {
+        // The first `[r]` definition hides the second until its unresolved target empties it.
+        let md =
+            "[r]: @/gone.md\n\n[r]: @/gone.md\n\n[s]: @/x.md\n\n[s]: @/blog/first.md\n\nSee [s].\n";
+        let (out, problems) = resolve_internal_links(md, &index());
+        assert_eq!(
+            out,
+            "[r]: \n\n[r]: \n\n[s]: \n\n[s]: https://e.com/2024/01/05/first/\n\nSee [s].\n"
+        );
+        let offsets: Vec<usize> = problems.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, vec![5, 21, 37]);
+        let html = super::super::markdown::to_html(&out);
+        assert!(!html.contains("@/"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://e.com/2024/01/05/first/\">s</a>"),
+            "{html}"
         );
     }
 }
