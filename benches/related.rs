@@ -45,7 +45,7 @@ fn main() {
     let mut lists = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+        let index = RelatedIndex::build(&catalog, now, &config.related);
         let built = started.elapsed().as_secs_f64();
         let all: Vec<(String, Vec<String>)> = index
             .all()
@@ -61,7 +61,7 @@ fn main() {
         lists = all;
     }
     // The index of the last run is dropped by now; build one more to see what it holds while alive.
-    let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+    let index = RelatedIndex::build(&catalog, now, &config.related);
     let rss_with_index_mb = rss_mb("VmRSS");
     drop(index);
     timings.sort_by(|a, b| a.1.total_cmp(&b.1));

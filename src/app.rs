@@ -175,7 +175,7 @@ fn related_source(
     catalog: &Catalog,
     tick: DateTime<FixedOffset>,
 ) -> impl RelatedSource {
-    RelatedIndex::build(catalog, tick, &config.related, &config.site.language)
+    RelatedIndex::build(catalog, tick, &config.related)
 }
 
 /// What a build did.
@@ -263,7 +263,14 @@ pub fn build(
     let loaded = load_cached(config, started);
     let sources = loaded.sources;
     let window = cache::Window::of(&loaded.catalog, now);
-    let mut report = publish(config, &loaded.catalog, loaded.errors, now, shrink)?;
+    let mut report = publish(
+        config,
+        &loaded.catalog,
+        &loaded.links,
+        loaded.errors,
+        now,
+        shrink,
+    )?;
     report.parsed = loaded.parsed;
     report.reused = loaded.reused;
     remember(config, started, sources, window, &report);
@@ -327,6 +334,7 @@ fn last_published(config: &Config) -> Option<usize> {
 fn publish(
     config: &Config,
     catalog: &Catalog,
+    links: &store::LinkIndex,
     mut errors: Vec<ArticleError>,
     now: DateTime<FixedOffset>,
     shrink: Shrink,
@@ -359,7 +367,7 @@ fn publish(
     let cache_dir = cache::dir(config);
     live.push(&cache_dir);
     let mut out = Staged::begin(output, &live).map_err(write_error)?;
-    let mut report = write_feeds(config, catalog, now, &mut out)?;
+    let mut report = write_feeds(config, catalog, links, now, &mut out)?;
     write_related(config, catalog, now, &mut report, &mut out)?;
     out.commit().map_err(write_error)?;
     errors.extend(unknown_picks(catalog));
@@ -376,7 +384,7 @@ fn write_related(
     out: &mut Staged,
 ) -> Result<(), BuildError> {
     let started = std::time::Instant::now();
-    let index = RelatedIndex::build(catalog, now, &config.related, &config.site.language);
+    let index = RelatedIndex::build(catalog, now, &config.related);
     let bytes = related::render_json(&index);
     tracing::debug!(
         articles = index.len(),
@@ -398,7 +406,7 @@ pub fn related(
     now: DateTime<FixedOffset>,
 ) -> Result<related::Report, RelatedError> {
     let (catalog, _) = store::load(config);
-    let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+    let index = RelatedIndex::build(&catalog, now, &config.related);
     index
         .explain(slug)
         .ok_or_else(|| index.missing(&catalog, slug))
@@ -407,11 +415,18 @@ pub fn related(
 fn write_feeds(
     config: &Config,
     catalog: &Catalog,
+    links: &store::LinkIndex,
     now: DateTime<FixedOffset>,
     out: &mut Staged,
 ) -> Result<BuildReport, BuildError> {
     let plans = feed::plan_feeds(config, catalog, now);
-    let files = feed::render_all(config, &plans);
+    let wanted = feed::needs_bodies(config, &plans);
+    let bodies = if wanted.is_empty() {
+        Default::default()
+    } else {
+        store::cache::read_bodies(config, links, &wanted)
+    };
+    let files = feed::render_all(config, &plans, &bodies);
     let mut report = BuildReport {
         published: catalog.published(now).count(),
         feeds: plans.len(),
@@ -453,7 +468,7 @@ pub async fn run_once(
     let loaded = load_cached(config, started);
     let window = cache::Window::of(&loaded.catalog, now);
     let catalog = loaded.catalog;
-    let mut build = publish(config, &catalog, loaded.errors, now, shrink)?;
+    let mut build = publish(config, &catalog, &loaded.links, loaded.errors, now, shrink)?;
     build.parsed = loaded.parsed;
     build.reused = loaded.reused;
     remember(config, started, loaded.sources, window, &build);

@@ -38,6 +38,7 @@
 //! first), then slug.
 
 mod analyze;
+pub mod terms;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -49,7 +50,8 @@ use serde::Serialize;
 
 use crate::config::RelatedConfig;
 use crate::store::{ArticleError, Catalog, taxonomy_slug};
-use analyze::{Analyzer, DocText, Rows, dot};
+use analyze::{Rows, dot};
+pub use terms::Terms;
 
 /// Terms kept per article vector (its strongest by TF-IDF weight).
 const TERMS_PER_ARTICLE: usize = 64;
@@ -301,13 +303,12 @@ fn postings(rows: &Rows, vocabulary_len: usize, cap: usize) -> Vec<Vec<(u32, f32
 }
 
 impl RelatedIndex {
-    /// Indexes the articles of `catalog` published at `now`. `language` is `site.language` (stemmer and stop
-    /// words).
+    /// Indexes the articles of `catalog` published at `now` (their terms were counted with `site.language`'s
+    /// stemmer and stop words when they were parsed).
     pub fn build(
         catalog: &Catalog,
         now: DateTime<FixedOffset>,
         config: &RelatedConfig,
-        language: &str,
     ) -> RelatedIndex {
         let published: Vec<_> = catalog.published(now).collect();
         let entries: Vec<Entry> = published
@@ -328,21 +329,8 @@ impl RelatedIndex {
             .map(|(i, e)| (e.slug.clone(), i as u32))
             .collect();
 
-        let analyzer = Analyzer::for_language(language);
-        let docs: Vec<DocText<'_>> = published
-            .iter()
-            .map(|a| DocText {
-                title: &a.title,
-                summary: &a.summary,
-                body: &a.text,
-            })
-            .collect();
-        let text = analyze::text_vectors(
-            &analyzer,
-            &docs,
-            config.title_boost as f32,
-            TERMS_PER_ARTICLE,
-        );
+        let docs: Vec<&Terms> = published.iter().map(|a| &a.terms).collect();
+        let text = analyze::text_vectors(&docs, config.title_boost as f32, TERMS_PER_ARTICLE);
 
         let tag_keys: Vec<Vec<String>> = entries
             .iter()

@@ -43,6 +43,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::config::{AuthorConfig, Config};
+use crate::related::terms::{Counter, Terms};
 use front_matter::{AuthorRef, FrontMatterError, OneOrMany, key_position};
 pub use links::LinkIndex;
 
@@ -66,9 +67,12 @@ pub struct Article {
     pub tags: Vec<String>,
     pub author: Option<Author>,
     /// The Markdown body (its HTML is rendered on demand by [`Article::html`]: most articles never need it).
-    pub body: String,
-    /// The body as plain text.
-    pub text: String,
+    /// Kept only when parsing with [`ParseContext::keep_bodies`] ([`parse_store`]); [`load`] and the build drop it
+    /// once its terms are counted, and a feed reads the few it carries again ([`cache::read_bodies`]), so memory
+    /// and the build cache grow with the store's metadata, not its text.
+    pub body: Option<String>,
+    /// How often each term occurs in the title and the rest (related reading's input), counted at parse time.
+    pub terms: Terms,
     pub reading_minutes: u32,
     pub draft: bool,
     /// Editor's picks (slugs), in order.
@@ -95,16 +99,28 @@ impl Article {
 
     /// The body as HTML, URLs as written. XML-safe: a character reference like `&#8;` in the Markdown cannot
     /// bring back a forbidden character.
+    /// Empty when the body was not kept.
     pub fn html(&self) -> String {
-        xml_safe(&markdown::to_html(&self.body))
+        body_html(self.body.as_deref().unwrap_or_default())
     }
 
     /// [`Article::html`] of at most `max_bytes`, cut after the last whole top-level block that fits; `true`
     /// when something was cut.
     pub fn html_capped(&self, max_bytes: usize) -> (String, bool) {
-        let (html, cut) = markdown::to_html_capped(&self.body, max_bytes);
-        (xml_safe(&html), cut)
+        body_html_capped(self.body.as_deref().unwrap_or_default(), max_bytes)
     }
+}
+
+/// A Markdown body as XML-safe HTML ([`Article::html`]).
+pub fn body_html(markdown: &str) -> String {
+    xml_safe(&markdown::to_html(markdown))
+}
+
+/// [`body_html`] of at most `max_bytes`, cut after the last whole top-level block that fits; `true` when
+/// something was cut.
+pub fn body_html_capped(markdown: &str, max_bytes: usize) -> (String, bool) {
+    let (html, cut) = markdown::to_html_capped(markdown, max_bytes);
+    (xml_safe(&html), cut)
 }
 
 /// An article and the problems that did not keep it from being published (an author URL that is not http(s),
@@ -290,6 +306,10 @@ pub struct ParseContext<'a> {
     pub reading_wpm: u32,
     pub authors: &'a std::collections::BTreeMap<String, AuthorConfig>,
     pub default_author: Option<&'a str>,
+    /// `site.language`: the stop words and stemmer of related reading's term counts.
+    pub language: &'a str,
+    /// Whether articles keep their Markdown body ([`Article::body`]).
+    pub keep_bodies: bool,
 }
 
 impl<'a> ParseContext<'a> {
@@ -302,6 +322,8 @@ impl<'a> ParseContext<'a> {
             reading_wpm: config.site.reading_wpm,
             authors: &config.authors,
             default_author: config.site.default_author.as_deref(),
+            language: &config.site.language,
+            keep_bodies: true,
         }
     }
 }
@@ -497,7 +519,10 @@ pub fn parse_store(
     );
     let results: Vec<Result<Parsed, ArticleError>> = heads
         .into_par_iter()
-        .map(|head| head.map(|h| finish(h, ctx, &links)))
+        .map_init(
+            || Counter::new(ctx.language),
+            |counter, head| head.map(|h| finish(h, ctx, &links, counter)),
+        )
         .collect();
     collect_articles(results)
 }
@@ -512,7 +537,7 @@ pub fn parse_article(
 ) -> Result<Parsed, ArticleError> {
     let head = parse_head(path.to_owned(), text.to_string(), ctx)?;
     let links = LinkIndex::new([(head.article.source.as_path(), head.article.url.as_str())]);
-    Ok(finish(head, ctx, &links))
+    Ok(finish(head, ctx, &links, &mut Counter::new(ctx.language)))
 }
 
 /// An article read up to its body: everything but what the body gives (its Markdown, text, summary, reading
@@ -527,6 +552,15 @@ struct Head {
     body_start: usize,
     dialect: body::Dialect,
     liquid: liquid::Variables,
+}
+
+impl Head {
+    /// Whether the body may look up other articles (a Zola `@/` link, a Liquid tag, a Hugo shortcode): if not,
+    /// it can be finished before every permalink is known.
+    fn may_link(&self) -> bool {
+        let body = &self.text[self.body_start..];
+        body.contains("@/") || body.contains("{%") || body.contains("{{")
+    }
 }
 
 fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Head, ArticleError> {
@@ -832,8 +866,8 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         category,
         tags,
         author,
-        body: String::new(),
-        text: String::new(),
+        body: None,
+        terms: Terms::default(),
         reading_minutes: 1,
         draft: fm.draft.unwrap_or(false),
         related: fm.related.map(|r| r.into_vec()).unwrap_or_default(),
@@ -852,7 +886,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
 
 /// The body's part of an article: generator markup evaluated ([`body::prepare`]), then text, summary and reading
 /// time from the Markdown. What could not be evaluated is reported at its place in the file.
-fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
+fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut Counter) -> Parsed {
     let Head {
         mut article,
         summary,
@@ -888,9 +922,9 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
     article.summary = summary.unwrap_or_else(|| {
         markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
     });
-    article.text = xml_safe(&rendered.text);
+    article.terms = counter.count(&article.title, &article.summary, &xml_safe(&rendered.text));
     article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
-    article.body = xml_safe(&markdown);
+    article.body = ctx.keep_bodies.then(|| xml_safe(&markdown));
     Parsed { article, problems }
 }
 
