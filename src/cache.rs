@@ -127,10 +127,14 @@ pub fn write<T: Serialize>(path: &Path, key: u64, value: &T) -> std::io::Result<
     let folder = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder)?;
     let tmp = tempfile::NamedTempFile::new_in(folder)?;
-    let mut out = Summing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, tmp.reopen()?),
-        hasher: xxhash_rust::xxh3::Xxh3::new(),
-    };
+    // Buffered before the checksum, so it hashes large blocks rather than each small write of the serializer.
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        Summing {
+            inner: tmp.reopen()?,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+        },
+    );
     let header = Header {
         magic: MAGIC,
         format: FORMAT,
@@ -139,11 +143,12 @@ pub fn write<T: Serialize>(path: &Path, key: u64, value: &T) -> std::io::Result<
     };
     postcard::to_io(&header, &mut out).map_err(std::io::Error::other)?;
     postcard::to_io(value, &mut out).map_err(std::io::Error::other)?;
-    let sum = out.hasher.digest().to_le_bytes();
-    let mut inner = out.inner;
-    inner.write_all(&sum)?;
-    inner.flush()?;
-    drop(inner);
+    let summing = out.into_inner().map_err(|e| e.into_error())?;
+    let sum = summing.hasher.digest().to_le_bytes();
+    let mut file = summing.inner;
+    file.write_all(&sum)?;
+    file.flush()?;
+    drop(file);
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -239,19 +239,22 @@ impl fmt::Debug for RelatedIndex {
     }
 }
 
-/// Per-thread scratch space of a query: a score accumulator over all articles and the articles it touched.
+/// Per-thread scratch space of a query: a score accumulator over all articles and the articles it touched, and
+/// the query's text vector spread over the whole vocabulary (zero elsewhere) for exact scoring.
 struct Scratch {
     acc: Vec<f32>,
     touched: Vec<u32>,
     reached: Vec<(u32, f32)>,
+    dense: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(n: usize) -> Scratch {
+    fn new(index: &RelatedIndex) -> Scratch {
         Scratch {
-            acc: vec![0.0; n],
+            acc: vec![0.0; index.entries.len()],
             touched: Vec::new(),
             reached: Vec::new(),
+            dense: vec![0.0; index.vocabulary.len()],
         }
     }
 }
@@ -430,6 +433,10 @@ impl RelatedIndex {
 
     fn score_pair(&self, a: u32, b: u32, pick: bool) -> Scored {
         let text = dot(self.text.row(a as usize), self.text.row(b as usize)).min(1.0);
+        self.blend(a, b, text, pick)
+    }
+
+    fn blend(&self, a: u32, b: u32, text: f32, pick: bool) -> Scored {
         let tags = dot(self.tags.row(a as usize), self.tags.row(b as usize)).min(1.0);
         let same_category = matches!(
             (self.category[a as usize], self.category[b as usize]),
@@ -447,6 +454,19 @@ impl RelatedIndex {
         }
     }
 
+    /// [`RelatedIndex::score_pair`] of a computed suggestion, the text cosine summed from `dense` (article `a`'s
+    /// text vector over the whole vocabulary): the same terms multiplied and added in the same (term) order, so
+    /// the same bits, without a merge's branches.
+    fn score_dense(&self, dense: &[f32], a: u32, b: u32) -> Scored {
+        let (terms, weights) = self.text.row(b as usize);
+        let mut text = 0.0f32;
+        for (&t, &w) in terms.iter().zip(weights) {
+            // A term `a` lacks adds +0.0, which leaves the (non-negative) sum's bits as they are.
+            text += dense[t as usize] * w;
+        }
+        self.blend(a, b, text.min(1.0), false)
+    }
+
     /// The best computed (not picked) suggestions for article `q`, at most `limit`, each allowed by `allow`,
     /// scoring at least `min_score`, best first.
     fn computed(
@@ -460,6 +480,7 @@ impl RelatedIndex {
             acc,
             touched,
             reached,
+            dense,
         } = scratch;
         let w = self.weights;
         for (rows, postings, weight) in [
@@ -511,11 +532,18 @@ impl RelatedIndex {
             candidates.select_nth_unstable_by(wanted - 1, best_first);
             candidates.truncate(wanted);
         }
+        let (terms, weights) = self.text.row(q as usize);
+        for (&t, &w) in terms.iter().zip(weights) {
+            dense[t as usize] = w;
+        }
         let mut scored: Vec<Scored> = candidates
             .into_iter()
-            .map(|(d, _)| self.score_pair(q, d, false))
+            .map(|(d, _)| self.score_dense(dense, q, d))
             .filter(|s| s.score >= self.min_score && s.score > 0.0)
             .collect();
+        for &t in terms {
+            dense[t as usize] = 0.0;
+        }
         self.sort(&mut scored);
         scored.truncate(limit);
         scored
@@ -560,7 +588,7 @@ impl RelatedIndex {
     /// The related list of one published article (picks first), or `None` for a slug that is not published.
     pub fn related(&self, slug: &str) -> Option<Vec<Suggestion<'_>>> {
         let &q = self.by_slug.get(slug)?;
-        let mut scratch = Scratch::new(self.entries.len());
+        let mut scratch = Scratch::new(self);
         Some(
             self.list(q, &mut scratch)
                 .into_iter()
@@ -576,7 +604,7 @@ impl RelatedIndex {
             .into_par_iter()
             .with_min_len(256)
             .map_init(
-                || Scratch::new(n),
+                || Scratch::new(self),
                 |scratch, q| {
                     let list = self.list(q, scratch);
                     (
@@ -693,7 +721,7 @@ impl crate::digest::RelatedSource for RelatedIndex {
             .collect();
         if chosen.len() < k {
             let rest = k - chosen.len();
-            let mut scratch = Scratch::new(self.entries.len());
+            let mut scratch = Scratch::new(self);
             let computed = self.computed(q, rest, &mut scratch, &|d| {
                 allowed(d) && !chosen.contains(&d)
             });

@@ -74,8 +74,34 @@ pub fn intern_all(stems: &[String]) -> Vec<u32> {
 
 /// How often each term occurs in one article: in its title and in the rest (summary and body). Encoded as
 /// varints: (term number − previous term number, title count, other count), terms in ascending number order.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Terms(Box<[u8]>);
+
+// As one byte string (a serializer that writes a sequence byte by byte is many times slower).
+impl Serialize for Terms {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Terms {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Terms;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("term counts as bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Terms, E> {
+                Ok(Terms(v.into()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Terms, E> {
+                Ok(Terms(v.into_boxed_slice()))
+            }
+        }
+        deserializer.deserialize_bytes(Bytes)
+    }
+}
 
 impl std::fmt::Debug for Terms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,49 +179,94 @@ impl Terms {
 }
 
 /// Counts terms for many articles, remembering each word's term (or that it is a stop word), so each distinct
-/// word is stemmed and looked up in the shared table once per counter, not once per occurrence.
-pub struct Counter {
+/// word is stemmed and looked up in the shared table once per thread, not once per occurrence. What it
+/// remembers stays with its thread for the next counter of the same language (the stem numbers live as long as
+/// the process).
+pub struct Counter(Option<Memory>);
+
+/// What a counter remembers.
+struct Memory {
+    language: String,
     analyzer: Analyzer,
+    /// Words of up to 16 ASCII bytes (most), packed in an integer: compared without a call to `memcmp`.
+    short: FxHashMap<u128, u32>,
     words: FxHashMap<Box<str>, u32>,
-    /// Pending words not yet numbered, with where their counts go.
-    counts: FxHashMap<u32, (u32, u32)>,
+    /// The counts of the article being counted, by term number (title, rest), and the terms it touched.
+    counts: Vec<(u32, u32)>,
+    touched: Vec<u32>,
 }
 
 const STOP: u32 = u32::MAX;
 
+thread_local! {
+    /// What the last counter on this thread remembered, for the next one.
+    static LAST: std::cell::RefCell<Option<Memory>> = const { std::cell::RefCell::new(None) };
+}
+
 impl Counter {
     pub fn new(language: &str) -> Counter {
-        Counter {
-            analyzer: Analyzer::for_language(language),
-            words: FxHashMap::default(),
-            counts: FxHashMap::default(),
-        }
-    }
-
-    fn term(&mut self, word: &str) -> u32 {
-        if let Some(&id) = self.words.get(word) {
-            return id;
-        }
-        let id = if self.analyzer.is_stop_word(word) {
-            STOP
-        } else {
-            let stem = self.analyzer.stem(word);
-            let mut guard = table();
-            guard.get_or_insert_with(Table::default).intern(&stem)
+        let memory = match LAST.with_borrow_mut(Option::take) {
+            Some(last) if last.language == language => last,
+            _ => Memory {
+                language: language.to_owned(),
+                analyzer: Analyzer::for_language(language),
+                short: FxHashMap::default(),
+                words: FxHashMap::default(),
+                counts: Vec::new(),
+                touched: Vec::new(),
+            },
         };
-        self.words.insert(word.into(), id);
-        id
+        Counter(Some(memory))
     }
 
     /// The terms of one article.
     pub fn count(&mut self, title: &str, summary: &str, body: &str) -> Terms {
-        let mut counts = std::mem::take(&mut self.counts);
-        counts.clear();
+        let Memory {
+            analyzer,
+            short,
+            words,
+            counts,
+            touched,
+            ..
+        } = self
+            .0
+            .as_mut()
+            .expect("a counter has its memory until dropped");
+        let term = |word: &str| {
+            if analyzer.is_stop_word(word) {
+                STOP
+            } else {
+                let stem = analyzer.stem(word);
+                table().get_or_insert_with(Table::default).intern(&stem)
+            }
+        };
         for (text, in_title) in [(title, true), (summary, false), (body, false)] {
             for_each_word(text, |word| {
-                let id = self.term(word);
+                let id = if word.len() <= 16 && word.is_ascii() {
+                    // Words hold no NUL byte, so the zero padding cannot make two words one key.
+                    let mut key = [0u8; 16];
+                    key[..word.len()].copy_from_slice(word.as_bytes());
+                    *short
+                        .entry(u128::from_le_bytes(key))
+                        .or_insert_with(|| term(word))
+                } else {
+                    match words.get(word) {
+                        Some(&id) => id,
+                        None => {
+                            let id = term(word);
+                            words.insert(word.into(), id);
+                            id
+                        }
+                    }
+                };
                 if id != STOP {
-                    let c = counts.entry(id).or_default();
+                    if id as usize >= counts.len() {
+                        counts.resize(id as usize + 1024, (0, 0));
+                    }
+                    let c = &mut counts[id as usize];
+                    if *c == (0, 0) {
+                        touched.push(id);
+                    }
                     if in_title {
                         c.0 += 1;
                     } else {
@@ -204,10 +275,29 @@ impl Counter {
                 }
             });
         }
-        let mut rows: Vec<(u32, u32, u32)> = counts.iter().map(|(&t, &(a, b))| (t, a, b)).collect();
-        rows.sort_unstable_by_key(|e| e.0);
-        self.counts = counts;
+        touched.sort_unstable();
+        let rows: Vec<(u32, u32, u32)> = touched
+            .drain(..)
+            .map(|t| {
+                let (a, b) = std::mem::take(&mut counts[t as usize]);
+                (t, a, b)
+            })
+            .collect();
         Terms::encode(&rows)
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        let memory = self.0.take();
+        // While the thread ends, or when another counter's memory is already kept, this one is let go.
+        let _ = LAST.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut()
+                && last.is_none()
+            {
+                *last = memory;
+            }
+        });
     }
 }
 

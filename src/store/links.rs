@@ -162,6 +162,9 @@ fn components(path: &Path) -> Vec<String> {
 /// parser hides the later ones, but once an unresolved first definition is dropped a later one takes effect,
 /// with its `@/` destination still as written (found by fuzzing).
 pub fn resolve_internal_links(markdown: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
+    if memchr::memmem::find(markdown.as_bytes(), b"@/").is_none() {
+        return (markdown.to_string(), Vec::new());
+    }
     let mut out = markdown.to_string();
     let mut problems = Vec::new();
     // Each pass's edits as (start in its output, length written, length replaced), to map offsets back.
@@ -206,7 +209,7 @@ fn resolve_pass(
     markdown: &str,
     links: &LinkIndex,
 ) -> (String, Vec<(usize, usize, usize)>, Vec<Problem>) {
-    if !markdown.contains("@/") {
+    if memchr::memmem::find(markdown.as_bytes(), b"@/").is_none() {
         return (markdown.to_string(), Vec::new(), Vec::new());
     }
     // (range in `markdown` to replace, replacement)

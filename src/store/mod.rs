@@ -558,8 +558,13 @@ impl Head {
     /// Whether the body may look up other articles (a Zola `@/` link, a Liquid tag, a Hugo shortcode): if not,
     /// it can be finished before every permalink is known.
     fn may_link(&self) -> bool {
-        let body = &self.text[self.body_start..];
-        body.contains("@/") || body.contains("{%") || body.contains("{{")
+        let body = &self.text.as_bytes()[self.body_start..];
+        memchr::memchr2_iter(b'@', b'{', body).any(|i| {
+            matches!(
+                (body[i], body.get(i + 1)),
+                (b'@', Some(b'/')) | (b'{', Some(b'%' | b'{'))
+            )
+        })
     }
 }
 
@@ -899,7 +904,7 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut C
     // Characters XML forbids go first: dropped later, they could join what the passes saw apart (a link
     // definition that only became one without them).
     let written = &text[body_start..];
-    let raw = xml_safe(written);
+    let raw = xml_clean(written);
     let (markdown, found) = body::prepare(
         &raw,
         &body::BodyContext {
@@ -922,7 +927,7 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut C
     article.summary = summary.unwrap_or_else(|| {
         markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
     });
-    article.terms = counter.count(&article.title, &article.summary, &xml_safe(&rendered.text));
+    article.terms = counter.count(&article.title, &article.summary, &xml_clean(&rendered.text));
     article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
     article.body = ctx.keep_bodies.then(|| xml_safe(&markdown));
     Parsed { article, problems }
@@ -1294,15 +1299,25 @@ pub fn single_line(s: &str) -> String {
 /// Drops the characters XML 1.0 forbids (C0 controls other than tab, LF, CR; U+FFFE, U+FFFF). The `rss` and
 /// `atom_syndication` crates let them through, which makes a feed ill-formed.
 pub fn xml_safe(s: &str) -> String {
+    xml_clean(s).into_owned()
+}
+
+/// [`xml_safe`], borrowing `s` when it is clean already (most text).
+fn xml_clean(s: &str) -> std::borrow::Cow<'_, str> {
     // Fast path on bytes, one pass: every forbidden character is an ASCII control or U+FFFE/U+FFFF (UTF-8
     // EF BF BE / EF BF BF).
     let bytes = s.as_bytes();
-    let forbidden = bytes.iter().enumerate().any(|(i, &b)| {
-        (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-            || (b == 0xEF && matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])))
+    // Without an early exit per byte, so the compiler can check many bytes at once.
+    let control = bytes.chunks(256).any(|chunk| {
+        chunk.iter().fold(false, |found, &b| {
+            found | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
+        })
     });
+    let forbidden = control
+        || memchr::memchr_iter(0xEF, bytes)
+            .any(|i| matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])));
     if !forbidden {
-        return s.to_string();
+        return std::borrow::Cow::Borrowed(s);
     }
     s.chars().filter(|c| !is_xml_forbidden(c)).collect()
 }
