@@ -260,7 +260,14 @@ pub fn build(
             errors: last.errors,
         });
     }
+    let clock = std::time::Instant::now();
     let loaded = load_cached(config, started);
+    tracing::debug!(
+        parsed = loaded.parsed,
+        reused = loaded.reused,
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "store loaded"
+    );
     let sources = loaded.sources;
     let window = cache::Window::of(&loaded.catalog, now);
     let mut report = publish(
@@ -419,6 +426,7 @@ fn write_feeds(
     now: DateTime<FixedOffset>,
     out: &mut Staged,
 ) -> Result<BuildReport, BuildError> {
+    let clock = std::time::Instant::now();
     let plans = feed::plan_feeds(config, catalog, now);
     let wanted = feed::needs_bodies(config, &plans);
     let bodies = if wanted.is_empty() {
@@ -427,6 +435,11 @@ fn write_feeds(
         store::cache::read_bodies(config, links, &wanted)
     };
     let files = feed::render_all(config, &plans, &bodies);
+    tracing::debug!(
+        bodies = bodies.len(),
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "feeds rendered"
+    );
     let mut report = BuildReport {
         published: catalog.published(now).count(),
         feeds: plans.len(),

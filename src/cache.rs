@@ -215,7 +215,11 @@ impl Manifest {
         let (paths, errors) = crate::store::find_sources(&config.site.articles);
         if !errors.is_empty()
             || paths.len() != self.sources.len()
-            || paths.iter().zip(&self.sources).any(|(a, (b, _))| a != b)
+            // As bytes: comparing paths component by component costs more than every stat together.
+            || paths
+                .iter()
+                .zip(&self.sources)
+                .any(|(a, (b, _))| a.as_os_str() != b.as_os_str())
         {
             return false;
         }

@@ -197,44 +197,50 @@ pub(super) fn dot(a: (&[u32], &[f32]), b: (&[u32], &[f32])) -> f32 {
 }
 
 /// The analyzed text of a store: one unit-length TF-IDF vector per article (pruned to its strongest terms) and
-/// the sorted vocabulary its term ids index.
+/// the sorted vocabulary of the terms the vectors hold, which their term ids index.
 pub(super) struct TextVectors {
     pub rows: Rows,
-    pub vocabulary: Vec<String>,
+    pub vocabulary: Vec<&'static str>,
 }
 
 /// Weights every article's terms (counted at parse time, [`super::terms`]): `tf = title_boost · title count +
 /// other count`, weight `(1 + ln tf) · idf`, with `idf = ln((n + 1) / (df + 1)) + 1` (the smoothed form
 /// scikit-learn uses), normalized to unit length over all the article's terms, then pruned to its `keep`
 /// strongest terms found in at least two articles (a term in one article relates it to nothing). Pruning bounds
-/// the index at `keep` entries per article, so memory grows linearly with the store. Term ids are ranks in the
-/// sorted stems of the store, so they (and every floating-point sum in id order) depend only on the store.
+/// the index at `keep` entries per article, so memory grows linearly with the store; the counts are read twice
+/// (document frequencies, then weights) rather than unpacked for every article at once.
+///
+/// Term ids are ranks in the sorted stems of the store (then renumbered, in the same order, to the terms the
+/// vectors keep), so they, and every floating-point sum in id order, depend only on the store.
 pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> TextVectors {
     let boost = title_boost.max(0.0);
-    // Term frequencies under the process's stem numbers, in ascending number order.
-    let counted: Vec<Vec<(u32, f32)>> = docs
+    let tf = move |title: u32, other: u32| boost * title as f32 + other as f32;
+    let width = docs
         .par_iter()
-        .with_min_len(64)
-        .map(|terms| {
-            terms
-                .iter()
-                .map(|(t, title, other)| (t, boost * title as f32 + other as f32))
-                .filter(|&(_, tf)| tf > 0.0)
-                .collect()
-        })
-        .collect();
-    let width = counted
-        .iter()
-        .filter_map(|row| row.last().map(|e| e.0 as usize + 1))
+        .filter_map(|t| t.iter().last().map(|e| e.0 as usize + 1))
         .max()
         .unwrap_or(0);
     let n = docs.len();
-    let mut df = vec![0u32; width];
-    for row in &counted {
-        for &(t, _) in row {
-            df[t as usize] += 1;
-        }
-    }
+    let df: Vec<u32> = docs
+        .par_chunks(2048)
+        .map(|chunk| {
+            let mut df = vec![0u32; width];
+            for terms in chunk {
+                for (t, title, other) in terms.iter() {
+                    if tf(title, other) > 0.0 {
+                        df[t as usize] += 1;
+                    }
+                }
+            }
+            df
+        })
+        .reduce(
+            || vec![0u32; width],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     // Ranks of the stems in use, in stem order.
     let used: Vec<u32> = (0..width as u32).filter(|&t| df[t as usize] > 0).collect();
     let mut named: Vec<(&'static str, u32)> = super::terms::names(used.iter().copied())
@@ -247,6 +253,7 @@ pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> Te
         rank[t as usize] = r as u32;
     }
     let df_ranked: Vec<u32> = named.iter().map(|&(_, t)| df[t as usize]).collect();
+    drop(df);
     let max_df = if n > MIN_DOCS_FOR_DF_CAP {
         (n as f64 * MAX_DF_RATIO) as u32
     } else {
@@ -257,14 +264,14 @@ pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> Te
         .map(|&d| (((n as f64 + 1.0) / (d as f64 + 1.0)).ln() + 1.0) as f32)
         .collect();
 
-    let rows: Vec<Vec<(u32, f32)>> = counted
-        .into_par_iter()
+    let mut rows: Vec<Vec<(u32, f32)>> = docs
+        .par_iter()
         .with_min_len(64)
-        .map(|row| {
-            let mut weighted: Vec<(u32, f32)> = row
-                .into_iter()
-                .map(|(t, tf)| (rank[t as usize], tf))
-                .filter(|&(t, _)| df_ranked[t as usize] <= max_df)
+        .map(|terms| {
+            let mut weighted: Vec<(u32, f32)> = terms
+                .iter()
+                .map(|(t, title, other)| (rank[t as usize], tf(title, other)))
+                .filter(|&(t, tf)| tf > 0.0 && df_ranked[t as usize] <= max_df)
                 .map(|(t, tf)| (t, sublinear(tf) * idf[t as usize]))
                 .collect();
             weighted.sort_unstable_by_key(|e| e.0);
@@ -282,13 +289,34 @@ pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> Te
                     e.1 /= norm;
                 }
             }
+            // Every article's row is alive at once: none may keep the room of all its terms.
+            weighted.shrink_to_fit();
             weighted
         })
         .collect();
 
+    // Only the terms some vector keeps, renumbered in the same order (so sums and ties are unchanged).
+    let mut kept = vec![u32::MAX; named.len()];
+    for row in &rows {
+        for &(t, _) in row {
+            kept[t as usize] = 0;
+        }
+    }
+    let mut vocabulary = Vec::new();
+    for (r, id) in kept.iter_mut().enumerate() {
+        if *id == 0 {
+            *id = vocabulary.len() as u32;
+            vocabulary.push(named[r].0);
+        }
+    }
+    rows.par_iter_mut().for_each(|row| {
+        for e in row {
+            e.0 = kept[e.0 as usize];
+        }
+    });
     TextVectors {
         rows: Rows::from_rows(rows),
-        vocabulary: named.into_iter().map(|(s, _)| s.to_owned()).collect(),
+        vocabulary,
     }
 }
 

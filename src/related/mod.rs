@@ -215,7 +215,7 @@ pub struct RelatedIndex {
     entries: Vec<Entry>,
     by_slug: HashMap<String, u32>,
     text: Rows,
-    vocabulary: Vec<String>,
+    vocabulary: Vec<&'static str>,
     tags: Rows,
     tag_names: Vec<String>,
     category: Vec<Option<u32>>,
@@ -286,7 +286,11 @@ fn strongest((terms, weights): (&[u32], &[f32]), n: usize) -> Vec<(u32, f32)> {
 }
 
 fn postings(rows: &Rows, vocabulary_len: usize, cap: usize) -> Vec<Vec<(u32, f32)>> {
-    let mut lists: Vec<Vec<(u32, f32)>> = vec![Vec::new(); vocabulary_len];
+    let mut sizes = vec![0usize; vocabulary_len];
+    for &t in &rows.terms {
+        sizes[t as usize] += 1;
+    }
+    let mut lists: Vec<Vec<(u32, f32)>> = sizes.into_iter().map(Vec::with_capacity).collect();
     for doc in 0..rows.len() {
         let (terms, weights) = rows.row(doc);
         for (&t, &w) in terms.iter().zip(weights) {
@@ -670,7 +674,7 @@ impl RelatedIndex {
         shared
             .into_iter()
             .take(limit)
-            .map(|(t, _)| self.vocabulary[t as usize].clone())
+            .map(|(t, _)| self.vocabulary[t as usize].to_owned())
             .collect()
     }
 

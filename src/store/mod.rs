@@ -213,7 +213,8 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
         });
         return (paths, errors);
     }
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+    // Sorted once at the end: walkdir's own sort takes each name apart again at every comparison.
+    for entry in walkdir::WalkDir::new(root) {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let path = e.path();
@@ -234,7 +235,22 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
             }),
         }
     }
+    paths.sort_unstable_by(|a, b| path_order(a, b));
+    errors.sort_by(|a, b| path_order(&a.path, &b.path));
     (paths, errors)
+}
+
+/// Paths in the order of a walk that visits each folder's entries by name: component by component, which for
+/// the paths a walk yields is their bytes with the separator below every other byte.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a, b) = (
+        a.as_os_str().as_encoded_bytes(),
+        b.as_os_str().as_encoded_bytes(),
+    );
+    let sep = std::path::MAIN_SEPARATOR as u8;
+    a.iter()
+        .map(|&c| if c == sep { 0 } else { c })
+        .cmp(b.iter().map(|&c| if c == sep { 0 } else { c }))
 }
 
 /// Reads one file. Files over `max_bytes` are refused before reading; binary files and invalid UTF-8 are

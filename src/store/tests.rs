@@ -737,3 +737,27 @@ fn xml_safe_drops_exactly_the_characters_xml_forbids() {
     // Neighbours of U+FFFE/U+FFFF in UTF-8 (EF BF BD, EF BE BF) are kept.
     assert_eq!(xml_safe("\u{fffd}\u{ffbf}é"), "\u{fffd}\u{ffbf}é");
 }
+
+#[test]
+fn sources_come_in_the_order_of_a_walk_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for rel in [
+        "a/y.md", "a-b/x.md", "a.md", "a b/z.md", "A/q.md", "a/b/c.md", "a/b.md", "ä/e.md",
+        "a/ba.md",
+    ] {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "x").unwrap();
+    }
+    let walked: Vec<PathBuf> = walkdir::WalkDir::new(dir.path())
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    let (found, errors) = find_sources(dir.path());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(found.len(), 9);
+    assert_eq!(found, walked);
+}
