@@ -2,7 +2,7 @@
 //!
 //!     cargo bench --bench related -- --config CONFIG [--topics TOPICS_JSON] [--runs N]
 //!
-//! CONFIG is a tidings config whose `[site] articles` is a store made by `gen-corpus.py` (bench/related.sh
+//! CONFIG is a tidings config whose `[site] articles` is a store made by `gen-corpus.py` (bench/run
 //! writes one); TOPICS_JSON is that store's `topics.json` (ground truth for precision@5). Loading the store is timed apart from related reading (index build + every article's
 //! list), which is what the budget in BENCHMARKS.md is about. `TIDINGS_RELATED_*` variables override the
 //! `[related]` defaults, as they do for the binary. Prints one JSON object.
@@ -45,7 +45,7 @@ fn main() {
     let mut lists = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+        let index = RelatedIndex::build(&catalog, now, &config.related);
         let built = started.elapsed().as_secs_f64();
         let all: Vec<(String, Vec<String>)> = index
             .all()
@@ -61,7 +61,7 @@ fn main() {
         lists = all;
     }
     // The index of the last run is dropped by now; build one more to see what it holds while alive.
-    let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+    let index = RelatedIndex::build(&catalog, now, &config.related);
     let rss_with_index_mb = rss_mb("VmRSS");
     drop(index);
     timings.sort_by(|a, b| a.1.total_cmp(&b.1));

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use crate::cache;
 use crate::config::{Config, DigestConfig};
 use crate::digest::{DigestError, RECENT_DIGESTS, RelatedSource, Remembered, SubscriberView};
 use crate::domain::{EmailAddress, InvalidEmail, Subscriber};
@@ -247,12 +248,7 @@ fn related_source(
     catalog: &Catalog,
     tick: DateTime<FixedOffset>,
 ) -> impl RelatedSource {
-    Remembered::new(RelatedIndex::build(
-        catalog,
-        tick,
-        &config.related,
-        &config.site.language,
-    ))
+    Remembered::new(RelatedIndex::build(catalog, tick, &config.related))
 }
 
 /// What a build did.
@@ -262,6 +258,11 @@ pub struct BuildReport {
     pub feeds: usize,
     pub written: Vec<PathBuf>,
     pub unchanged: usize,
+    /// Every file the build published (written or unchanged).
+    pub files: Vec<PathBuf>,
+    /// Store files parsed, and those whose last parse (the build cache's) was used.
+    pub parsed: usize,
+    pub reused: usize,
     /// Articles left out, each with its position and fix.
     pub errors: Vec<ArticleError>,
 }
@@ -270,6 +271,7 @@ impl BuildReport {
     /// Writes one output file into the build (only when its bytes changed) and counts it.
     fn write(&mut self, out: &mut Staged, rel: &str, bytes: &[u8]) -> Result<(), BuildError> {
         let path = out.published_path(rel);
+        self.files.push(path.clone());
         match out.write(rel, bytes) {
             Ok(WriteOutcome::Written) => self.written.push(path),
             Ok(WriteOutcome::Unchanged) => self.unchanged += 1,
@@ -305,14 +307,100 @@ pub enum Shrink {
     Allow,
 }
 
-/// Reads the store and writes every feed (only files whose bytes changed).
+/// Reads the store and writes every feed (only files whose bytes changed). The build cache (`crate::cache`)
+/// makes it incremental: when nothing a build reads has changed since the last one, it stats the files and
+/// returns the last report, writing nothing; otherwise only changed articles are parsed again.
 pub fn build(
     config: &Config,
     now: DateTime<FixedOffset>,
     shrink: Shrink,
 ) -> Result<BuildReport, BuildError> {
-    let (catalog, errors) = store::load_required(config)?;
-    publish(config, &catalog, errors, now, shrink)
+    store::require_store(&config.site.articles)?;
+    let started = std::time::SystemTime::now();
+    let key = cache::key(config);
+    let manifest = cache::dir(config).join(cache::MANIFEST);
+    if let Some(last) = cache::read::<cache::Manifest>(&manifest, key)
+        && last.still_holds(config, now)
+    {
+        return Ok(BuildReport {
+            published: last.published,
+            feeds: last.feeds,
+            written: Vec::new(),
+            unchanged: last.outputs.len(),
+            files: last.outputs.into_iter().map(|(path, _)| path).collect(),
+            parsed: 0,
+            reused: last.sources.len(),
+            errors: last.errors,
+        });
+    }
+    let clock = std::time::Instant::now();
+    let loaded = load_cached(config, started);
+    tracing::debug!(
+        parsed = loaded.parsed,
+        reused = loaded.reused,
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "store loaded"
+    );
+    let sources = loaded.sources;
+    let window = cache::Window::of(&loaded.catalog, now);
+    let mut report = publish(
+        config,
+        &loaded.catalog,
+        &loaded.links,
+        loaded.errors,
+        now,
+        shrink,
+    )?;
+    report.parsed = loaded.parsed;
+    report.reused = loaded.reused;
+    remember(config, started, sources, window, &report);
+    Ok(report)
+}
+
+/// Loads the store through the build cache's parses, and keeps the new ones for the next build.
+fn load_cached(config: &Config, started: std::time::SystemTime) -> store::cache::Loaded {
+    let key = cache::key(config);
+    let path = cache::dir(config).join(cache::ARTICLES);
+    let previous = cache::read(&path, key).unwrap_or_default();
+    store::cache::load_cached(config, previous, started, |entries| {
+        cache::write_logged(&path, key, entries)
+    })
+}
+
+/// Writes the build's manifest, so the next build can tell that nothing changed (when every store file could be
+/// stat'ed, and the store's published articles are not empty: an empty store's feeds are dated by `now`).
+fn remember(
+    config: &Config,
+    started: std::time::SystemTime,
+    sources: Vec<(PathBuf, Option<store::cache::Stamp>)>,
+    window: cache::Window,
+    report: &BuildReport,
+) {
+    let path = cache::dir(config).join(cache::MANIFEST);
+    let sources: Option<Vec<_>> = sources
+        .into_iter()
+        .map(|(p, stamp)| stamp.map(|s| (p, s)))
+        .collect();
+    let outputs: Option<Vec<_>> = report
+        .files
+        .iter()
+        .map(|p| store::cache::Stamp::read(p).map(|s| (p.clone(), s)))
+        .collect();
+    let (Some(sources), Some(outputs)) = (sources, outputs) else {
+        let _ = std::fs::remove_file(&path);
+        return;
+    };
+    let manifest = cache::Manifest {
+        started,
+        store: store::cache::Stamp::read(&config.site.articles),
+        sources,
+        outputs,
+        window,
+        published: report.published,
+        feeds: report.feeds,
+        errors: report.errors.clone(),
+    };
+    cache::write_logged(&path, cache::key(config), &manifest);
 }
 
 /// How many articles the last build published: the entries of the `related.json` it wrote.
@@ -326,6 +414,7 @@ fn last_published(config: &Config) -> Option<usize> {
 fn publish(
     config: &Config,
     catalog: &Catalog,
+    links: &store::LinkIndex,
     mut errors: Vec<ArticleError>,
     now: DateTime<FixedOffset>,
     shrink: Shrink,
@@ -355,8 +444,10 @@ fn publish(
     if let state::StateLocation::Sqlite(db) = &config.state.database {
         live.push(db);
     }
+    let cache_dir = cache::dir(config);
+    live.push(&cache_dir);
     let mut out = Staged::begin(output, &live).map_err(write_error)?;
-    let mut report = write_feeds(config, catalog, now, &mut out)?;
+    let mut report = write_feeds(config, catalog, links, now, &mut out)?;
     write_related(config, catalog, now, &mut report, &mut out)?;
     out.commit().map_err(write_error)?;
     errors.extend(unknown_picks(catalog));
@@ -373,7 +464,7 @@ fn write_related(
     out: &mut Staged,
 ) -> Result<(), BuildError> {
     let started = std::time::Instant::now();
-    let index = RelatedIndex::build(catalog, now, &config.related, &config.site.language);
+    let index = RelatedIndex::build(catalog, now, &config.related);
     let bytes = related::render_json(&index);
     tracing::debug!(
         articles = index.len(),
@@ -395,7 +486,7 @@ pub fn related(
     now: DateTime<FixedOffset>,
 ) -> Result<related::Report, RelatedError> {
     let (catalog, _) = store::load(config);
-    let index = RelatedIndex::build(&catalog, now, &config.related, &config.site.language);
+    let index = RelatedIndex::build(&catalog, now, &config.related);
     index
         .explain(slug)
         .ok_or_else(|| index.missing(&catalog, slug))
@@ -404,11 +495,24 @@ pub fn related(
 fn write_feeds(
     config: &Config,
     catalog: &Catalog,
+    links: &store::LinkIndex,
     now: DateTime<FixedOffset>,
     out: &mut Staged,
 ) -> Result<BuildReport, BuildError> {
+    let clock = std::time::Instant::now();
     let plans = feed::plan_feeds(config, catalog, now);
-    let files = feed::render_all(config, &plans);
+    let wanted = feed::needs_bodies(config, &plans);
+    let bodies = if wanted.is_empty() {
+        Default::default()
+    } else {
+        store::cache::read_bodies(config, links, &wanted)
+    };
+    let files = feed::render_all(config, &plans, &bodies);
+    tracing::debug!(
+        bodies = bodies.len(),
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "feeds rendered"
+    );
     let mut report = BuildReport {
         published: catalog.published(now).count(),
         feeds: plans.len(),
@@ -445,8 +549,15 @@ pub async fn run_once(
     options: &SendOptions<'_>,
     transport: &dyn Transport,
 ) -> Result<RoundReport, RoundError> {
-    let (catalog, errors) = store::load_required(config).map_err(BuildError::from)?;
-    let build = publish(config, &catalog, errors, now, shrink)?;
+    store::require_store(&config.site.articles).map_err(BuildError::from)?;
+    let started = std::time::SystemTime::now();
+    let loaded = load_cached(config, started);
+    let window = cache::Window::of(&loaded.catalog, now);
+    let catalog = loaded.catalog;
+    let mut build = publish(config, &catalog, &loaded.links, loaded.errors, now, shrink)?;
+    build.parsed = loaded.parsed;
+    build.reused = loaded.reused;
+    remember(config, started, loaded.sources, window, &build);
     let mut digests = Vec::new();
     for d in &config.digest {
         digests.push(digest_send_with(config, &catalog, &d.name, now, options, transport).await?);

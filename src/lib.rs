@@ -6,6 +6,7 @@
 //! counts what the service does for `/metrics`. The README's "How it is built" lists each module's one job.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod delivery;
 pub mod digest;

@@ -311,6 +311,8 @@ fn print_build(report: &tidings::app::BuildReport) {
         written = report.written.len(),
         unchanged = report.unchanged,
         skipped = report.errors.len(),
+        parsed = report.parsed,
+        reused = report.reused,
         "build finished"
     );
     for path in &report.written {

@@ -77,8 +77,8 @@ mod tests {
             category: Some(category.into()),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             author: None,
-            body: String::new(),
-            text: text.into(),
+            body: None,
+            terms: crate::related::Terms::of("en", text, text, text),
             reading_minutes: 1,
             draft: false,
             related: Vec::new(),
@@ -119,7 +119,7 @@ mod tests {
             ),
         ]);
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap();
-        let index = RelatedIndex::build(&catalog, now, &RelatedConfig::default(), "en");
+        let index = RelatedIndex::build(&catalog, now, &RelatedConfig::default());
         let all = RelatedSource::related(&index, "seed", 5, &BTreeSet::new());
         assert!(
             all.contains(&"close".to_string()) && all.contains(&"also-close".to_string()),

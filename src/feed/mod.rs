@@ -231,8 +231,27 @@ impl<'a> Groups<'a, '_> {
     }
 }
 
-/// Renders every planned feed in every configured format, plus the stylesheet when enabled.
-pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> {
+/// The articles whose Markdown body the plans need (their content), each once: what a caller that loaded the
+/// store without bodies reads again before [`render_all`].
+pub fn needs_bodies<'a>(config: &Config, plans: &[FeedPlan<'a>]) -> Vec<&'a Article> {
+    if !config.feeds.full_content {
+        return Vec::new();
+    }
+    let mut seen = std::collections::HashSet::new();
+    plans
+        .iter()
+        .flat_map(|p| p.items.iter().copied())
+        .filter(|a| a.body.is_none() && seen.insert(a.url.as_str()))
+        .collect()
+}
+
+/// Renders every planned feed in every configured format, plus the stylesheet when enabled. An item's content
+/// comes from its article's body, else from `bodies` (Markdown by permalink, for articles loaded without it).
+pub fn render_all(
+    config: &Config,
+    plans: &[FeedPlan<'_>],
+    bodies: &HashMap<String, String>,
+) -> Vec<RenderedFile> {
     let mut files = Vec::new();
     if config.feeds.stylesheet {
         files.push(RenderedFile {
@@ -244,9 +263,10 @@ pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> 
     let mut contents: HashMap<&str, String> = HashMap::new();
     if config.feeds.full_content {
         for a in plans.iter().flat_map(|p| p.items.iter()) {
-            contents
-                .entry(a.url.as_str())
-                .or_insert_with(|| item_html(a, &config.site.base_url));
+            contents.entry(a.url.as_str()).or_insert_with(|| {
+                let body = a.body.as_ref().or_else(|| bodies.get(&a.url));
+                item_html(a, body.map_or("", String::as_str), &config.site.base_url)
+            });
         }
     }
     for plan in plans {
@@ -277,8 +297,8 @@ pub fn render_all(config: &Config, plans: &[FeedPlan<'_>]) -> Vec<RenderedFile> 
 
 /// An article's content as a feed carries it: sanitised, URLs absolute ([`content`]), at most
 /// [`MAX_ITEM_CONTENT_BYTES`] (a longer one ends with a link to the rest on the site).
-fn item_html(a: &Article, site: &url::Url) -> String {
-    let (html, cut) = a.html_capped(MAX_ITEM_CONTENT_BYTES);
+fn item_html(a: &Article, markdown: &str, site: &url::Url) -> String {
+    let (html, cut) = crate::store::body_html_capped(markdown, MAX_ITEM_CONTENT_BYTES);
     let mut html = content::feed_html(&html, &a.url, site);
     if cut {
         html.push_str(&format!(

@@ -35,7 +35,7 @@ fn now() -> DateTime<FixedOffset> {
 
 fn render(config: &Config, catalog: &Catalog) -> Vec<RenderedFile> {
     let plans = plan_feeds(config, catalog, now());
-    render_all(config, &plans)
+    render_all(config, &plans, &Default::default())
 }
 
 fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {

@@ -1,16 +1,17 @@
-//! Text → weighted term vectors: tokenizing, stop words, stemming, TF-IDF weighting and pruning.
+//! Text → weighted term vectors: tokenizing, stop words and stemming (used when an article is parsed, by
+//! [`super::terms`]), then TF-IDF weighting and pruning of the counted terms.
 //!
-//! Articles are analyzed in parallel in chunks, each with its own small vocabulary of words (so no lock is
-//! shared between threads); the chunk vocabularies are then merged, each distinct word is stemmed once, and
-//! term ids are ranks in the sorted list of stems, so they depend only on the store, never on the number of
-//! threads or on how the work was split: the floating-point sums that follow run in the same order on every
-//! machine.
+//! Term ids of the vectors are ranks in the sorted list of the store's stems, so they depend only on the store,
+//! never on the number of threads or on the order stems were met: the floating-point sums that follow run in
+//! the same order on every machine.
 
 use std::borrow::Cow;
 
 use rayon::prelude::*;
 use rust_stemmers::{Algorithm, Stemmer};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
+
+use super::terms::Terms;
 
 /// A term found in more than this share of the articles says little about any pair of them (the cap on overly
 /// common terms). Only applied once the store has more than [`MIN_DOCS_FOR_DF_CAP`] articles: in a store of
@@ -18,15 +19,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 const MAX_DF_RATIO: f64 = 0.5;
 const MIN_DOCS_FOR_DF_CAP: usize = 20;
 
-/// The text of one article as the analyzer sees it.
-pub(super) struct DocText<'a> {
-    pub title: &'a str,
-    pub summary: &'a str,
-    pub body: &'a str,
-}
-
 /// Lowercase → stem, with the site language's stop words dropped.
-pub(super) struct Analyzer {
+pub struct Analyzer {
     stemmer: Option<Stemmer>,
     stop_words: FxHashSet<&'static str>,
 }
@@ -104,7 +98,7 @@ impl Analyzer {
 /// Calls `f` with every word of `text`, lowercased: runs of letters and digits, at least two characters long,
 /// not a plain number. Punctuation, Markdown leftovers and URLs' separators split words. ASCII is scanned a byte
 /// at a time (most text of most blogs); other characters go through Unicode's rules.
-pub(super) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
+pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     let bytes = text.as_bytes();
     let mut word = String::new();
     let mut chars = 0usize;
@@ -203,163 +197,86 @@ pub(super) fn dot(a: (&[u32], &[f32]), b: (&[u32], &[f32])) -> f32 {
 }
 
 /// The analyzed text of a store: one unit-length TF-IDF vector per article (pruned to its strongest terms) and
-/// the sorted vocabulary its term ids index.
+/// the sorted vocabulary of the terms the vectors hold, which their term ids index.
 pub(super) struct TextVectors {
     pub rows: Rows,
-    pub vocabulary: Vec<String>,
+    pub vocabulary: Vec<&'static str>,
 }
 
-/// Word counts of one chunk of articles, with chunk-local word ids.
-struct Chunk {
-    /// Lowercase words, unique within the chunk; stop words are left out.
-    words: Vec<String>,
-    docs: Vec<Vec<(u32, f32)>>,
-}
-
-const STOP: u32 = u32::MAX;
-
-/// Articles per analysis chunk: a function of the store's size only, never of the thread count, so the work
-/// (and every floating-point sum) is the same on every machine. Large enough that each distinct word is
-/// looked up in few chunks, small enough to spread over the cores.
-fn chunk_size(n: usize) -> usize {
-    (n / 64).clamp(1024, 8192)
-}
-
-fn analyze_chunk(analyzer: &Analyzer, docs: &[DocText<'_>], title_boost: f32) -> Chunk {
-    // Lowercase word → local word id (or STOP), so each word is checked against the stop words once per chunk.
-    let mut ids: FxHashMap<String, u32> = FxHashMap::default();
-    let mut words: Vec<String> = Vec::new();
-    let mut counts: FxHashMap<u32, f32> = FxHashMap::default();
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in docs {
-        counts.clear();
-        for (text, weight) in [
-            (doc.title, title_boost),
-            (doc.summary, 1.0),
-            (doc.body, 1.0),
-        ] {
-            if weight <= 0.0 {
-                continue;
-            }
-            for_each_word(text, |word| {
-                let id = match ids.get(word) {
-                    Some(&id) => id,
-                    None => {
-                        let id = if analyzer.is_stop_word(word) {
-                            STOP
-                        } else {
-                            words.push(word.to_owned());
-                            u32::try_from(words.len() - 1)
-                                .expect("fewer than 4 billion words in a chunk")
-                        };
-                        ids.insert(word.to_owned(), id);
-                        id
-                    }
-                };
-                if id != STOP {
-                    *counts.entry(id).or_default() += weight;
-                }
-            });
-        }
-        let mut row: Vec<(u32, f32)> = counts.iter().map(|(&t, &c)| (t, c)).collect();
-        row.sort_unstable_by_key(|e| e.0);
-        out.push(row);
-    }
-    Chunk { words, docs: out }
-}
-
-/// Analyzes every article and weights its terms: `(1 + ln tf) · idf`, with `idf = ln((n + 1) / (df + 1)) + 1`
-/// (the smoothed form scikit-learn uses), normalized to unit length over all the article's terms, then pruned to
-/// its `keep` strongest terms found in at least two articles (a term in one article relates it to nothing).
-/// Pruning bounds the index at `keep` entries per article, so memory grows linearly with the store.
-pub(super) fn text_vectors(
-    analyzer: &Analyzer,
-    docs: &[DocText<'_>],
-    title_boost: f32,
-    keep: usize,
-) -> TextVectors {
-    let chunks: Vec<Chunk> = docs
-        .par_chunks(chunk_size(docs.len()))
-        .map(|c| analyze_chunk(analyzer, c, title_boost))
-        .collect();
-
-    // Every distinct word once, stemmed once (in parallel); term ids are ranks in the sorted stems.
-    let mut word_ids: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut words: Vec<&str> = Vec::new();
-    for chunk in &chunks {
-        for w in &chunk.words {
-            word_ids.entry(w.as_str()).or_insert_with(|| {
-                words.push(w.as_str());
-                (words.len() - 1) as u32
-            });
-        }
-    }
-    let stems: Vec<Cow<'_, str>> = words.par_iter().map(|w| analyzer.stem(w)).collect();
-    let mut vocabulary: Vec<&str> = stems.iter().map(|s| s.as_ref()).collect();
-    vocabulary.par_sort_unstable();
-    vocabulary.dedup();
-    let word_term: Vec<u32> = stems
+/// Weights every article's terms (counted at parse time, [`super::terms`]): `tf = title_boost · title count +
+/// other count`, weight `(1 + ln tf) · idf`, with `idf = ln((n + 1) / (df + 1)) + 1` (the smoothed form
+/// scikit-learn uses), normalized to unit length over all the article's terms, then pruned to its `keep`
+/// strongest terms found in at least two articles (a term in one article relates it to nothing). Pruning bounds
+/// the index at `keep` entries per article, so memory grows linearly with the store; the counts are read twice
+/// (document frequencies, then weights) rather than unpacked for every article at once.
+///
+/// Term ids are ranks in the sorted stems of the store (then renumbered, in the same order, to the terms the
+/// vectors keep), so they, and every floating-point sum in id order, depend only on the store.
+pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> TextVectors {
+    let boost = title_boost.max(0.0);
+    let tf = move |title: u32, other: u32| boost * title as f32 + other as f32;
+    let width = docs
         .par_iter()
-        .map(|s| {
-            vocabulary
-                .binary_search(&s.as_ref())
-                .expect("every stem is in the vocabulary") as u32
-        })
-        .collect();
-
-    let counted: Vec<Vec<(u32, f32)>> = chunks
-        .par_iter()
-        .flat_map_iter(|chunk| {
-            let remap: Vec<u32> = chunk
-                .words
-                .iter()
-                .map(|w| word_term[word_ids[w.as_str()] as usize])
-                .collect();
-            chunk.docs.iter().map(move |row| {
-                let mut row: Vec<(u32, f32)> =
-                    row.iter().map(|&(w, c)| (remap[w as usize], c)).collect();
-                // Words with one stem ("test", "tests") add up; a total order keeps the sum's order fixed.
-                row.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-                row.dedup_by(|next, kept| {
-                    if next.0 == kept.0 {
-                        kept.1 += next.1;
-                        true
-                    } else {
-                        false
-                    }
-                });
-                row
-            })
-        })
-        .collect();
-
+        .filter_map(|t| t.iter().last().map(|e| e.0 as usize + 1))
+        .max()
+        .unwrap_or(0);
     let n = docs.len();
-    let mut df = vec![0u32; vocabulary.len()];
-    for row in &counted {
-        for &(t, _) in row {
-            df[t as usize] += 1;
-        }
+    let df: Vec<u32> = docs
+        .par_chunks(2048)
+        .map(|chunk| {
+            let mut df = vec![0u32; width];
+            for terms in chunk {
+                for (t, title, other) in terms.iter() {
+                    if tf(title, other) > 0.0 {
+                        df[t as usize] += 1;
+                    }
+                }
+            }
+            df
+        })
+        .reduce(
+            || vec![0u32; width],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    // Ranks of the stems in use, in stem order.
+    let used: Vec<u32> = (0..width as u32).filter(|&t| df[t as usize] > 0).collect();
+    let mut named: Vec<(&'static str, u32)> = super::terms::names(used.iter().copied())
+        .into_iter()
+        .zip(used)
+        .collect();
+    named.par_sort_unstable();
+    let mut rank = vec![u32::MAX; width];
+    for (r, &(_, t)) in named.iter().enumerate() {
+        rank[t as usize] = r as u32;
     }
+    let df_ranked: Vec<u32> = named.iter().map(|&(_, t)| df[t as usize]).collect();
+    drop(df);
     let max_df = if n > MIN_DOCS_FOR_DF_CAP {
         (n as f64 * MAX_DF_RATIO) as u32
     } else {
         u32::MAX
     };
-    let idf: Vec<f32> = df
+    let idf: Vec<f32> = df_ranked
         .iter()
         .map(|&d| (((n as f64 + 1.0) / (d as f64 + 1.0)).ln() + 1.0) as f32)
         .collect();
 
-    let rows: Vec<Vec<(u32, f32)>> = counted
-        .into_par_iter()
-        .map(|row| {
-            let mut weighted: Vec<(u32, f32)> = row
-                .into_iter()
-                .filter(|&(t, _)| df[t as usize] <= max_df)
+    let mut rows: Vec<Vec<(u32, f32)>> = docs
+        .par_iter()
+        .with_min_len(64)
+        .map(|terms| {
+            let mut weighted: Vec<(u32, f32)> = terms
+                .iter()
+                .map(|(t, title, other)| (rank[t as usize], tf(title, other)))
+                .filter(|&(t, tf)| tf > 0.0 && df_ranked[t as usize] <= max_df)
                 .map(|(t, tf)| (t, sublinear(tf) * idf[t as usize]))
                 .collect();
+            weighted.sort_unstable_by_key(|e| e.0);
             let norm = weighted.iter().map(|e| e.1 * e.1).sum::<f32>().sqrt();
-            weighted.retain(|&(t, _)| df[t as usize] >= 2);
+            weighted.retain(|&(t, _)| df_ranked[t as usize] >= 2);
             if weighted.len() > keep {
                 weighted.select_nth_unstable_by(keep - 1, |a, b| {
                     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
@@ -372,13 +289,34 @@ pub(super) fn text_vectors(
                     e.1 /= norm;
                 }
             }
+            // Every article's row is alive at once: none may keep the room of all its terms.
+            weighted.shrink_to_fit();
             weighted
         })
         .collect();
 
+    // Only the terms some vector keeps, renumbered in the same order (so sums and ties are unchanged).
+    let mut kept = vec![u32::MAX; named.len()];
+    for row in &rows {
+        for &(t, _) in row {
+            kept[t as usize] = 0;
+        }
+    }
+    let mut vocabulary = Vec::new();
+    for (r, id) in kept.iter_mut().enumerate() {
+        if *id == 0 {
+            *id = vocabulary.len() as u32;
+            vocabulary.push(named[r].0);
+        }
+    }
+    rows.par_iter_mut().for_each(|row| {
+        for e in row {
+            e.0 = kept[e.0 as usize];
+        }
+    });
     TextVectors {
         rows: Rows::from_rows(rows),
-        vocabulary: vocabulary.into_iter().map(str::to_owned).collect(),
+        vocabulary,
     }
 }
 

@@ -38,6 +38,7 @@
 //! first), then slug.
 
 mod analyze;
+pub mod terms;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -49,7 +50,8 @@ use serde::Serialize;
 
 use crate::config::RelatedConfig;
 use crate::store::{ArticleError, Catalog, taxonomy_slug};
-use analyze::{Analyzer, DocText, Rows, dot};
+use analyze::{Rows, dot};
+pub use terms::Terms;
 
 /// Terms kept per article vector (its strongest by TF-IDF weight).
 const TERMS_PER_ARTICLE: usize = 64;
@@ -213,7 +215,7 @@ pub struct RelatedIndex {
     entries: Vec<Entry>,
     by_slug: HashMap<String, u32>,
     text: Rows,
-    vocabulary: Vec<String>,
+    vocabulary: Vec<&'static str>,
     tags: Rows,
     tag_names: Vec<String>,
     category: Vec<Option<u32>>,
@@ -237,19 +239,22 @@ impl fmt::Debug for RelatedIndex {
     }
 }
 
-/// Per-thread scratch space of a query: a score accumulator over all articles and the articles it touched.
+/// Per-thread scratch space of a query: a score accumulator over all articles and the articles it touched, and
+/// the query's text vector spread over the whole vocabulary (zero elsewhere) for exact scoring.
 struct Scratch {
     acc: Vec<f32>,
     touched: Vec<u32>,
     reached: Vec<(u32, f32)>,
+    dense: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(n: usize) -> Scratch {
+    fn new(index: &RelatedIndex) -> Scratch {
         Scratch {
-            acc: vec![0.0; n],
+            acc: vec![0.0; index.entries.len()],
             touched: Vec::new(),
             reached: Vec::new(),
+            dense: vec![0.0; index.vocabulary.len()],
         }
     }
 }
@@ -281,7 +286,11 @@ fn strongest((terms, weights): (&[u32], &[f32]), n: usize) -> Vec<(u32, f32)> {
 }
 
 fn postings(rows: &Rows, vocabulary_len: usize, cap: usize) -> Vec<Vec<(u32, f32)>> {
-    let mut lists: Vec<Vec<(u32, f32)>> = vec![Vec::new(); vocabulary_len];
+    let mut sizes = vec![0usize; vocabulary_len];
+    for &t in &rows.terms {
+        sizes[t as usize] += 1;
+    }
+    let mut lists: Vec<Vec<(u32, f32)>> = sizes.into_iter().map(Vec::with_capacity).collect();
     for doc in 0..rows.len() {
         let (terms, weights) = rows.row(doc);
         for (&t, &w) in terms.iter().zip(weights) {
@@ -301,13 +310,12 @@ fn postings(rows: &Rows, vocabulary_len: usize, cap: usize) -> Vec<Vec<(u32, f32
 }
 
 impl RelatedIndex {
-    /// Indexes the articles of `catalog` published at `now`. `language` is `site.language` (stemmer and stop
-    /// words).
+    /// Indexes the articles of `catalog` published at `now` (their terms were counted with `site.language`'s
+    /// stemmer and stop words when they were parsed).
     pub fn build(
         catalog: &Catalog,
         now: DateTime<FixedOffset>,
         config: &RelatedConfig,
-        language: &str,
     ) -> RelatedIndex {
         let published: Vec<_> = catalog.published(now).collect();
         let entries: Vec<Entry> = published
@@ -328,21 +336,8 @@ impl RelatedIndex {
             .map(|(i, e)| (e.slug.clone(), i as u32))
             .collect();
 
-        let analyzer = Analyzer::for_language(language);
-        let docs: Vec<DocText<'_>> = published
-            .iter()
-            .map(|a| DocText {
-                title: &a.title,
-                summary: &a.summary,
-                body: &a.text,
-            })
-            .collect();
-        let text = analyze::text_vectors(
-            &analyzer,
-            &docs,
-            config.title_boost as f32,
-            TERMS_PER_ARTICLE,
-        );
+        let docs: Vec<&Terms> = published.iter().map(|a| &a.terms).collect();
+        let text = analyze::text_vectors(&docs, config.title_boost as f32, TERMS_PER_ARTICLE);
 
         let tag_keys: Vec<Vec<String>> = entries
             .iter()
@@ -442,6 +437,10 @@ impl RelatedIndex {
 
     fn score_pair(&self, a: u32, b: u32, pick: bool) -> Scored {
         let text = dot(self.text.row(a as usize), self.text.row(b as usize)).min(1.0);
+        self.blend(a, b, text, pick)
+    }
+
+    fn blend(&self, a: u32, b: u32, text: f32, pick: bool) -> Scored {
         let tags = dot(self.tags.row(a as usize), self.tags.row(b as usize)).min(1.0);
         let same_category = matches!(
             (self.category[a as usize], self.category[b as usize]),
@@ -459,6 +458,19 @@ impl RelatedIndex {
         }
     }
 
+    /// [`RelatedIndex::score_pair`] of a computed suggestion, the text cosine summed from `dense` (article `a`'s
+    /// text vector over the whole vocabulary): the same terms multiplied and added in the same (term) order, so
+    /// the same bits, without a merge's branches.
+    fn score_dense(&self, dense: &[f32], a: u32, b: u32) -> Scored {
+        let (terms, weights) = self.text.row(b as usize);
+        let mut text = 0.0f32;
+        for (&t, &w) in terms.iter().zip(weights) {
+            // A term `a` lacks adds +0.0, which leaves the (non-negative) sum's bits as they are.
+            text += dense[t as usize] * w;
+        }
+        self.blend(a, b, text.min(1.0), false)
+    }
+
     /// The best computed (not picked) suggestions for article `q`, at most `limit`, each allowed by `allow`,
     /// scoring at least `min_score`, best first.
     fn computed(
@@ -472,6 +484,7 @@ impl RelatedIndex {
             acc,
             touched,
             reached,
+            dense,
         } = scratch;
         let w = self.weights;
         for (rows, postings, weight) in [
@@ -482,24 +495,24 @@ impl RelatedIndex {
                 continue;
             }
             for (t, wq) in strongest(rows.row(q as usize), QUERY_TERMS) {
-                for &(d, wd) in &postings[t as usize] {
-                    let slot = &mut acc[d as usize];
-                    if *slot == 0.0 {
-                        touched.push(d);
-                    }
-                    *slot += weight * wq * wd;
+                let postings = &postings[t as usize];
+                // Every posting noted, repeats and all: a branch on "first time seen" mispredicts half the time.
+                touched.extend(postings.iter().map(|&(d, _)| d));
+                for &(d, wd) in postings {
+                    acc[d as usize] += weight * wq * wd;
                 }
             }
         }
+        // Each reached article once, at its first posting (scores are positive: a zeroed slot was taken).
         reached.clear();
-        reached.extend(
-            touched
-                .iter()
-                .map(|&d| (d, acc[d as usize]))
-                .filter(|&(d, _)| d != q),
-        );
         for &d in touched.iter() {
-            acc[d as usize] = 0.0;
+            let slot = &mut acc[d as usize];
+            if *slot != 0.0 {
+                if d != q {
+                    reached.push((d, *slot));
+                }
+                *slot = 0.0;
+            }
         }
         touched.clear();
 
@@ -523,11 +536,18 @@ impl RelatedIndex {
             candidates.select_nth_unstable_by(wanted - 1, best_first);
             candidates.truncate(wanted);
         }
+        let (terms, weights) = self.text.row(q as usize);
+        for (&t, &w) in terms.iter().zip(weights) {
+            dense[t as usize] = w;
+        }
         let mut scored: Vec<Scored> = candidates
             .into_iter()
-            .map(|(d, _)| self.score_pair(q, d, false))
+            .map(|(d, _)| self.score_dense(dense, q, d))
             .filter(|s| s.score >= self.min_score && s.score > 0.0)
             .collect();
+        for &t in terms {
+            dense[t as usize] = 0.0;
+        }
         self.sort(&mut scored);
         scored.truncate(limit);
         scored
@@ -572,7 +592,7 @@ impl RelatedIndex {
     /// The related list of one published article (picks first), or `None` for a slug that is not published.
     pub fn related(&self, slug: &str) -> Option<Vec<Suggestion<'_>>> {
         let &q = self.by_slug.get(slug)?;
-        let mut scratch = Scratch::new(self.entries.len());
+        let mut scratch = Scratch::new(self);
         Some(
             self.list(q, &mut scratch)
                 .into_iter()
@@ -588,7 +608,7 @@ impl RelatedIndex {
             .into_par_iter()
             .with_min_len(256)
             .map_init(
-                || Scratch::new(n),
+                || Scratch::new(self),
                 |scratch, q| {
                     let list = self.list(q, scratch);
                     (
@@ -654,7 +674,7 @@ impl RelatedIndex {
         shared
             .into_iter()
             .take(limit)
-            .map(|(t, _)| self.vocabulary[t as usize].clone())
+            .map(|(t, _)| self.vocabulary[t as usize].to_owned())
             .collect()
     }
 
@@ -705,7 +725,7 @@ impl crate::digest::RelatedSource for RelatedIndex {
             .collect();
         if chosen.len() < k {
             let rest = k - chosen.len();
-            let mut scratch = Scratch::new(self.entries.len());
+            let mut scratch = Scratch::new(self);
             let computed = self.computed(q, rest, &mut scratch, &|d| {
                 allowed(d) && !chosen.contains(&d)
             });

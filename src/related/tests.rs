@@ -29,8 +29,8 @@ fn article(slug: &str, title: &str, body: &str, days: i64) -> Article {
         category: None,
         tags: Vec::new(),
         author: None,
-        body: String::new(),
-        text: body.into(),
+        body: None,
+        terms: crate::related::Terms::of("en", title, "", body),
         reading_minutes: 2,
         draft: false,
         related: Vec::new(),
@@ -84,7 +84,7 @@ fn filler() -> Vec<Article> {
 }
 
 fn index_of(articles: Vec<Article>) -> RelatedIndex {
-    RelatedIndex::build(&Catalog::new(articles), now(), &config(), "en")
+    RelatedIndex::build(&Catalog::new(articles), now(), &config())
 }
 
 fn slugs(list: &[Suggestion<'_>]) -> Vec<String> {
@@ -325,7 +325,7 @@ fn output_is_identical_across_runs_and_thread_counts() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| render_json(&RelatedIndex::build(&catalog, now(), &config(), "en")))
+            .install(|| render_json(&RelatedIndex::build(&catalog, now(), &config())))
     };
     let one = render(1);
     assert!(String::from_utf8_lossy(&one).contains("\"score\""));
@@ -336,7 +336,7 @@ fn output_is_identical_across_runs_and_thread_counts() {
 
 #[test]
 fn related_json_maps_every_published_slug_to_its_list() {
-    let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config(), "en");
+    let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config());
     let json: serde_json::Value = serde_json::from_slice(&render_json(&index)).unwrap();
     let map = json.as_object().unwrap();
     assert_eq!(map.len(), 60);
@@ -365,7 +365,7 @@ fn for_digest(index: &RelatedIndex, slug: &str, k: usize, exclude: &[&str]) -> V
 
 #[test]
 fn the_digest_gets_older_articles_only_when_it_excludes_the_newer_ones() {
-    let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config(), "en");
+    let index = RelatedIndex::build(&Catalog::new(varied_store()), now(), &config());
     let unrestricted = for_digest(&index, "post-00", 5, &[]);
     assert_eq!(unrestricted.len(), 5, "{unrestricted:?}");
     // As a digest does: everything newer than its window, plus one article the subscriber got recently.
@@ -395,7 +395,7 @@ fn the_digest_gets_older_articles_only_when_it_excludes_the_newer_ones() {
 fn the_digest_gets_the_articles_picks_first_unless_excluded() {
     let mut articles = varied_store();
     articles[0].related = vec!["post-59".into(), "post-58".into()];
-    let index = RelatedIndex::build(&Catalog::new(articles), now(), &config(), "en");
+    let index = RelatedIndex::build(&Catalog::new(articles), now(), &config());
     let got = for_digest(&index, "post-00", 3, &[]);
     assert_eq!(got.len(), 3);
     assert_eq!(got[..2], ["post-59", "post-58"]);
@@ -411,7 +411,7 @@ fn the_digest_gets_the_articles_picks_first_unless_excluded() {
 fn with_nothing_excluded_the_digest_gets_the_articles_own_list() {
     let mut articles = varied_store();
     articles[0].related = vec!["post-30".into()];
-    let index = RelatedIndex::build(&Catalog::new(articles), now(), &config(), "en");
+    let index = RelatedIndex::build(&Catalog::new(articles), now(), &config());
     for slug in ["post-00", "post-01", "post-17"] {
         let page = slugs(&index.related(slug).unwrap());
         assert_eq!(page.len(), 3, "{slug}: {page:?}");
@@ -460,7 +460,7 @@ fn missing_slug_errors_tell_unknown_from_unpublished() {
     draft.draft = true;
     articles.push(draft);
     let catalog = Catalog::new(articles);
-    let index = RelatedIndex::build(&catalog, now(), &config(), "en");
+    let index = RelatedIndex::build(&catalog, now(), &config());
     assert_eq!(
         index.missing(&catalog, "draft-post"),
         RelatedError::NotPublished {
@@ -540,7 +540,7 @@ proptest! {
     ) {
         let catalog = Catalog::new(articles);
         let config = RelatedConfig { count, min_score: 0.0, ..config() };
-        let index = RelatedIndex::build(&catalog, now(), &config, "en");
+        let index = RelatedIndex::build(&catalog, now(), &config);
         let all = index.all();
         prop_assert_eq!(all.len(), catalog.published(now()).count(), "one list per published article");
         for (entry, list) in all {
@@ -557,14 +557,14 @@ proptest! {
             prop_assert!(computed.windows(2).all(|w| w[0] >= w[1]));
             prop_assert!(list.iter().skip_while(|s| s.editors_pick).all(|s| !s.editors_pick));
         }
-        let again = RelatedIndex::build(&catalog, now(), &config, "en");
+        let again = RelatedIndex::build(&catalog, now(), &config);
         prop_assert_eq!(render_json(&index), render_json(&again));
     }
 
     #[test]
     fn the_digest_path_respects_k_and_exclusions(articles in arb_store(), k in 0..5usize) {
         let catalog = Catalog::new(articles);
-        let index = RelatedIndex::build(&catalog, now(), &config(), "en");
+        let index = RelatedIndex::build(&catalog, now(), &config());
         prop_assume!(!index.is_empty());
         for (i, entry) in index.entries().iter().enumerate() {
             // Exclude the next article, as a digest excludes what is newer than its window.

@@ -99,7 +99,8 @@ pub fn prepare(raw: &str, ctx: &BodyContext<'_>) -> (String, Vec<Problem>) {
 }
 
 /// The offset in `raw` of what a later pass found at `offset` of `passed` (an earlier pass's output): the same
-/// offset when that pass changed nothing, else where the text found there first appears in `raw`.
+/// offset when that pass changed nothing, else where the text found there appears in `raw`, the n-th time when
+/// it is the n-th time in `passed` (else the first).
 fn relocate(raw: &str, passed: &str, offset: usize) -> usize {
     if raw == passed {
         return offset;
@@ -108,7 +109,14 @@ fn relocate(raw: &str, passed: &str, offset: usize) -> usize {
         .chars()
         .take_while(|c| !c.is_whitespace() && !matches!(c, ')' | '}'))
         .collect();
-    raw.find(&snippet).unwrap_or(0)
+    if snippet.is_empty() {
+        return 0;
+    }
+    let nth = passed[..offset].matches(snippet.as_str()).count();
+    raw.match_indices(snippet.as_str())
+        .nth(nth)
+        .or_else(|| raw.match_indices(snippet.as_str()).next())
+        .map_or(0, |(i, _)| i)
 }
 
 /// A fenced code block holding `code`, its fences indented like the tag it replaces. The fence is longer than

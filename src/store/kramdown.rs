@@ -6,7 +6,7 @@
 
 /// `markdown` without kramdown attribute lists and extensions.
 pub fn remove_attribute_lists(markdown: &str) -> String {
-    if !markdown.contains("{:") {
+    if memchr::memmem::find(markdown.as_bytes(), b"{:").is_none() {
         return markdown.to_string();
     }
     let mut out = String::with_capacity(markdown.len());

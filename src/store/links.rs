@@ -6,7 +6,12 @@
 //!
 //! Also the Zola pass over a Markdown body ([`resolve_internal_links`]), which finds `@/` destinations with the
 //! Markdown parser (never inside code) and rewrites them in place.
+//!
+//! An article's body depends on the other articles only through [`LinkIndex::resolve`], so [`recording`] notes
+//! every name one body looked up and what it resolved to: the build cache keeps a parsed body as long as each of
+//! its lookups still gives the same answer.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Component, Path};
@@ -44,6 +49,16 @@ impl LinkIndex {
     /// The permalink of the article whose source path ends with `name` (`blog/post.md`, `/posts/post.md`;
     /// without an extension also `post.md`, `post.markdown` and the bundle `post/index.md`). An `#anchor` is kept.
     pub fn resolve(&self, name: &str) -> Option<String> {
+        let found = self.lookup(name);
+        LOOKUPS.with_borrow_mut(|seen| {
+            if let Some(seen) = seen {
+                seen.push((name.to_string(), found.clone()));
+            }
+        });
+        found
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
         let (name, anchor) = match name.split_once('#') {
             Some((n, a)) => (n, Some(a)),
             None => (name, None),
@@ -105,6 +120,32 @@ impl LinkIndex {
     }
 }
 
+/// A name a body looked up ([`LinkIndex::resolve`]) and the permalink it got.
+pub type Lookup = (String, Option<String>);
+
+thread_local! {
+    /// The lookups of the body being parsed on this thread, while [`recording`].
+    static LOOKUPS: RefCell<Option<Vec<Lookup>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (one article's body passes, on this thread) and returns what it returned with every lookup it made.
+pub fn recording<T>(f: impl FnOnce() -> T) -> (T, Vec<Lookup>) {
+    let outer = LOOKUPS.replace(Some(Vec::new()));
+    let out = f();
+    let seen = LOOKUPS.replace(outer).unwrap_or_default();
+    (out, seen)
+}
+
+impl LinkIndex {
+    /// Whether every lookup gives the same answer in this index (a body parsed against another index is then the
+    /// same against this one).
+    pub fn answers(&self, lookups: &[Lookup]) -> bool {
+        lookups
+            .iter()
+            .all(|(name, found)| self.lookup(name) == *found)
+    }
+}
+
 fn components(path: &Path) -> Vec<String> {
     path.components()
         .filter_map(|c| match c {
@@ -116,9 +157,60 @@ fn components(path: &Path) -> Vec<String> {
 
 /// Zola's internal links: every Markdown link destination starting with `@/` becomes the target's permalink.
 /// A target that is not in the store is reported (at the destination) and its link dropped, keeping the text.
+///
+/// Passes are repeated until one changes nothing: a label defined twice uses its first definition, and the
+/// parser hides the later ones, but once an unresolved first definition is dropped a later one takes effect,
+/// with its `@/` destination still as written (found by fuzzing).
 pub fn resolve_internal_links(markdown: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
-    if !markdown.contains("@/") {
+    if memchr::memmem::find(markdown.as_bytes(), b"@/").is_none() {
         return (markdown.to_string(), Vec::new());
+    }
+    let mut out = markdown.to_string();
+    let mut problems = Vec::new();
+    // Each pass's edits as (start in its output, length written, length replaced), to map offsets back.
+    let mut passes: Vec<Vec<(usize, usize, usize)>> = Vec::new();
+    // Every pass with edits removes at least one `@/` destination, so this bound is never the one that stops.
+    for _ in 0..=markdown.matches("@/").count() {
+        let (next, edits, found) = resolve_pass(&out, links);
+        problems.extend(found.into_iter().map(|p| {
+            Problem {
+                offset: passes
+                    .iter()
+                    .rev()
+                    .fold(p.offset, |at, edits| offset_before(edits, at)),
+                ..p
+            }
+        }));
+        if edits.is_empty() {
+            break;
+        }
+        passes.push(edits);
+        out = next;
+    }
+    problems.sort_by_key(|p| p.offset);
+    (out, problems)
+}
+
+/// The offset in a pass's input of `at` in its output (`at` outside every edit).
+fn offset_before(edits: &[(usize, usize, usize)], at: usize) -> usize {
+    let mut before = at;
+    for &(start, written, replaced) in edits {
+        if start + written > at {
+            break;
+        }
+        before = before + replaced - written;
+    }
+    before
+}
+
+/// One pass of [`resolve_internal_links`]: the rewritten text, its edits (start in the output, length written,
+/// length replaced), and the targets not found.
+fn resolve_pass(
+    markdown: &str,
+    links: &LinkIndex,
+) -> (String, Vec<(usize, usize, usize)>, Vec<Problem>) {
+    if memchr::memmem::find(markdown.as_bytes(), b"@/").is_none() {
+        return (markdown.to_string(), Vec::new(), Vec::new());
     }
     // (range in `markdown` to replace, replacement)
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
@@ -172,17 +264,19 @@ pub fn resolve_internal_links(markdown: &str, links: &LinkIndex) -> (String, Vec
     }
     edits.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(markdown.len());
+    let mut done = Vec::with_capacity(edits.len());
     let mut last = 0;
     for (range, replacement) in edits {
         if range.start < last {
             continue;
         }
         out.push_str(&markdown[last..range.start]);
+        done.push((out.len(), replacement.len(), range.len()));
         out.push_str(&replacement);
         last = range.end;
     }
     out.push_str(&markdown[last..]);
-    (out, problems)
+    (out, done, problems)
 }
 
 #[cfg(test)]
@@ -262,6 +356,26 @@ mod tests {
             problems[0]
                 .message
                 .contains("\"@/blog/gone.md\" is not an article")
+        );
+    }
+
+    #[test]
+    fn a_later_definition_of_a_label_whose_first_is_dropped_is_resolved_too() {
+        // The first `[r]` definition hides the second until its unresolved target empties it.
+        let md =
+            "[r]: @/gone.md\n\n[r]: @/gone.md\n\n[s]: @/x.md\n\n[s]: @/blog/first.md\n\nSee [s].\n";
+        let (out, problems) = resolve_internal_links(md, &index());
+        assert_eq!(
+            out,
+            "[r]: \n\n[r]: \n\n[s]: \n\n[s]: https://e.com/2024/01/05/first/\n\nSee [s].\n"
+        );
+        let offsets: Vec<usize> = problems.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, vec![5, 21, 37]);
+        let html = super::super::markdown::to_html(&out);
+        assert!(!html.contains("@/"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://e.com/2024/01/05/first/\">s</a>"),
+            "{html}"
         );
     }
 }

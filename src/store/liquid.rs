@@ -104,7 +104,8 @@ struct Renderer<'a> {
 
 /// Evaluates the Liquid in `src`; returns the text and what could not be evaluated.
 pub fn render(src: &str, vars: &Variables, links: &LinkIndex) -> (String, Vec<Problem>) {
-    if !src.contains("{%") && !src.contains("{{") {
+    let has = |pattern: &[u8]| memchr::memmem::find(src.as_bytes(), pattern).is_some();
+    if !has(b"{%") && !has(b"{{") {
         return (src.to_string(), Vec::new());
     }
     let mut r = Renderer {

@@ -57,12 +57,33 @@ pub fn analyze(markdown: &str) -> Analysis {
             _ => {}
         }
     }
-    let words = text.split_whitespace().count();
+    let words = count_words(&text);
     Analysis {
         text,
         first_paragraph: collapse_whitespace(&first_paragraph),
         words,
     }
+}
+
+/// `text.split_whitespace().count()`, with ASCII (most text) checked a byte at a time.
+fn count_words(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut words, mut in_word, mut i) = (0, false, 0);
+    while i < bytes.len() {
+        let (space, len) = if bytes[i].is_ascii() {
+            (
+                matches!(bytes[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'),
+                1,
+            )
+        } else {
+            let c = text[i..].chars().next().expect("i is at a char boundary");
+            (c.is_whitespace(), c.len_utf8())
+        };
+        words += usize::from(!space && !in_word);
+        in_word = !space;
+        i += len;
+    }
+    words
 }
 
 /// The body as HTML (CommonMark with tables, footnotes, strikethrough, task lists, smart punctuation).
@@ -142,6 +163,24 @@ pub fn reading_minutes(words: usize, wpm: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_counted_as_split_whitespace_counts_them() {
+        for text in [
+            "",
+            " ",
+            "one",
+            " two  words ",
+            "a\u{a0}b\u{2003}c\td\u{b}e\u{85}f",
+            "été  déjà\n\nvu",
+        ] {
+            assert_eq!(
+                count_words(text),
+                text.split_whitespace().count(),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn first_paragraph_skips_headings_and_is_plain_text() {

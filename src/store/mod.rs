@@ -27,6 +27,7 @@
 //! time of use. This module renders no feed, writes no file and reads no clock.
 
 mod body;
+pub mod cache;
 mod front_matter;
 mod kramdown;
 mod links;
@@ -42,6 +43,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::config::{AuthorConfig, Config};
+use crate::related::terms::{Counter, Terms};
 use front_matter::{AuthorRef, FrontMatterError, OneOrMany, key_position};
 pub use links::LinkIndex;
 
@@ -50,7 +52,7 @@ const SUMMARY_MAX_CHARS: usize = 280;
 
 /// One article, validated. Strings are free of control characters that XML forbids; the body is Markdown
 /// ([`Article::html`] renders it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Article {
     /// The file it came from (as found under the store path).
     pub source: PathBuf,
@@ -65,9 +67,12 @@ pub struct Article {
     pub tags: Vec<String>,
     pub author: Option<Author>,
     /// The Markdown body (its HTML is rendered on demand by [`Article::html`]: most articles never need it).
-    pub body: String,
-    /// The body as plain text.
-    pub text: String,
+    /// Kept only when parsing with [`ParseContext::keep_bodies`] ([`parse_store`]); [`load`] and the build drop it
+    /// once its terms are counted, and a feed reads the few it carries again ([`cache::read_bodies`]), so memory
+    /// and the build cache grow with the store's metadata, not its text.
+    pub body: Option<String>,
+    /// How often each term occurs in the title and the rest (related reading's input), counted at parse time.
+    pub terms: Terms,
     pub reading_minutes: u32,
     pub draft: bool,
     /// Editor's picks (slugs), in order.
@@ -76,7 +81,7 @@ pub struct Article {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Author {
     /// The `[authors]` key, when the author came from config.
     pub key: Option<String>,
@@ -94,28 +99,40 @@ impl Article {
 
     /// The body as HTML, URLs as written. XML-safe: a character reference like `&#8;` in the Markdown cannot
     /// bring back a forbidden character.
+    /// Empty when the body was not kept.
     pub fn html(&self) -> String {
-        xml_safe(&markdown::to_html(&self.body))
+        body_html(self.body.as_deref().unwrap_or_default())
     }
 
     /// [`Article::html`] of at most `max_bytes`, cut after the last whole top-level block that fits; `true`
     /// when something was cut.
     pub fn html_capped(&self, max_bytes: usize) -> (String, bool) {
-        let (html, cut) = markdown::to_html_capped(&self.body, max_bytes);
-        (xml_safe(&html), cut)
+        body_html_capped(self.body.as_deref().unwrap_or_default(), max_bytes)
     }
+}
+
+/// A Markdown body as XML-safe HTML ([`Article::html`]).
+pub fn body_html(markdown: &str) -> String {
+    xml_safe(&markdown::to_html(markdown))
+}
+
+/// [`body_html`] of at most `max_bytes`, cut after the last whole top-level block that fits; `true` when
+/// something was cut.
+pub fn body_html_capped(markdown: &str, max_bytes: usize) -> (String, bool) {
+    let (html, cut) = markdown::to_html_capped(markdown, max_bytes);
+    (xml_safe(&html), cut)
 }
 
 /// An article and the problems that did not keep it from being published (an author URL that is not http(s),
 /// say): each is left out of the published article and reported, so `check` still fails on it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Parsed {
     pub article: Article,
     pub problems: Vec<ArticleError>,
 }
 
 /// A file that could not become an article, with where and what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{}:{line}:{col}: error: {message}", path.display())]
 pub struct ArticleError {
     pub path: PathBuf,
@@ -196,7 +213,8 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
         });
         return (paths, errors);
     }
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+    // Sorted once at the end: walkdir's own sort takes each name apart again at every comparison.
+    for entry in walkdir::WalkDir::new(root) {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let path = e.path();
@@ -217,7 +235,22 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
             }),
         }
     }
+    paths.sort_unstable_by(|a, b| path_order(a, b));
+    errors.sort_by(|a, b| path_order(&a.path, &b.path));
     (paths, errors)
+}
+
+/// Paths in the order of a walk that visits each folder's entries by name: component by component, which for
+/// the paths a walk yields is their bytes with the separator below every other byte.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a, b) = (
+        a.as_os_str().as_encoded_bytes(),
+        b.as_os_str().as_encoded_bytes(),
+    );
+    let sep = std::path::MAIN_SEPARATOR as u8;
+    a.iter()
+        .map(|&c| if c == sep { 0 } else { c })
+        .cmp(b.iter().map(|&c| if c == sep { 0 } else { c }))
 }
 
 /// Reads one file. Files over `max_bytes` are refused before reading; binary files and invalid UTF-8 are
@@ -289,6 +322,10 @@ pub struct ParseContext<'a> {
     pub reading_wpm: u32,
     pub authors: &'a std::collections::BTreeMap<String, AuthorConfig>,
     pub default_author: Option<&'a str>,
+    /// `site.language`: the stop words and stemmer of related reading's term counts.
+    pub language: &'a str,
+    /// Whether articles keep their Markdown body ([`Article::body`]).
+    pub keep_bodies: bool,
 }
 
 impl<'a> ParseContext<'a> {
@@ -301,6 +338,8 @@ impl<'a> ParseContext<'a> {
             reading_wpm: config.site.reading_wpm,
             authors: &config.authors,
             default_author: config.site.default_author.as_deref(),
+            language: &config.site.language,
+            keep_bodies: true,
         }
     }
 }
@@ -465,23 +504,16 @@ pub fn load_required(config: &Config) -> Result<(Catalog, Vec<ArticleError>), St
 }
 
 /// Reads and parses the whole store of `config`, both cores at once. A store folder that cannot be read is
-/// reported as an [`ArticleError`] (`check` lists it); commands that publish use [`load_required`].
+/// reported as an [`ArticleError`] (`check` lists it); commands that publish use [`load_required`]. `build`
+/// loads through [`cache::load_cached`], which is this with the last build's parses reused.
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
-    let (paths, mut errors) = find_sources(&config.site.articles);
-    let ctx = ParseContext::from_config(config);
-    let sources: Vec<Result<Source, ArticleError>> = paths
-        .into_par_iter()
-        .map(|path| read_source(path, config.site.max_article_bytes))
-        .collect();
-    let (catalog, parse_errors) = parse_store(sources, &ctx);
-    let modified = std::fs::metadata(&config.site.articles)
-        .and_then(|m| m.modified())
-        .ok()
-        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).fixed_offset());
-    let catalog = catalog.with_modified(modified);
-    errors.extend(parse_errors);
-    errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
-    (catalog, errors)
+    let loaded = cache::load_cached(
+        config,
+        cache::ArticleCache::default(),
+        std::time::SystemTime::now(),
+        |_| {},
+    );
+    (loaded.catalog, loaded.errors)
 }
 
 /// Parses every source into a catalog: first each file's front matter (which gives every permalink), then each
@@ -503,7 +535,10 @@ pub fn parse_store(
     );
     let results: Vec<Result<Parsed, ArticleError>> = heads
         .into_par_iter()
-        .map(|head| head.map(|h| finish(h, ctx, &links)))
+        .map_init(
+            || Counter::new(ctx.language),
+            |counter, head| head.map(|h| finish(h, ctx, &links, counter)),
+        )
         .collect();
     collect_articles(results)
 }
@@ -518,7 +553,7 @@ pub fn parse_article(
 ) -> Result<Parsed, ArticleError> {
     let head = parse_head(path.to_owned(), text.to_string(), ctx)?;
     let links = LinkIndex::new([(head.article.source.as_path(), head.article.url.as_str())]);
-    Ok(finish(head, ctx, &links))
+    Ok(finish(head, ctx, &links, &mut Counter::new(ctx.language)))
 }
 
 /// An article read up to its body: everything but what the body gives (its Markdown, text, summary, reading
@@ -533,6 +568,20 @@ struct Head {
     body_start: usize,
     dialect: body::Dialect,
     liquid: liquid::Variables,
+}
+
+impl Head {
+    /// Whether the body may look up other articles (a Zola `@/` link, a Liquid tag, a Hugo shortcode): if not,
+    /// it can be finished before every permalink is known.
+    fn may_link(&self) -> bool {
+        let body = &self.text.as_bytes()[self.body_start..];
+        memchr::memchr2_iter(b'@', b'{', body).any(|i| {
+            matches!(
+                (body[i], body.get(i + 1)),
+                (b'@', Some(b'/')) | (b'{', Some(b'%' | b'{'))
+            )
+        })
+    }
 }
 
 fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Head, ArticleError> {
@@ -838,8 +887,8 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         category,
         tags,
         author,
-        body: String::new(),
-        text: String::new(),
+        body: None,
+        terms: Terms::default(),
         reading_minutes: 1,
         draft: fm.draft.unwrap_or(false),
         related: fm.related.map(|r| r.into_vec()).unwrap_or_default(),
@@ -858,7 +907,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
 
 /// The body's part of an article: generator markup evaluated ([`body::prepare`]), then text, summary and reading
 /// time from the Markdown. What could not be evaluated is reported at its place in the file.
-fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
+fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut Counter) -> Parsed {
     let Head {
         mut article,
         summary,
@@ -871,7 +920,7 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
     // Characters XML forbids go first: dropped later, they could join what the passes saw apart (a link
     // definition that only became one without them).
     let written = &text[body_start..];
-    let raw = xml_safe(written);
+    let raw = xml_clean(written);
     let (markdown, found) = body::prepare(
         &raw,
         &body::BodyContext {
@@ -894,9 +943,9 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex) -> Parsed {
     article.summary = summary.unwrap_or_else(|| {
         markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
     });
-    article.text = xml_safe(&rendered.text);
+    article.terms = counter.count(&article.title, &article.summary, &xml_clean(&rendered.text));
     article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
-    article.body = xml_safe(&markdown);
+    article.body = ctx.keep_bodies.then(|| xml_safe(&markdown));
     Parsed { article, problems }
 }
 
@@ -1266,12 +1315,25 @@ pub fn single_line(s: &str) -> String {
 /// Drops the characters XML 1.0 forbids (C0 controls other than tab, LF, CR; U+FFFE, U+FFFF). The `rss` and
 /// `atom_syndication` crates let them through, which makes a feed ill-formed.
 pub fn xml_safe(s: &str) -> String {
-    // Fast path on bytes: every forbidden character is an ASCII control or U+FFFE/U+FFFF.
-    let has_control = s
-        .bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
-    if !has_control && !s.contains(['\u{fffe}', '\u{ffff}']) {
-        return s.to_string();
+    xml_clean(s).into_owned()
+}
+
+/// [`xml_safe`], borrowing `s` when it is clean already (most text).
+fn xml_clean(s: &str) -> std::borrow::Cow<'_, str> {
+    // Fast path on bytes, one pass: every forbidden character is an ASCII control or U+FFFE/U+FFFF (UTF-8
+    // EF BF BE / EF BF BF).
+    let bytes = s.as_bytes();
+    // Without an early exit per byte, so the compiler can check many bytes at once.
+    let control = bytes.chunks(256).any(|chunk| {
+        chunk.iter().fold(false, |found, &b| {
+            found | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
+        })
+    });
+    let forbidden = control
+        || memchr::memchr_iter(0xEF, bytes)
+            .any(|i| matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])));
+    if !forbidden {
+        return std::borrow::Cow::Borrowed(s);
     }
     s.chars().filter(|c| !is_xml_forbidden(c)).collect()
 }

@@ -80,7 +80,7 @@ fn pieces(src: &str) -> Vec<Piece<'_>> {
 fn find_open(src: &str, from: usize) -> Option<usize> {
     let mut pos = from;
     loop {
-        let i = pos + src[pos..].find("{{")?;
+        let i = pos + memchr::memmem::find(&src.as_bytes()[pos..], b"{{")?;
         if src[i + 2..].starts_with(['<', '%']) {
             return Some(i);
         }

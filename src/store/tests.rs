@@ -39,6 +39,8 @@ fn parse_in(path: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Parsed, A
         reading_wpm: 200,
         authors: &authors,
         default_author: None,
+        language: "en",
+        keep_bodies: true,
     };
     parse_article(Path::new(path), text, &ctx)
 }
@@ -218,6 +220,8 @@ fn duplicate_slugs_name_both_files() {
         reading_wpm: 200,
         authors: &authors,
         default_author: None,
+        language: "en",
+        keep_bodies: true,
     };
     let results = vec![
         parse_article(
@@ -487,6 +491,8 @@ fn parse_many(files: &[(&str, &str)], permalink: &str) -> (Catalog, Vec<ArticleE
         reading_wpm: 200,
         authors: &authors,
         default_author: None,
+        language: "en",
+        keep_bodies: true,
     };
     let sources = files
         .iter()
@@ -555,13 +561,12 @@ fn zola_internal_links_resolve_to_permalinks_and_a_missing_one_is_located() {
     );
     assert_eq!(catalog.all().len(), 2);
     let a = catalog.by_slug("a").unwrap();
+    let body = a.body.as_deref().unwrap();
     assert!(
-        a.body
-            .contains("[B](https://example.com/blog/2024/02/02/bee/#part)"),
-        "{}",
-        a.body
+        body.contains("[B](https://example.com/blog/2024/02/02/bee/#part)"),
+        "{body}"
     );
-    assert!(!a.body.contains("@/"), "{}", a.body);
+    assert!(!body.contains("@/"), "{body}");
     let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(
         messages,
@@ -585,7 +590,7 @@ fn jekyll_liquid_links_and_problems_are_located_in_the_file() {
     );
     let one = catalog.by_slug("one").unwrap();
     assert_eq!(
-        one.body,
+        one.body.as_deref().unwrap(),
         "See [two](https://example.com/blog/2024/02/02/two.html).\n\n\n"
     );
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -661,7 +666,8 @@ fn a_liquid_looking_sample_in_a_hugo_or_plain_article_is_kept() {
         "---\ntitle: T\ndate: 2024-01-05\n---\n```\n{{ .Title }} {% if x %}\n```\n",
     )
     .unwrap();
-    assert!(a.body.contains("{{ .Title }} {% if x %}"), "{}", a.body);
+    let body = a.body.as_deref().unwrap();
+    assert!(body.contains("{{ .Title }} {% if x %}"), "{body}");
 }
 
 #[test]
@@ -721,4 +727,37 @@ fn names_that_share_a_folder_but_not_a_spelling_are_reported_naming_both() {
         Some("c"),
         "same spelling as \"C\""
     );
+}
+
+#[test]
+fn xml_safe_drops_exactly_the_characters_xml_forbids() {
+    assert_eq!(xml_safe("a\tb\nc\rd"), "a\tb\nc\rd");
+    assert_eq!(xml_safe("a\u{8}b\u{c}c\u{1f}"), "abc");
+    assert_eq!(xml_safe("x\u{fffe}y\u{ffff}z"), "xyz");
+    // Neighbours of U+FFFE/U+FFFF in UTF-8 (EF BF BD, EF BE BF) are kept.
+    assert_eq!(xml_safe("\u{fffd}\u{ffbf}é"), "\u{fffd}\u{ffbf}é");
+}
+
+#[test]
+fn sources_come_in_the_order_of_a_walk_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for rel in [
+        "a/y.md", "a-b/x.md", "a.md", "a b/z.md", "A/q.md", "a/b/c.md", "a/b.md", "ä/e.md",
+        "a/ba.md",
+    ] {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "x").unwrap();
+    }
+    let walked: Vec<PathBuf> = walkdir::WalkDir::new(dir.path())
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    let (found, errors) = find_sources(dir.path());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(found.len(), 9);
+    assert_eq!(found, walked);
 }

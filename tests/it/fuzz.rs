@@ -176,7 +176,7 @@ proptest! {
         assert_positions(&files, &errors)?;
         prop_assert_eq!(catalog.all().len(), 3, "{:?}", errors);
         if !zola.contains("/*") {
-            let c = &catalog.by_slug("c").unwrap().body;
+            let c = catalog.by_slug("c").unwrap().body.as_deref().unwrap();
             for call in ["youtube(", "note(", "custom(", "gist("] {
                 prop_assert!(!c.contains(call), "Zola shortcode left in {}", c);
             }
@@ -188,7 +188,7 @@ proptest! {
         }
         // A shortcode as written starts `{{< name` or `{{< /name` (a `{{` the author typed may still stand
         // before a `<figure>` the pass made); the Markdown body is checked, where no `</p>` can follow a `{{`.
-        let b = &catalog.by_slug("b").unwrap().body;
+        let b = catalog.by_slug("b").unwrap().body.as_deref().unwrap();
         for left in ["{{< ", "{{% ", "{{</", "{{%/"] {
             prop_assert!(!b.contains(left), "shortcode left in {}", b);
         }
@@ -295,6 +295,24 @@ fn found_by_fuzzing() {
         html.contains("href=\"https://example.com/blog/posts/a/\""),
         "{html}"
     );
+
+    // A label defined twice uses its first definition; once that one's unresolved `@/` target was dropped, the
+    // second took effect with its `@/` destination as written.
+    let jekyll = "[r]: @/a.md{% endhighlight %}{:/comment}\n\n[r]: @/a.md";
+    let files = vec![(
+        "site/_posts/2024-01-01-a.md".to_string(),
+        format!("---\ntitle: A\n---\n{jekyll}"),
+    )];
+    let (catalog, errors) = parse(&files);
+    assert_eq!(catalog.all().len(), 1, "{errors:?}");
+    let html = catalog.all()[0].html();
+    assert!(!html.contains("@/"), "{html}");
+    let unresolved: Vec<(usize, usize)> = errors
+        .iter()
+        .filter(|e| e.message.contains("\"@/a.md\" is not an article"))
+        .map(|e| (e.line, e.col))
+        .collect();
+    assert_eq!(unresolved, vec![(4, 6), (6, 6)], "{errors:?}");
 }
 
 /// The cases above as a store, built by the binary: every article published, its feeds valid and free of markup.

@@ -2,6 +2,7 @@
 //! One integration binary (faster to link than one per file); each module is one area of behaviour.
 
 mod browser;
+mod cache;
 mod daemon;
 mod delivery;
 mod digest;
