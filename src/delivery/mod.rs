@@ -229,9 +229,15 @@ impl Worker<'_> {
     ) -> Result<(), StateError> {
         let runtime = tokio::runtime::Handle::current();
         let (ready, made) = tokio::sync::mpsc::channel::<Ready>(self.settings.batch() * 2);
+        // Both stages on threads of their own: the calling thread only waits for them. (Driving a stage with
+        // `block_on` on the calling thread could take the wake-ups of whatever else that thread is running.)
         std::thread::scope(|scope| {
             let claiming = scope.spawn(|| runtime.block_on(self.claim_and_make(run, owner, ready)));
-            let sent = runtime.block_on(self.send_and_record(made, report, progress));
+            let sending =
+                scope.spawn(|| runtime.block_on(self.send_and_record(made, report, progress)));
+            let sent = sending
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             let claimed = claiming
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
