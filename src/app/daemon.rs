@@ -98,7 +98,7 @@ pub async fn daemon(d: Daemon, shutdown: watch::Receiver<bool>) -> Result<(), Da
     );
     let mut jobs = vec![build];
     for digest in &config.digest {
-        let job = digest_job(&config, &transport, secret.clone(), &stop, &digest.name);
+        let job = digest_job(&config, &transport, secret.clone(), &stop, digest);
         catch_up(&config, state.as_ref(), &metrics, &job, &digest.name, clock).await;
         jobs.push(job);
     }
@@ -229,18 +229,13 @@ fn digest_job(
     transport: &Arc<dyn Transport>,
     secret: Option<String>,
     stop: &Arc<AtomicBool>,
-    name: &str,
+    digest: &crate::config::DigestConfig,
 ) -> Job {
-    let digest = config
-        .digest
-        .iter()
-        .find(|d| d.name == name)
-        .expect("a configured digest");
     let (config, transport, stop, name) = (
         Arc::clone(config),
         Arc::clone(transport),
         Arc::clone(stop),
-        name.to_string(),
+        digest.name.clone(),
     );
     Job {
         name: format!("digest:{name}"),

@@ -419,3 +419,34 @@ async fn a_subscriber_who_left_is_cancelled_not_sent() {
         (DeliveryStatus::Cancelled, 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_outcomes_share_commits_and_each_is_recorded() {
+    use super::group_commit::GroupCommit;
+    let (state, run) = world(200).await;
+    let ids: Vec<_> = state
+        .deliveries(run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    let commits = GroupCommit::new(state.as_ref());
+    let transitions: Vec<_> = futures_util::stream::iter(ids)
+        .map(|id| commits.record(id, DeliveryEvent::Sent { at: t(9) }))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(transitions.len(), 200);
+    let commits = commits.commits();
+    assert!(
+        (1..200).contains(&commits),
+        "{commits} commits for 200 outcomes"
+    );
+    assert!(transitions.iter().all(|t| matches!(
+        t,
+        Ok(crate::domain::Transition::Applied(DeliveryStatus::Sent))
+    )));
+    let deliveries = state.deliveries(run).await.unwrap();
+    assert!(deliveries.iter().all(|d| d.status == DeliveryStatus::Sent));
+}

@@ -116,6 +116,31 @@ const NEW_HANDLE: &str = "lower(hex(randomblob(16)))";
 
 const SECRET_KEY: &str = "link_token_secret";
 
+/// Inserts a tick's run: one being planned, or (with the reason) a skipped one, planned and finished at once;
+/// [`StateError::RunExists`] if the tick has one.
+fn insert_run(
+    conn: &Connection,
+    digest: String,
+    tick: DateTime<Utc>,
+    created: DateTime<Utc>,
+    skipped: Option<String>,
+) -> Result<RunId, Fault> {
+    let closed = skipped.as_ref().map(|_| ts(created));
+    let inserted = conn.execute(
+        "INSERT INTO runs (digest, tick, created, planned, finished, skipped)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+         ON CONFLICT (digest, tick) DO NOTHING",
+        params![digest, ts(tick), ts(created), closed, skipped],
+    )?;
+    if inserted == 0 {
+        return Err(Fault::State(StateError::RunExists {
+            digest,
+            tick: ts(tick),
+        }));
+    }
+    Ok(conn.last_insert_rowid())
+}
+
 /// The columns of a run, in the order [`read_run`] reads them.
 const RUN_COLUMNS: &str = "runs.id, runs.digest, runs.tick, runs.articles, runs.created, runs.planned, runs.finished, runs.skipped";
 const RUN_COLUMN_COUNT: usize = 8;
@@ -916,18 +941,7 @@ impl State for SqliteState {
     ) -> Result<RunId, StateError> {
         let digest = digest.to_string();
         self.call("plan a run", move |conn| {
-            let inserted = conn.execute(
-                "INSERT INTO runs (digest, tick, created) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (digest, tick) DO NOTHING",
-                params![digest, ts(tick), ts(created)],
-            )?;
-            if inserted == 0 {
-                return Err(Fault::State(StateError::RunExists {
-                    digest,
-                    tick: ts(tick),
-                }));
-            }
-            Ok(conn.last_insert_rowid())
+            insert_run(conn, digest, tick, created, None)
         })
         .await
     }
@@ -998,22 +1012,9 @@ impl State for SqliteState {
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<RunId, StateError> {
-        let digest = digest.to_string();
-        let reason = reason.to_string();
+        let (digest, reason) = (digest.to_string(), reason.to_string());
         self.call("record a skipped tick", move |conn| {
-            let inserted = conn.execute(
-                "INSERT INTO runs (digest, tick, created, planned, finished, skipped)
-                 VALUES (?1, ?2, ?3, ?3, ?3, ?4)
-                 ON CONFLICT (digest, tick) DO NOTHING",
-                params![digest, ts(tick), ts(at), reason],
-            )?;
-            if inserted == 0 {
-                return Err(Fault::State(StateError::RunExists {
-                    digest,
-                    tick: ts(tick),
-                }));
-            }
-            Ok(conn.last_insert_rowid())
+            insert_run(conn, digest, tick, at, Some(reason))
         })
         .await
     }
