@@ -118,8 +118,8 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
 }
 
 /// Opens (and migrates) the state named in `[state] database`.
-pub fn open_state(config: &Config) -> Result<Arc<dyn State>, StateError> {
-    state::open(&config.state.database)
+pub async fn open_state(config: &Config) -> Result<Arc<dyn State>, StateError> {
+    state::open(&config.state.database).await
 }
 
 fn digest_config<'a>(config: &'a Config, name: &str) -> Result<&'a DigestConfig, NewsletterError> {

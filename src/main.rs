@@ -214,7 +214,7 @@ async fn serve(config: Config, now: Option<DateTime<FixedOffset>>) -> anyhow::Re
     use std::sync::Arc;
     use tidings::web;
     let config = Arc::new(config);
-    let state = app::open_state(&config)?;
+    let state = app::open_state(&config).await?;
     let transport = Arc::from(app::transport(&config, mail_password().as_deref())?);
     let clock = match now {
         Some(at) => web::fixed_clock(at.to_utc()),

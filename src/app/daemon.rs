@@ -47,7 +47,7 @@ pub async fn daemon(d: Daemon, shutdown: watch::Receiver<bool>) -> Result<(), Da
         secret,
         clock,
     } = d;
-    let state = open_state(&config)?;
+    let state = open_state(&config).await?;
     let metrics = Arc::new(Metrics::new());
     let web_clock: web::Clock = Arc::new(move || clock.now().to_utc());
     let site = web::Context::new(

@@ -62,7 +62,7 @@ pub async fn digest_preview(
     env_secret: Option<&str>,
 ) -> Result<Preview, NewsletterError> {
     let digest = digest_config(config, name)?;
-    let state = open_state(config)?;
+    let state = open_state(config).await?;
     // The tick the next `digest send` would send: one that is due and has no run yet, else the first one after
     // both now and the newest recorded tick (an older tick is never sent after a newer one).
     let tz = config.timezone();

@@ -13,7 +13,7 @@ pub async fn digest_runs(
     format: ListFormat,
 ) -> Result<String, NewsletterError> {
     known_digest(config, digest)?;
-    let runs = open_state(config)?.runs(digest).await?;
+    let runs = open_state(config).await?.runs(digest).await?;
     Ok(render_runs(&runs, format))
 }
 

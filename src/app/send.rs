@@ -227,7 +227,7 @@ pub async fn digest_send_with(
             now,
         })?;
     let tick_utc = tick.with_timezone(&Utc);
-    let state = open_state(config)?;
+    let state = open_state(config).await?;
     let existing = state.run(name, tick_utc).await?;
     if existing.as_ref().is_some_and(|r| r.finished.is_some()) {
         return Ok(SendReport::new(name, tick, SendOutcome::AlreadySent));
@@ -639,7 +639,7 @@ mod tests {
                     [mail]\nmax_attempts = 1\nretry_backoff_ms = 0\nbounce_threshold = 2\n\
                     [state]\ndatabase = \"state.db\"\n";
         let config = Config::parse(Path::new("config.toml"), text, Vec::new(), dir.path()).unwrap();
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         for email in ["ada@example.com", "bob@example.com"] {
             let new = NewSubscriber {
                 email: EmailAddress::parse(email).unwrap(),
@@ -684,7 +684,7 @@ mod tests {
         tick: DateTime<FixedOffset>,
         email: &str,
     ) -> crate::state::Delivery {
-        let state = open_state(config).unwrap();
+        let state = open_state(config).await.unwrap();
         let run = state.run("weekly", tick.to_utc()).await.unwrap().unwrap();
         let deliveries = state.deliveries(run.id).await.unwrap();
         assert_eq!(deliveries.len(), 2, "{deliveries:?}");
@@ -737,7 +737,7 @@ mod tests {
     async fn a_subscriber_who_leaves_before_a_resumed_send_gets_nothing() {
         let (_dir, config) = world().await;
         let first = send_at(&config, MONDAY_SEND, &Scripted::refusing("bob@example.com")).await;
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         let bob = EmailAddress::parse("bob@example.com").unwrap();
         state
             .set_subscriber_status(&bob, SubscriberStatus::Unsubscribed, first.tick.to_utc())
@@ -801,7 +801,7 @@ mod tests {
             1,
             "the second failure in a row reaches bounce_threshold = 2"
         );
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         let bob = state
             .subscriber(&EmailAddress::parse("bob@example.com").unwrap())
             .await
@@ -814,7 +814,7 @@ mod tests {
     async fn a_cancelled_delivery_is_not_sent_when_the_subscriber_confirms_again() {
         let (_dir, config) = world().await;
         send_at(&config, MONDAY_SEND, &Scripted::refusing("bob@example.com")).await;
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         let bob = EmailAddress::parse("bob@example.com").unwrap();
         let when = at(MONDAY_SEND).to_utc();
         state
@@ -893,7 +893,7 @@ mod tests {
         let old = send_at(&config, MONDAY_SEND, &t).await;
         assert_eq!(old.outcome, SendOutcome::Superseded);
         assert_eq!(t.accepted().len(), 2, "nothing sent for the older tick");
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         assert!(
             state
                 .run("weekly", old.tick.to_utc())
@@ -921,7 +921,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("digest.txt.hbs:1:"), "{err}");
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         assert!(
             state.runs(None).await.unwrap().is_empty(),
             "no run, not even one being planned"
@@ -932,7 +932,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn planning_cut_short_is_finished_by_the_next_send_and_nothing_leaves_before() {
         let (_dir, config) = world().await;
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         let tick = send_with(&config, MONDAY_SEND, &Scripted::default(), true)
             .await
             .tick
@@ -973,7 +973,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_list_longer_than_a_page_is_planned_whole() {
         let (_dir, config) = world().await;
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         let joined = at("2026-11-01T00:00:00Z").to_utc();
         let many: Vec<NewSubscriber> = (0..PLAN_PAGE + 150)
             .map(|i| NewSubscriber {
@@ -1011,7 +1011,7 @@ mod tests {
         assert_eq!(dry.would_send.len(), 2);
         assert_eq!(dry.would_send[0].1, ["fresh"]);
         assert!(t.accepted().is_empty());
-        let state = open_state(&config).unwrap();
+        let state = open_state(&config).await.unwrap();
         assert!(
             state
                 .run("weekly", dry.tick.to_utc())

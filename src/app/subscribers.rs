@@ -45,7 +45,7 @@ pub async fn subscribers_add(
         let (catalog, _) = store::load(config);
         check_categories(categories, &known_categories(config, &catalog))?
     };
-    let state = open_state(config)?;
+    let state = open_state(config).await?;
     let key = link_tokens(state.as_ref(), secret)
         .await?
         .suppression_key(&email);
@@ -93,7 +93,7 @@ pub async fn subscribers_import(
         &digest_names(config),
         now.with_timezone(&Utc),
     );
-    let state = open_state(config)?;
+    let state = open_state(config).await?;
     let tokens = link_tokens(state.as_ref(), secret).await?;
     let batch: Vec<_> = subscribers
         .into_iter()
@@ -128,7 +128,7 @@ pub async fn subscribers_list(
     format: ListFormat,
 ) -> Result<String, NewsletterError> {
     known_digest(config, digest)?;
-    let subscribers = open_state(config)?.subscribers(digest).await?;
+    let subscribers = open_state(config).await?.subscribers(digest).await?;
     Ok(render_subscribers(&subscribers, format))
 }
 
@@ -234,7 +234,7 @@ pub async fn subscribers_remove(
     secret: Option<&str>,
 ) -> Result<RemoveOutcome, NewsletterError> {
     let email = EmailAddress::parse(email)?;
-    let state = open_state(config)?;
+    let state = open_state(config).await?;
     if forget {
         let key = link_tokens(state.as_ref(), secret)
             .await?

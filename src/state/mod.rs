@@ -26,10 +26,13 @@
 //!
 //! This module does not decide what anyone gets (that is `digest`) nor send anything (that is `mail`).
 
+mod postgres;
 mod sqlite;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod postgres_tests;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +47,7 @@ use crate::domain::{
     SubscriberStatus, SuppressionKey, Transition,
 };
 
+pub use postgres::PostgresState;
 pub use sqlite::SqliteState;
 
 /// Every way the state store can fail, naming the database or the operation, and what to do.
@@ -89,8 +93,7 @@ pub enum StateError {
 pub enum StateLocation {
     /// An SQLite file, created with its folder on first use (`data/tidings.db`, or `sqlite:///srv/t.db`).
     Sqlite(PathBuf),
-    /// A PostgreSQL URL (`postgres://user@host/db`): read and kept so the config can name it, but no backend
-    /// serves it yet, so [`open`] refuses it with a clear error.
+    /// A PostgreSQL URL (`postgres://user@host/db`), which several replicas can share.
     Postgres(String),
 }
 
@@ -140,14 +143,18 @@ impl StateLocation {
 }
 
 /// Opens (creating and migrating as needed) the state at `location`.
-pub fn open(location: &StateLocation) -> Result<Arc<dyn State>, StateError> {
+pub async fn open(location: &StateLocation) -> Result<Arc<dyn State>, StateError> {
     match location {
         StateLocation::Sqlite(path) => Ok(Arc::new(SqliteState::open(path)?)),
-        StateLocation::Postgres(_) => Err(StateError::Unavailable {
-            location: location.display(),
-            reason: "this tidings has no PostgreSQL backend yet".into(),
-        }),
+        StateLocation::Postgres(url) => Ok(Arc::new(
+            PostgresState::connect(url, &location.display()).await?,
+        )),
     }
+}
+
+/// A time as both backends write it in text: RFC 3339, UTC, whole seconds.
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// What an add or import did to one address.
@@ -163,6 +170,76 @@ pub enum UpsertOutcome {
     Suppressed,
     /// They had left (or were suppressed) and the owner asked to resubscribe them: confirmed again.
     Resubscribed,
+}
+
+/// What an add or import writes for one address, as [`plan_upsert`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UpsertWrite {
+    Nothing,
+    /// A new confirmed row, joined to each digest at these times; the address leaves the suppression list.
+    Insert(BTreeMap<String, DateTime<Utc>>),
+    /// The row's name, digests, categories and join times replaced, status confirmed (the confirmation time kept
+    /// if it had one); the address leaves the suppression list.
+    Update(BTreeMap<String, DateTime<Utc>>),
+}
+
+/// The rule of [`State::upsert_subscribers`] for one row, the same for every backend: what it does to `new` given
+/// the row already stored for the address (if any) and whether its key is in the suppression list.
+pub(crate) fn plan_upsert(
+    new: &NewSubscriber,
+    existing: Option<&Subscriber>,
+    suppressed: bool,
+    resubscribe: Resubscribe,
+) -> (UpsertOutcome, UpsertWrite) {
+    let comes_back = resubscribe == Resubscribe::Yes;
+    match existing {
+        None if suppressed && !comes_back => (UpsertOutcome::Suppressed, UpsertWrite::Nothing),
+        None => {
+            let joined = new
+                .digests
+                .iter()
+                .map(|d| (d.clone(), new.subscribed_at))
+                .collect();
+            let outcome = if suppressed {
+                UpsertOutcome::Resubscribed
+            } else {
+                UpsertOutcome::Added
+            };
+            (outcome, UpsertWrite::Insert(joined))
+        }
+        Some(old) if old.status.has_left() && !comes_back => {
+            (UpsertOutcome::KeptUnsubscribed, UpsertWrite::Nothing)
+        }
+        Some(old) => {
+            let same = old.name == new.name
+                && old.digests == new.digests
+                && old.categories == new.categories
+                && old.status == SubscriberStatus::Confirmed;
+            if same {
+                return (UpsertOutcome::Unchanged, UpsertWrite::Nothing);
+            }
+            // Keep the original subscription time and each digest's join time: they bound what a new subscriber
+            // gets. A digest added now (or a subscriber who comes back) starts now, never with the archive.
+            let joined = new
+                .digests
+                .iter()
+                .map(|d| {
+                    let kept = old
+                        .joined
+                        .get(d)
+                        .copied()
+                        .filter(|_| !old.status.has_left());
+                    (d.clone(), kept.unwrap_or(new.changed_at))
+                })
+                .collect();
+            let outcome = if old.status.has_left() {
+                UpsertOutcome::Resubscribed
+            } else {
+                UpsertOutcome::Updated
+            };
+            (outcome, UpsertWrite::Update(joined))
+        }
+    }
 }
 
 /// Whether an add or import may bring back an address that left.

@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Claimed, ConfirmOutcome, Delivery, DeliveryId, LeaveOutcome, NewDelivery, PreferencesOutcome,
     Received, RecordedPick, RemoveOutcome, Resubscribe, Run, RunId, RunProgress, RunSummary,
-    SecretOrigin, SignupOutcome, State, StateError, UpsertOutcome,
+    SecretOrigin, SignupOutcome, State, StateError, UpsertOutcome, UpsertWrite, plan_upsert,
 };
 use crate::domain::{
     DeliveryEvent, DeliveryStatus, EmailAddress, NewSubscriber, Subscriber, SubscriberHandle,
@@ -248,7 +248,7 @@ impl From<StateError> for Fault {
 type Outcome<T> = Result<T, Fault>;
 
 fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    super::rfc3339(t)
 }
 
 fn corrupt(what: &'static str, value: &str) -> Fault {
@@ -643,7 +643,6 @@ impl State for SqliteState {
                         .map(to_subscriber)
                         .transpose()?;
                     let is_suppressed = suppressed.exists([&key.0])?;
-                    let comes_back = resubscribe == Resubscribe::Yes;
                     // The values both the INSERT and the UPDATE write, in their parameter order.
                     let row = |joined: &BTreeMap<String, DateTime<Utc>>| {
                         (
@@ -655,54 +654,19 @@ impl State for SqliteState {
                             json_joined(joined),
                         )
                     };
-                    let outcome = match existing {
-                        None if is_suppressed && !comes_back => UpsertOutcome::Suppressed,
-                        None => {
-                            let joined = new
-                                .digests
-                                .iter()
-                                .map(|d| (d.clone(), new.subscribed_at))
-                                .collect();
-                            insert.execute(row(&joined))?;
-                            if is_suppressed {
-                                unsuppress.execute([&key.0])?;
-                                UpsertOutcome::Resubscribed
-                            } else {
-                                UpsertOutcome::Added
-                            }
+                    let (outcome, write) =
+                        plan_upsert(new, existing.as_ref(), is_suppressed, resubscribe);
+                    match &write {
+                        UpsertWrite::Nothing => {}
+                        UpsertWrite::Insert(joined) => {
+                            insert.execute(row(joined))?;
+                            unsuppress.execute([&key.0])?;
                         }
-                        Some(old) if old.status.has_left() && !comes_back => {
-                            UpsertOutcome::KeptUnsubscribed
+                        UpsertWrite::Update(joined) => {
+                            update.execute(row(joined))?;
+                            unsuppress.execute([&key.0])?;
                         }
-                        Some(old) => {
-                            let same = old.name == new.name
-                                && old.digests == new.digests
-                                && old.categories == new.categories
-                                && old.status == SubscriberStatus::Confirmed;
-                            if same {
-                                UpsertOutcome::Unchanged
-                            } else {
-                                // Keep the original subscription time and each digest's join time: they bound
-                                // what a new subscriber gets. A digest added now (or a subscriber who comes
-                                // back) starts now, never with the archive.
-                                let joined: BTreeMap<String, DateTime<Utc>> = new
-                                    .digests
-                                    .iter()
-                                    .map(|d| {
-                                        let kept = old.joined.get(d).copied().filter(|_| !old.status.has_left());
-                                        (d.clone(), kept.unwrap_or(new.changed_at))
-                                    })
-                                    .collect();
-                                update.execute(row(&joined))?;
-                                unsuppress.execute([&key.0])?;
-                                if old.status.has_left() {
-                                    UpsertOutcome::Resubscribed
-                                } else {
-                                    UpsertOutcome::Updated
-                                }
-                            }
-                        }
-                    };
+                    }
                     outcomes.push(outcome);
                 }
             }

@@ -129,14 +129,6 @@ fn state_locations_are_paths_or_urls() {
     );
 }
 
-#[test]
-fn a_postgres_location_is_refused_clearly_until_a_backend_serves_it() {
-    let err = open(&StateLocation::Postgres("postgres://db/tidings".into()))
-        .err()
-        .expect("refused");
-    assert!(err.to_string().contains("no PostgreSQL backend"), "{err}");
-}
-
 #[tokio::test]
 async fn a_new_database_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
