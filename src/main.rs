@@ -160,6 +160,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     reporter.sent_line(&spinner, email, outcome);
                 },
                 stop: None,
+                wait_for_others: false,
             };
             let round = tidings::app::run_once(
                 &config,
@@ -646,6 +647,7 @@ async fn digest_command(
                     reporter.sent_line(&bar, email, outcome);
                 },
                 stop: None,
+                wait_for_others: false,
             };
             let report = app::digest_send(config, name, now, &options, transport.as_ref()).await?;
             bar.finish_and_clear();

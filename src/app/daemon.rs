@@ -254,6 +254,7 @@ fn digest_job(
                     dry_run: false,
                     progress: &|_, _| {},
                     stop: Some(&stop),
+                    wait_for_others: true,
                 };
                 let report = super::digest_send(&config, &name, now, &options, transport.as_ref())
                     .await

@@ -188,6 +188,9 @@ pub struct SendOptions<'a> {
     /// Set when the process is asked to stop: no further message starts, those in flight finish and are
     /// recorded, and the run stays open for the next send.
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Stay until the run is done, waiting for other senders (replicas) and taking over what a dead one leaves
+    /// (the daemon); else return, saying what is being sent elsewhere.
+    pub wait_for_others: bool,
 }
 
 /// `digest send NAME`: plans (or resumes) the run for the latest tick of NAME's schedule at or before `now` and
@@ -282,7 +285,10 @@ pub async fn digest_send_with(
         tick,
         now,
     };
-    let settings = DeliverySettings::from_config(&config.mail);
+    let settings = DeliverySettings {
+        wait_for_others: options.wait_for_others,
+        ..DeliverySettings::from_config(&config.mail)
+    };
     let never = std::sync::atomic::AtomicBool::new(false);
     let delivered = delivery::deliver(
         state.as_ref(),
@@ -404,7 +410,15 @@ impl TickPlan<'_> {
                 None => self.begin(report).await?,
             };
             run = Some(id);
-            self.state.add_deliveries(id, &planned).await?;
+            match self.state.add_deliveries(id, &planned).await {
+                Ok(()) => {}
+                // Another replica planned the tick meanwhile: its plan stands, and this one joins the sending.
+                Err(StateError::AlreadyPlanned(_)) => {
+                    report.outcome = SendOutcome::Resumed;
+                    return Ok(Some(id));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if dry_run {
             return Ok(None);
@@ -673,6 +687,7 @@ mod tests {
             dry_run,
             progress: &|_, _| {},
             stop: None,
+            wait_for_others: false,
         };
         digest_send(config, "weekly", at(now), &options, transport)
             .await
@@ -916,6 +931,7 @@ mod tests {
             dry_run: false,
             progress: &|_, _| {},
             stop: None,
+            wait_for_others: false,
         };
         let err = digest_send(&config, "weekly", at(MONDAY_SEND), &options, &t)
             .await

@@ -47,7 +47,14 @@ pub struct DeliverySettings {
     pub rate_per_second: Option<f64>,
     /// How long a claim holds when its sender cannot be seen dying (another host).
     pub lease: Duration,
+    /// Stay until the run is done: when nothing is left to claim but other senders (replicas) still hold unsent
+    /// deliveries, wait for them, and take over what one leaves when it dies. The daemon does; a `digest send`
+    /// from the command line reports what is being sent elsewhere and returns.
+    pub wait_for_others: bool,
 }
+
+/// How often a sender with nothing left to claim looks again while other senders hold the rest of the run.
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(1);
 
 impl DeliverySettings {
     pub fn from_config(mail: &crate::config::MailConfig) -> DeliverySettings {
@@ -63,6 +70,7 @@ impl DeliverySettings {
             bounce_threshold: mail.bounce_threshold.max(1),
             rate_per_second: mail.rate_per_second,
             lease: (worst * 4).max(Duration::from_secs(120)),
+            wait_for_others: false,
         }
     }
 
@@ -261,6 +269,10 @@ impl Worker<'_> {
                 .claim(run, owner.as_str(), self.settings.batch(), now, lease_until)
                 .await?;
             if batch.is_empty() {
+                if self.settings.wait_for_others && self.others_are_sending(run, owner).await? {
+                    tokio::time::sleep(WAIT_FOR_OTHERS).await;
+                    continue;
+                }
                 break;
             }
             for item in self.make_all(batch) {
@@ -271,6 +283,24 @@ impl Worker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether other senders (replicas) still hold unsent deliveries of the run: then this one waits for them
+    /// rather than leave the run unfinished, and takes over what one leaves behind when it dies: at once when it
+    /// is known dead (this host), else when its lease expires and the rows become claimable again.
+    async fn others_are_sending(&self, run: RunId, owner: &Owner) -> Result<bool, StateError> {
+        let mut waiting = false;
+        for sender in self.state.senders_with_unsent(run, Utc::now()).await? {
+            if sender == owner.as_str() {
+                continue;
+            }
+            if Owner::is_known_dead(&sender) {
+                let taken = self.state.release_claims(&sender).await?;
+                tracing::info!(sender, taken, "took over the claims of a sender that died");
+            }
+            waiting = true;
+        }
+        Ok(waiting)
     }
 
     async fn send_and_record(

@@ -41,6 +41,16 @@ impl Owner {
         ))
     }
 
+    /// The name another process (`pid`, on this host) would claim under, for tests of taking over.
+    #[cfg(test)]
+    pub(crate) fn for_process(pid: u32) -> Owner {
+        Owner(format!(
+            "{}/{pid}/{}/test",
+            host(),
+            start_time(pid).unwrap_or_else(|| "0".into())
+        ))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -22,6 +22,7 @@ fn settings() -> DeliverySettings {
         bounce_threshold: 1,
         rate_per_second: None,
         lease: Duration::from_secs(600),
+        wait_for_others: false,
     }
 }
 
@@ -126,12 +127,22 @@ async fn send_until(
     transport: &dyn Transport,
     shutdown: &AtomicBool,
 ) -> DeliveryReport {
+    send_with(state, run, transport, shutdown, &settings()).await
+}
+
+async fn send_with(
+    state: &Arc<dyn State>,
+    run: RunId,
+    transport: &dyn Transport,
+    shutdown: &AtomicBool,
+    settings: &DeliverySettings,
+) -> DeliveryReport {
     deliver(
         state.as_ref(),
         transport,
         &Plain,
         run,
-        &settings(),
+        settings,
         t(9),
         &|_, _| {},
         shutdown,
@@ -375,6 +386,64 @@ async fn the_claims_of_a_sender_that_died_are_taken_over_at_once() {
         5,
         "its lease was not waited for"
     );
+}
+
+/// A replica (waiting for others) with nothing left to claim while a live sender on this host holds the rest:
+/// it waits, and when that sender dies it takes the rest over and the run is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_replica_takes_over_when_the_sender_it_waits_for_dies() {
+    let (state, run) = world(5).await;
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let owner = Owner::for_process(other.id());
+    let lease = Utc::now() + chrono::Duration::hours(1);
+    let held = state
+        .claim(run, owner.as_str(), 2, Utc::now(), lease)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 2);
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        other.kill().unwrap();
+        other.wait().unwrap();
+    });
+    let transport = Scripted::default();
+    let waiting = DeliverySettings {
+        wait_for_others: true,
+        ..settings()
+    };
+    let report = send_with(&state, run, &transport, &AtomicBool::new(false), &waiting).await;
+    killer.join().unwrap();
+    assert_eq!(
+        report.count(|o| matches!(o, MessageOutcome::Sent { .. })),
+        5,
+        "the dead sender's two were taken over"
+    );
+}
+
+/// The same for a sender on another host, which cannot be seen dying: its rows come back when its lease ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_replica_takes_over_another_hosts_rows_when_their_lease_ends() {
+    let (state, run) = world(5).await;
+    let lease = Utc::now() + chrono::Duration::seconds(2);
+    let held = state
+        .claim(run, "elsewhere.example/7/1/abc", 2, Utc::now(), lease)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 2);
+    let transport = Scripted::default();
+    let waiting = DeliverySettings {
+        wait_for_others: true,
+        ..settings()
+    };
+    let report = send_with(&state, run, &transport, &AtomicBool::new(false), &waiting).await;
+    assert_eq!(
+        report.count(|o| matches!(o, MessageOutcome::Sent { .. })),
+        5
+    );
+    assert!(Utc::now() >= lease, "taken only once the lease had ended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             an_expired_lease_is_claimed_by_the_next_sender,
             released_claims_are_claimed_again,
             claimants_are_the_owners_of_live_claims,
+            senders_with_unsent_hold_live_claims_on_pending_deliveries,
             final_deliveries_are_never_claimed,
             a_claim_carries_the_subscriber_as_they_are_now,
             failures_in_a_row_count_since_the_last_sent_message,
@@ -66,6 +67,7 @@ macro_rules! conformance_suite {
             subscribers_come_in_pages_in_address_order,
             received_can_be_read_for_a_range_of_addresses,
             a_run_finishes_only_when_no_delivery_is_open,
+            a_run_being_planned_is_not_finished,
             a_sign_up_is_stored_pending_under_a_new_handle,
             a_sign_up_never_changes_a_confirmed_subscriber,
             a_sign_up_of_a_forgotten_address_stores_nothing,
@@ -885,12 +887,12 @@ pub(crate) async fn a_planned_run_takes_no_more_deliveries(state: Shared) {
         .plan_run("weekly", t(9), t(9), &[delivery("a@example.com", &["x"])])
         .await
         .unwrap();
-    assert!(
+    assert!(matches!(
         state
             .add_deliveries(run, &[delivery("b@example.com", &["x"])])
-            .await
-            .is_err()
-    );
+            .await,
+        Err(StateError::AlreadyPlanned(r)) if r == run
+    ));
     assert_eq!(state.deliveries(run).await.unwrap().len(), 1);
     assert!(matches!(
         state.end_planning(4242, t(9)).await,
@@ -975,6 +977,28 @@ pub(crate) async fn received_can_be_read_for_a_range_of_addresses(state: Shared)
         .await
         .unwrap();
     assert_eq!(got.keys().cloned().collect::<Vec<_>>(), [b, c]);
+}
+
+pub(crate) async fn a_run_being_planned_is_not_finished(state: Shared) {
+    subscribe_all(&state, &["a@example.com"]).await;
+    let run = state.begin_run("weekly", t(9), t(9)).await.unwrap();
+    assert_eq!(
+        state.finish_run(run, t(9)).await.unwrap(),
+        RunProgress::Open { remaining: 0 }
+    );
+    state
+        .add_deliveries(run, &[delivery("a@example.com", &["x"])])
+        .await
+        .unwrap();
+    state.end_planning(run, t(9)).await.unwrap();
+    assert_eq!(
+        state.finish_run(run, t(9)).await.unwrap(),
+        RunProgress::Open { remaining: 1 }
+    );
+    assert_eq!(
+        state.run("weekly", t(9)).await.unwrap().unwrap().finished,
+        None
+    );
 }
 
 pub(crate) async fn a_run_finishes_only_when_no_delivery_is_open(state: Shared) {
@@ -1249,6 +1273,29 @@ pub(crate) async fn claimants_are_the_owners_of_live_claims(state: Shared) {
     let later = t(9) + chrono::Duration::minutes(5);
     assert_eq!(state.claimants(run, later).await.unwrap(), ["live"]);
     assert_eq!(state.claimants(run, t(9)).await.unwrap(), ["live", "old"]);
+}
+
+pub(crate) async fn senders_with_unsent_hold_live_claims_on_pending_deliveries(state: Shared) {
+    let run = run_of(&state, 3).await;
+    let gave_up = state.claim(run, "gave-up", 1, t(9), t(20)).await.unwrap();
+    state
+        .record(gave_up[0].delivery.id, &deferred())
+        .await
+        .unwrap();
+    state.claim(run, "sending", 1, t(9), t(20)).await.unwrap();
+    state
+        .claim(run, "expired", 1, t(9), t(9) + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    let later = t(9) + chrono::Duration::minutes(5);
+    assert_eq!(
+        state.senders_with_unsent(run, later).await.unwrap(),
+        ["sending"]
+    );
+    assert_eq!(
+        state.claimants(run, later).await.unwrap(),
+        ["gave-up", "sending"]
+    );
 }
 
 pub(crate) async fn final_deliveries_are_never_claimed(state: Shared) {

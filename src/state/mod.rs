@@ -82,6 +82,9 @@ pub enum StateError {
     Corrupt { what: &'static str, value: String },
     #[error("digest \"{digest}\" already has a run for tick {tick}")]
     RunExists { digest: String, tick: String },
+    /// Another sender ended the run's planning while this one was still planning it: its deliveries are fixed.
+    #[error("run {0} is already planned; its deliveries are fixed")]
+    AlreadyPlanned(RunId),
     #[error("state database: no delivery {0}")]
     NoDelivery(DeliveryId),
     #[error("state database: no run {0}")]
@@ -484,7 +487,8 @@ pub trait State: Send + Sync {
         created: DateTime<Utc>,
     ) -> Result<RunId, StateError>;
     /// Adds pending deliveries to a run that is still planning (a page of subscribers at a time, so memory stays
-    /// flat). One per subscriber: a subscriber added again keeps the first (so planning can be resumed).
+    /// flat). One per subscriber: a subscriber added again keeps the first (so planning can be resumed, and
+    /// several replicas can plan one tick together); [`StateError::AlreadyPlanned`] once planning has ended.
     async fn add_deliveries(
         &self,
         run: RunId,
@@ -532,6 +536,14 @@ pub trait State: Send + Sync {
     async fn release_claims(&self, owner: &str) -> Result<usize, StateError>;
     /// Who holds claims on open deliveries of `run` whose lease has not expired at `now`.
     async fn claimants(&self, run: RunId, now: DateTime<Utc>) -> Result<Vec<String>, StateError>;
+    /// Who holds live claims (at `now`) on deliveries of `run` still `pending`: the senders a replica that has
+    /// nothing left to claim waits for, since one of them may die and leave those to be taken over. (A sender's
+    /// `deferred` claims are messages it has given up on for this send: nobody waits for those.)
+    async fn senders_with_unsent(
+        &self,
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError>;
     /// How many of the subscriber's latest deliveries failed for good since the last one that was sent.
     async fn failures_in_a_row(&self, email: &EmailAddress) -> Result<usize, StateError>;
     /// Runs (of `digest`, when given), newest tick first, with their delivery counts.
@@ -556,7 +568,7 @@ pub trait State: Send + Sync {
         &self,
         events: &[(DeliveryId, DeliveryEvent)],
     ) -> Result<Vec<Transition>, StateError>;
-    /// Closes the run at `at` if none of its deliveries is open any more.
+    /// Closes the run at `at` if its planning has ended and none of its deliveries is open any more.
     async fn finish_run(&self, run: RunId, at: DateTime<Utc>) -> Result<RunProgress, StateError>;
     /// Records a sign-up from the subscribe form as [`SignupOutcome`] says: never confirms anyone, never
     /// changes a confirmed subscriber, never stores a suppressed address. Each digest is joined at

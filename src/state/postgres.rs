@@ -836,10 +836,7 @@ impl State for PostgresState {
             .ok_or(StateError::NoRun(run))?;
         let planned: Option<DateTime<Utc>> = row.get(0);
         if planned.is_some() {
-            return Err(StateError::Failed {
-                operation,
-                reason: format!("run {run} is already planned; its deliveries are fixed"),
-            });
+            return Err(StateError::AlreadyPlanned(run));
         }
         let mut all: BTreeSet<String> = row.get::<_, Vec<String>>(1).into_iter().collect();
         all.extend(deliveries.iter().flat_map(|d| d.articles.iter().cloned()));
@@ -1020,6 +1017,26 @@ impl State for PostgresState {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    async fn senders_with_unsent(
+        &self,
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
+        let operation = "list senders";
+        let rows = self
+            .client(operation)
+            .await?
+            .query(
+                "SELECT DISTINCT claimed_by FROM deliveries
+                 WHERE run = $1 AND status = 'pending' AND claimed_by IS NOT NULL AND lease_until >= $2
+                 ORDER BY claimed_by",
+                &[&run, &now],
+            )
+            .await
+            .map_err(failed(operation))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn failures_in_a_row(&self, email: &EmailAddress) -> Result<usize, StateError> {
         let operation = "count failures in a row";
         let n: i64 = self
@@ -1164,15 +1181,17 @@ impl State for PostgresState {
         let operation = "finish a run";
         let mut client = self.client(operation).await?;
         let tx = client.transaction().await.map_err(failed(operation))?;
-        let remaining: i64 = tx
+        let row = tx
             .query_one(
-                "SELECT COUNT(*) FROM deliveries WHERE run = $1 AND status IN ('pending', 'deferred')",
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE run = $1 AND status IN ('pending', 'deferred')),
+                        EXISTS (SELECT 1 FROM runs WHERE id = $1 AND planned IS NOT NULL)",
                 &[&run],
             )
             .await
-            .map_err(failed(operation))?
-            .get(0);
-        let progress = if remaining == 0 {
+            .map_err(failed(operation))?;
+        let (remaining, planned): (i64, bool) = (row.get(0), row.get(1));
+        // A run still being planned (by another replica) is not finished, however few rows it has yet.
+        let progress = if remaining == 0 && planned {
             tx.execute(
                 "UPDATE runs SET finished = $2 WHERE id = $1 AND finished IS NULL",
                 &[&run, &secs(at)],

@@ -927,10 +927,7 @@ impl State for SqliteState {
                 .optional()?
                 .ok_or_else(|| Fault::State(StateError::NoRun(run)))?;
             if planned.is_some() {
-                return Err(Fault::State(StateError::Failed {
-                    operation: "plan a run",
-                    reason: format!("run {run} is already planned; its deliveries are fixed"),
-                }));
+                return Err(Fault::State(StateError::AlreadyPlanned(run)));
             }
             let mut all: BTreeSet<String> = parse_list(&known)?.into_iter().collect();
             all.extend(deliveries.iter().flat_map(|d| d.articles.iter().cloned()));
@@ -1091,6 +1088,23 @@ impl State for SqliteState {
         .await
     }
 
+    async fn senders_with_unsent(
+        &self,
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
+        self.call("list senders", move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT claimed_by FROM deliveries
+                 WHERE run = ?1 AND status = 'pending' AND claimed_by IS NOT NULL AND lease_until >= ?2
+                 ORDER BY claimed_by",
+            )?;
+            let rows = stmt.query_map(params![run, ts(now)], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     async fn failures_in_a_row(&self, email: &EmailAddress) -> Result<usize, StateError> {
         let email = email.clone();
         self.call("count failures in a row", move |conn| {
@@ -1197,12 +1211,14 @@ impl State for SqliteState {
     async fn finish_run(&self, run: RunId, at: DateTime<Utc>) -> Result<RunProgress, StateError> {
         self.call("finish a run", move |conn| {
             let tx = conn.transaction()?;
-            let remaining: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM deliveries WHERE run = ?1 AND status IN ('pending', 'deferred')",
+            let (remaining, planned): (i64, bool) = tx.query_row(
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE run = ?1 AND status IN ('pending', 'deferred')),
+                        EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND planned IS NOT NULL)",
                 [run],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let progress = if remaining == 0 {
+            // A run still being planned (by another replica) is not finished, however few rows it has yet.
+            let progress = if remaining == 0 && planned {
                 tx.execute(
                     "UPDATE runs SET finished = ?2 WHERE id = ?1 AND finished IS NULL",
                     params![run, ts(at)],
