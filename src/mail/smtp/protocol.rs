@@ -163,31 +163,35 @@ pub fn transaction_commands(
 /// message lacks one, then the `.` line that ends the data.
 pub fn data_content(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    let mut line_start = true;
-    let mut i = 0;
-    while i < message.len() {
-        let b = message[i];
-        match b {
-            b'\r' | b'\n' => {
+    let mut rest = message;
+    // Line by line, each copied whole: this runs for every message of a fan-out.
+    loop {
+        if rest.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        match memchr::memchr2(b'\r', b'\n', rest) {
+            Some(end) => {
+                out.extend_from_slice(&rest[..end]);
                 out.extend_from_slice(b"\r\n");
                 // CRLF is one line end, not two.
-                if b == b'\r' && message.get(i + 1) == Some(&b'\n') {
-                    i += 1;
+                let ending = if rest[end..].starts_with(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = &rest[end + ending..];
+                if rest.is_empty() {
+                    break;
                 }
-                line_start = true;
             }
-            _ => {
-                if line_start && b == b'.' {
-                    out.push(b'.');
+            None => {
+                if !rest.is_empty() {
+                    out.extend_from_slice(rest);
+                    out.extend_from_slice(b"\r\n");
                 }
-                out.push(b);
-                line_start = false;
+                break;
             }
         }
-        i += 1;
-    }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
     out
@@ -345,6 +349,48 @@ mod tests {
             data_content(b"a\n.\nb\rc\r\n"),
             b"a\r\n..\r\nb\r\nc\r\n.\r\n"
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the message, the data ends only at its end, and undoing the dot-stuffing gives the message
+        /// back (with CRLF line ends and a final one).
+        #[test]
+        fn data_content_ends_only_at_the_end_and_unstuffs_to_the_message(
+            message in proptest::collection::vec(proptest::sample::select(b".\r\nab".to_vec()), 0..60)
+        ) {
+            let data = data_content(&message);
+            let body = data.strip_suffix(b".\r\n").unwrap();
+            proptest::prop_assert!(body.is_empty() || body.ends_with(b"\r\n"));
+            let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+            let mut unstuffed = Vec::new();
+            for line in &lines[..lines.len() - 1] {
+                let line = line.strip_suffix(b"\r").expect("every line ends in CRLF");
+                proptest::prop_assert!(!line.contains(&b'\r'), "a bare CR in {line:?}");
+                proptest::prop_assert!(line != b".", "the data would end early");
+                unstuffed.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+                unstuffed.extend_from_slice(b"\r\n");
+            }
+            // The message with each CRLF, CR or LF made CRLF, and one at the end if it lacks one.
+            let mut expected = Vec::new();
+            let mut i = 0;
+            while i < message.len() {
+                match message[i] {
+                    b'\r' | b'\n' => {
+                        expected.extend_from_slice(b"\r\n");
+                        if message[i] == b'\r' && message.get(i + 1) == Some(&b'\n') {
+                            i += 1;
+                        }
+                    }
+                    b => expected.push(b),
+                }
+                i += 1;
+            }
+            if !expected.is_empty() && !expected.ends_with(b"\r\n") {
+                expected.extend_from_slice(b"\r\n");
+            }
+            let got = unstuffed;
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 
     #[test]

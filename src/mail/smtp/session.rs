@@ -156,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         to: &[&str],
         message: &[u8],
     ) -> Result<Reply, Failure> {
-        let eight_bit = message.iter().any(|b| !b.is_ascii());
+        let eight_bit = !message.is_ascii();
         let commands = transaction_commands(from, to, message.len(), eight_bit, &self.ext);
         let mut answered = false;
         let result = self.transaction(&commands, message, &mut answered).await;
