@@ -2,7 +2,8 @@
 //! receives what the real binary sends, byte for byte, with its fault injection for the failures a relay really
 //! gives (421/451 replies, 550 at RCPT, connections dropped mid-DATA, a server that is down). Every received
 //! message passes `check-eml` with its DKIM signature verified, and the crash test kills the sender at random
-//! moments and counts what arrived.
+//! moments and counts what arrived. `smtp-sink` offers no PIPELINING, so those tests take the one-command-at-a-time
+//! path; `tests/tools/pipelining_sink.py` (aiosmtpd too) shows which path a client took.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -11,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::digest::make_dkim_key;
-use crate::support::{TestEnv, run_checker, shared};
+use crate::support::{TestEnv, project_root, run_checker, shared};
 
 const SECRET: &str = "delivery-test-secret";
 
@@ -486,4 +487,153 @@ fn a_send_killed_at_random_moments_resumes_and_everyone_gets_the_digest_with_dup
     );
     let run = &runs(&env)[0];
     assert_eq!(run["deliveries"]["sent"], SUBSCRIBERS as u64, "{run}");
+}
+
+/// `tests/tools/pipelining_sink.py`: a real SMTP server that records, for each MAIL command, which commands had
+/// already arrived when it answered it.
+struct PipeliningSink {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PipeliningSink {
+    fn start(dir: &Path, args: &[&str]) -> PipeliningSink {
+        let port = free_port();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(project_root().join("tests/tools/pipelining_sink.py"))
+            .arg(dir)
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => {}
+            other => panic!(
+                "pipelining_sink did not start ({other:?}; is python3-aiosmtpd installed? run scripts/test)"
+            ),
+        }
+        PipeliningSink {
+            child,
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    fn records(&self, file: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// For each MAIL command, the commands already received when it was answered.
+    fn early_commands(&self) -> Vec<Vec<String>> {
+        self.records("mail.jsonl")
+            .iter()
+            .map(|r| {
+                r["early"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The recipients of each accepted message, sorted.
+    fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .records("messages.jsonl")
+            .iter()
+            .flat_map(|r| r["rcpt_tos"].as_array().unwrap().clone())
+            .map(|a| a.as_str().unwrap().to_lowercase())
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+impl Drop for PipeliningSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_before_it_answers_mail() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &["--pipelining"]);
+    let (env, _) = world_signed(20, sink.port, "", false);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("20 sent, 0 deferred, 0 failed"), "{stderr}");
+    assert_eq!(sink.recipients(), subscribers(20));
+    let early = sink.early_commands();
+    assert_eq!(early.len(), 20, "one MAIL per message: {early:?}");
+    for commands in &early {
+        assert_eq!(
+            commands.len(),
+            2,
+            "RCPT and DATA came with MAIL: {commands:?}"
+        );
+        assert!(
+            commands[0].starts_with("RCPT TO:<s0") && commands[1] == "DATA",
+            "{commands:?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_without_pipelining_gets_every_message_one_command_at_a_time() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &[]);
+    let (env, _) = world_signed(20, sink.port, "", false);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sink.recipients(), subscribers(20));
+    let early = sink.early_commands();
+    assert_eq!(early.len(), 20, "{early:?}");
+    assert!(
+        early.iter().all(Vec::is_empty),
+        "nothing sent before MAIL was answered: {early:?}"
+    );
+}
+
+#[test]
+fn a_recipient_refused_in_a_pipelined_envelope_is_failed_and_the_rest_still_delivered() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &["--pipelining", "--reject", "s0003@example.com"],
+    );
+    let (env, _) = world_signed(10, sink.port, "", false);
+    let config = env.path().join("config.toml");
+    let one_connection = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("concurrency = 4", "concurrency = 1");
+    std::fs::write(&config, one_connection).unwrap();
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("s0003@example.com: refused for good, not retried: permanent error (550)"),
+        "{stderr}"
+    );
+    let mut expected = subscribers(10);
+    expected.retain(|s| s != "s0003@example.com");
+    assert_eq!(sink.recipients(), expected);
+    // One connection carried all ten: the refused envelope was reset (RSET), not the connection dropped.
+    let peers: std::collections::BTreeSet<String> = sink
+        .records("mail.jsonl")
+        .iter()
+        .map(|r| r["peer"].to_string())
+        .collect();
+    assert_eq!(sink.records("mail.jsonl").len(), 10);
+    assert_eq!(peers.len(), 1, "{peers:?}");
 }

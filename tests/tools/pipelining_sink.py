@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""pipelining_sink.py: a real SMTP server (aiosmtpd) on loopback that shows whether its client pipelines
+(RFC 2920), for tests/it/delivery.rs.
+
+Usage: pipelining_sink.py DIR PORT [--pipelining] [--reject RCPT ...]
+
+With --pipelining it offers PIPELINING in its EHLO reply and, on each MAIL command, waits (up to 5 s) until the
+DATA command of the same transaction is already in its input before it answers: a client that pipelines sent
+it in the same write as MAIL; a client that waits for each reply never has, and its MAIL is answered only after
+the wait. Without the flag it offers no PIPELINING and answers at once. Either way each MAIL adds a line to
+DIR/mail.jsonl, {"early": [the commands already received when MAIL was answered], "peer": [host, port]}, and each accepted message a
+line to DIR/messages.jsonl with its recipients. --reject answers 550 to RCPT TO for that address.
+
+aiosmtpd (1.4) offers no PIPELINING itself but reads commands in order from its input buffer, so pipelined
+commands work; what is "already received" is that buffer (asyncio.StreamReader._buffer, private but stable).
+Prints "listening" once it accepts connections; stops on SIGTERM or after 300 s.
+"""
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+
+
+def main():
+    from aiosmtpd.controller import Controller
+
+    args = sys.argv[1:]
+    out, port = args[0], int(args[1])
+    pipelining = "--pipelining" in args
+    rejected = {args[i + 1].lower() for i, a in enumerate(args) if a == "--reject"}
+    os.makedirs(out, exist_ok=True)
+    lock = threading.Lock()
+
+    def log(name, record):
+        with lock, open(os.path.join(out, name), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    class Handler:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            if pipelining:
+                responses.insert(-1, "250-PIPELINING")
+            return responses
+
+        async def handle_MAIL(self, server, session, envelope, address, mail_options):
+            buffered = server._reader._buffer
+            if pipelining:
+                for _ in range(500):
+                    if b"DATA\r\n" in buffered:
+                        break
+                    await asyncio.sleep(0.01)
+            early = [line for line in bytes(buffered).decode("ascii", "replace").split("\r\n") if line]
+            log("mail.jsonl", {"early": early, "peer": list(session.peer)})
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+            return "250 OK"
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address.lower() in rejected:
+                return "550 5.1.1 <%s>: no such user" % address
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            log("messages.jsonl", {"rcpt_tos": envelope.rcpt_tos, "bytes": len(envelope.original_content)})
+            return "250 OK"
+
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    print("pipelining_sink: listening on 127.0.0.1:%d" % port, flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait(300)
+    ctl.stop()
+
+
+if __name__ == "__main__":
+    main()
