@@ -637,3 +637,71 @@ fn a_recipient_refused_in_a_pipelined_envelope_is_failed_and_the_rest_still_deli
     assert_eq!(sink.records("mail.jsonl").len(), 10);
     assert_eq!(peers.len(), 1, "{peers:?}");
 }
+
+/// A world whose `smtp_url` asks for STARTTLS (`?tls=required`) to `port`.
+fn world_with_tls_required(n: usize, port: u16) -> TestEnv {
+    let (env, _) = world_signed(n, port, "", false);
+    let config = env.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("smtp://127.0.0.1:{port}\""),
+        &format!("smtp://127.0.0.1:{port}?tls=required\""),
+    );
+    assert!(text.contains("?tls=required"));
+    std::fs::write(&config, text).unwrap();
+    env
+}
+
+#[test]
+fn tls_required_is_refused_by_a_server_without_starttls_and_nothing_is_sent() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &["--pipelining"]);
+    let env = world_with_tls_required(3, sink.port);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
+    assert!(stderr.contains("3 still to send"), "{stderr}");
+    assert!(sink.early_commands().is_empty(), "no MAIL in the clear");
+}
+
+#[test]
+fn starttls_is_negotiated_and_a_certificate_from_no_trusted_authority_stops_the_send() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (cert, key) = (keys.path().join("cert.pem"), keys.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()],
+    );
+    let env = world_with_tls_required(3, sink.port);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    // The server agreed to STARTTLS; the handshake then failed on its self-signed certificate (rustls checks it
+    // against the webpki roots, and tidings has no switch to skip that).
+    assert!(
+        stderr.contains("TLS failed with") && stderr.contains("invalid peer certificate"),
+        "{stderr}"
+    );
+    assert!(sink.early_commands().is_empty(), "no MAIL sent");
+    assert!(sink.recipients().is_empty());
+}

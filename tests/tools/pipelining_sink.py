@@ -2,14 +2,16 @@
 """pipelining_sink.py: a real SMTP server (aiosmtpd) on loopback that shows whether its client pipelines
 (RFC 2920), for tests/it/delivery.rs.
 
-Usage: pipelining_sink.py DIR PORT [--pipelining] [--reject RCPT ...]
+Usage: pipelining_sink.py DIR PORT [--pipelining] [--reject RCPT ...] [--starttls CERT KEY]
 
 With --pipelining it offers PIPELINING in its EHLO reply and, on each MAIL command, waits (up to 5 s) until the
 DATA command of the same transaction is already in its input before it answers: a client that pipelines sent
 it in the same write as MAIL; a client that waits for each reply never has, and its MAIL is answered only after
 the wait. Without the flag it offers no PIPELINING and answers at once. Either way each MAIL adds a line to
 DIR/mail.jsonl, {"early": [the commands already received when MAIL was answered], "peer": [host, port]}, and each accepted message a
-line to DIR/messages.jsonl with its recipients. --reject answers 550 to RCPT TO for that address.
+line to DIR/messages.jsonl with its recipients. --reject answers 550 to RCPT TO for that address. --starttls
+offers STARTTLS with that certificate and key (PEM) and requires it before MAIL; each handshake that completes
+adds a line to DIR/tls.jsonl.
 
 aiosmtpd (1.4) offers no PIPELINING itself but reads commands in order from its input buffer, so pipelined
 commands work; what is "already received" is that buffer (asyncio.StreamReader._buffer, private but stable).
@@ -67,7 +69,20 @@ def main():
             log("messages.jsonl", {"rcpt_tos": envelope.rcpt_tos, "bytes": len(envelope.original_content)})
             return "250 OK"
 
-    ctl = Controller(Handler(), hostname="127.0.0.1", port=port)
+    tls = {}
+    if "--starttls" in args:
+        import ssl
+        i = args.index("--starttls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args[i + 1], args[i + 2])
+        tls = {"tls_context": context, "require_starttls": True}
+
+    class Handler2(Handler):
+        def handle_STARTTLS(self, server, session, envelope):  # called, not awaited, by aiosmtpd
+            log("tls.jsonl", {"peer": list(session.peer)})
+            return True
+
+    ctl = Controller(Handler2(), hostname="127.0.0.1", port=port, **tls)
     ctl.start()
     print("pipelining_sink: listening on 127.0.0.1:%d" % port, flush=True)
     done = threading.Event()
