@@ -1,9 +1,9 @@
 //! [`SmtpRelay`]: messages to an SMTP server (a relay such as Postmark, SES or a local Postfix) over pooled,
 //! reused connections, TLS unless told otherwise, and [`Sendmail`]: messages to the local `sendmail` program.
 //!
-//! The SMTP client is our own ([`session`] over [`protocol`]): lettre's sends each message as four round trips
-//! (MAIL, RCPT, DATA, the content), and with ESMTP PIPELINING (RFC 2920) one message takes two, which is what
-//! bounds the rate of a digest's fan-out. lettre still builds and signs the messages.
+//! The SMTP client is our own ([`session`] over [`protocol`]): lettre's client sends each message as four round
+//! trips (MAIL, RCPT, DATA, the content), and with ESMTP PIPELINING (RFC 2920) one message takes two; round trips
+//! bounded the rate of a digest's fan-out. lettre still builds and signs the messages.
 //!
 //! The SMTP server's answer is mapped to a [`DeliveryOutcome`]: 2xx sent; 4xx, a dropped connection or a timeout
 //! deferred; a 5xx about the message or recipient failed; a server that cannot be reached, a TLS failure or a

@@ -705,3 +705,63 @@ fn starttls_is_negotiated_and_a_certificate_from_no_trusted_authority_stops_the_
     assert!(sink.early_commands().is_empty(), "no MAIL sent");
     assert!(sink.recipients().is_empty());
 }
+
+/// A world that logs in as `news` (the URL's user name) with `password` from `TIDINGS_MAIL_PASSWORD`.
+fn send_with_login(n: usize, port: u16, password: &str) -> (TestEnv, Option<i32>, String) {
+    let (env, _) = world_signed(n, port, "", false);
+    let config = env.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("smtp://127.0.0.1:{port}"),
+        &format!("smtp://news@127.0.0.1:{port}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = env.run_with_env(
+        &["digest", "send", "weekly", "--now", TICK_1],
+        &[
+            ("TIDINGS_SECRET", SECRET),
+            ("TIDINGS_MAIL_PASSWORD", password),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (env, out.status.code(), stderr)
+}
+
+#[test]
+fn a_login_with_the_password_from_the_environment_is_accepted_with_plain_or_login() {
+    for (args, mechanism) in [
+        (&["--auth", "news:s3cret pass"][..], "PLAIN"),
+        (&["--auth", "news:s3cret pass", "--no-plain"][..], "LOGIN"),
+    ] {
+        let sink_dir = tempfile::tempdir().unwrap();
+        let sink = PipeliningSink::start(sink_dir.path(), args);
+        let (_env, code, stderr) = send_with_login(4, sink.port, "s3cret pass");
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(sink.recipients(), subscribers(4));
+        let logins = sink.records("auth.jsonl");
+        assert!(!logins.is_empty());
+        for login in &logins {
+            assert_eq!(login["mechanism"], mechanism, "{login}");
+            assert_eq!(login["login"], "news");
+            assert_eq!(login["ok"], true);
+        }
+    }
+}
+
+#[test]
+fn a_refused_login_stops_the_send_without_counting_any_message_as_tried() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &["--auth", "news:right"]);
+    let (env, code, stderr) = send_with_login(4, sink.port, "wrong");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("login refused by") && stderr.contains("(535)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is never printed: {stderr}"
+    );
+    assert!(stderr.contains("4 still to send"), "{stderr}");
+    assert!(sink.recipients().is_empty());
+    assert_eq!(runs(&env)[0]["deliveries"]["pending"], 4);
+}

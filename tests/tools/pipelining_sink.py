@@ -3,6 +3,7 @@
 (RFC 2920), for tests/it/delivery.rs.
 
 Usage: pipelining_sink.py DIR PORT [--pipelining] [--reject RCPT ...] [--starttls CERT KEY]
+                           [--auth USER:PASSWORD [--no-plain]]
 
 With --pipelining it offers PIPELINING in its EHLO reply and, on each MAIL command, waits (up to 5 s) until the
 DATA command of the same transaction is already in its input before it answers: a client that pipelines sent
@@ -11,7 +12,9 @@ the wait. Without the flag it offers no PIPELINING and answers at once. Either w
 DIR/mail.jsonl, {"early": [the commands already received when MAIL was answered], "peer": [host, port]}, and each accepted message a
 line to DIR/messages.jsonl with its recipients. --reject answers 550 to RCPT TO for that address. --starttls
 offers STARTTLS with that certificate and key (PEM) and requires it before MAIL; each handshake that completes
-adds a line to DIR/tls.jsonl.
+adds a line to DIR/tls.jsonl. --auth requires a login with that user and password before MAIL (over plain TCP
+too: this is a loopback test server), offering AUTH PLAIN and LOGIN, or only LOGIN with --no-plain; each attempt
+adds {"mechanism", "login", "ok"} to DIR/auth.jsonl.
 
 aiosmtpd (1.4) offers no PIPELINING itself but reads commands in order from its input buffer, so pipelined
 commands work; what is "already received" is that buffer (asyncio.StreamReader._buffer, private but stable).
@@ -76,6 +79,21 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args[i + 1], args[i + 2])
         tls = {"tls_context": context, "require_starttls": True}
+
+    if "--auth" in args:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+        user, password = args[args.index("--auth") + 1].split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
+                and auth_data.password.decode() == password
+            login = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else None
+            log("auth.jsonl", {"mechanism": mechanism, "login": login, "ok": ok})
+            return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+        tls.update(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+        if "--no-plain" in args:
+            tls["auth_exclude_mechanism"] = ["PLAIN"]
 
     class Handler2(Handler):
         def handle_STARTTLS(self, server, session, envelope):  # called, not awaited, by aiosmtpd
