@@ -24,6 +24,7 @@ use super::MailError;
 use super::transport::{DeliveryOutcome, Transport};
 use protocol::Reply;
 use session::{Failure, Io, Session, describe};
+
 /// How to reach the SMTP server, from `[mail]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpSettings {

@@ -663,11 +663,9 @@ fn tls_required_is_refused_by_a_server_without_starttls_and_nothing_is_sent() {
     assert!(sink.early_commands().is_empty(), "no MAIL in the clear");
 }
 
-#[test]
-fn starttls_is_negotiated_and_a_certificate_from_no_trusted_authority_stops_the_send() {
-    let sink_dir = tempfile::tempdir().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let (cert, key) = (keys.path().join("cert.pem"), keys.path().join("key.pem"));
+/// A self-signed certificate for 127.0.0.1 and its key, (cert.pem, key.pem) in `dir`.
+fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -689,6 +687,44 @@ fn starttls_is_negotiated_and_a_certificate_from_no_trusted_authority_stops_the_
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    (cert, key)
+}
+
+#[test]
+fn implicit_tls_checks_the_certificate_before_any_smtp() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(keys.path());
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &[
+            "--implicit-tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    let (env, _) = world_signed(3, sink.port, "", false);
+    let config = env.path().join("config.toml");
+    let port = sink.port;
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("smtp://127.0.0.1:{port}"),
+        &format!("smtps://127.0.0.1:{port}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("TLS failed with") && stderr.contains("invalid peer certificate"),
+        "{stderr}"
+    );
+    assert!(sink.early_commands().is_empty() && sink.recipients().is_empty());
+}
+
+#[test]
+fn starttls_is_negotiated_and_a_certificate_from_no_trusted_authority_stops_the_send() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(keys.path());
     let sink = PipeliningSink::start(
         sink_dir.path(),
         &["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()],

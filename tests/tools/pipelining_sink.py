@@ -3,7 +3,7 @@
 (RFC 2920), for tests/it/delivery.rs.
 
 Usage: pipelining_sink.py DIR PORT [--pipelining] [--reject RCPT ...] [--starttls CERT KEY]
-                           [--auth USER:PASSWORD [--no-plain]]
+                           [--auth USER:PASSWORD [--no-plain]] [--implicit-tls CERT KEY]
 
 With --pipelining it offers PIPELINING in its EHLO reply and, on each MAIL command, waits (up to 5 s) until the
 DATA command of the same transaction is already in its input before it answers: a client that pipelines sent
@@ -12,7 +12,7 @@ the wait. Without the flag it offers no PIPELINING and answers at once. Either w
 DIR/mail.jsonl, {"early": [the commands already received when MAIL was answered], "peer": [host, port]}, and each accepted message a
 line to DIR/messages.jsonl with its recipients. --reject answers 550 to RCPT TO for that address. --starttls
 offers STARTTLS with that certificate and key (PEM) and requires it before MAIL; each handshake that completes
-adds a line to DIR/tls.jsonl. --auth requires a login with that user and password before MAIL (over plain TCP
+adds a line to DIR/tls.jsonl; --implicit-tls speaks TLS from the first byte instead (smtps://). --auth requires a login with that user and password before MAIL (over plain TCP
 too: this is a loopback test server), offering AUTH PLAIN and LOGIN, or only LOGIN with --no-plain; each attempt
 adds {"mechanism", "login", "ok"} to DIR/auth.jsonl.
 
@@ -79,6 +79,12 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args[i + 1], args[i + 2])
         tls = {"tls_context": context, "require_starttls": True}
+    if "--implicit-tls" in args:
+        import ssl
+        i = args.index("--implicit-tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args[i + 1], args[i + 2])
+        tls = {"ssl_context": context}
 
     if "--auth" in args:
         from aiosmtpd.smtp import AuthResult, LoginPassword
