@@ -591,6 +591,28 @@ fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_before_it_answers_mai
 }
 
 #[test]
+fn with_pipelining_temporary_failures_and_dropped_connections_are_retried_and_every_message_arrives_once()
+ {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &["--pipelining", "--tempfail-every", "5", "--drop-every", "7"],
+    );
+    let (env, _) = world_signed(40, sink.port, "max_attempts = 6", false);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    let faults = sink.records("faults.jsonl");
+    let count = |kind: &str| faults.iter().filter(|f| f["fault"] == kind).count();
+    assert!(count("tempfail") >= 8 && count("drop") >= 4, "{faults:?}");
+    assert_eq!(sink.recipients(), subscribers(40), "everyone once");
+    assert!(
+        sink.early_commands().iter().all(|c| c.len() == 2),
+        "every envelope pipelined"
+    );
+    assert_eq!(runs(&env)[0]["deliveries"]["sent"], 40);
+}
+
+#[test]
 fn a_server_without_pipelining_gets_every_message_one_command_at_a_time() {
     let sink_dir = tempfile::tempdir().unwrap();
     let sink = PipeliningSink::start(sink_dir.path(), &[]);

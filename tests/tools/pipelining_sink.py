@@ -4,6 +4,7 @@
 
 Usage: pipelining_sink.py DIR PORT [--pipelining] [--reject RCPT ...] [--starttls CERT KEY]
                            [--auth USER:PASSWORD [--no-plain]] [--implicit-tls CERT KEY]
+                           [--tempfail-every K] [--drop-every K]
 
 With --pipelining it offers PIPELINING in its EHLO reply and, on each MAIL command, waits (up to 5 s) until the
 DATA command of the same transaction is already in its input before it answers: a client that pipelines sent
@@ -14,7 +15,9 @@ line to DIR/messages.jsonl with its recipients. --reject answers 550 to RCPT TO 
 offers STARTTLS with that certificate and key (PEM) and requires it before MAIL; each handshake that completes
 adds a line to DIR/tls.jsonl; --implicit-tls speaks TLS from the first byte instead (smtps://). --auth requires a login with that user and password before MAIL (over plain TCP
 too: this is a loopback test server), offering AUTH PLAIN and LOGIN, or only LOGIN with --no-plain; each attempt
-adds {"mechanism", "login", "ok"} to DIR/auth.jsonl.
+adds {"mechanism", "login", "ok"} to DIR/auth.jsonl. --tempfail-every K answers 451 at the end of every K-th
+message's data, --drop-every K closes the connection there instead of answering (as ../shared/validators/smtp-sink
+does, which offers no PIPELINING); each adds {"fault"} to DIR/faults.jsonl.
 
 aiosmtpd (1.4) offers no PIPELINING itself but reads commands in order from its input buffer, so pipelined
 commands work; what is "already received" is that buffer (asyncio.StreamReader._buffer, private but stable).
@@ -37,6 +40,12 @@ def main():
     rejected = {args[i + 1].lower() for i, a in enumerate(args) if a == "--reject"}
     os.makedirs(out, exist_ok=True)
     lock = threading.Lock()
+
+    def option(name):
+        return int(args[args.index(name) + 1]) if name in args else 0
+
+    tempfail_every, drop_every = option("--tempfail-every"), option("--drop-every")
+    count = {"data": 0}
 
     def log(name, record):
         with lock, open(os.path.join(out, name), "a") as f:
@@ -69,6 +78,16 @@ def main():
             return "250 OK"
 
         async def handle_DATA(self, server, session, envelope):
+            with lock:
+                count["data"] += 1
+                n = count["data"]
+            if tempfail_every and n % tempfail_every == 0:
+                log("faults.jsonl", {"fault": "tempfail"})
+                return "451 4.3.0 try again later"
+            if drop_every and n % drop_every == 0:
+                log("faults.jsonl", {"fault": "drop"})
+                server.transport.close()
+                return "421 4.4.2 dropped"  # never reaches the client: the socket is closed
             log("messages.jsonl", {"rcpt_tos": envelope.rcpt_tos, "bytes": len(envelope.original_content)})
             return "250 OK"
 
