@@ -1,23 +1,29 @@
 //! [`SmtpRelay`]: messages to an SMTP server (a relay such as Postmark, SES or a local Postfix) over pooled,
 //! reused connections, TLS unless told otherwise, and [`Sendmail`]: messages to the local `sendmail` program.
 //!
+//! The SMTP client is our own ([`session`] over [`protocol`]): lettre's client sends each message as four round
+//! trips (MAIL, RCPT, DATA, the content), and with ESMTP PIPELINING (RFC 2920) one message takes two; round trips
+//! bounded the rate of a digest's fan-out. lettre still builds and signs the messages.
+//!
 //! The SMTP server's answer is mapped to a [`DeliveryOutcome`]: 2xx sent; 4xx, a dropped connection or a timeout
 //! deferred; a 5xx about the message or recipient failed; a server that cannot be reached, a TLS failure or a
 //! refused login unavailable (no message is at fault, so the run stops instead of failing everyone).
+
+mod protocol;
+mod session;
 
 use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSendmailTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Semaphore;
 use url::Url;
 
 use super::MailError;
 use super::transport::{DeliveryOutcome, Transport};
+use protocol::Reply;
+use session::{Failure, Io, Session, describe};
 
 /// How to reach the SMTP server, from `[mail]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,21 +98,34 @@ enum Security {
     Plain,
 }
 
-/// An SMTP relay with a pool of reused connections (at most `concurrency` open at once).
-///
-/// Connections are lettre's [`AsyncSmtpConnection`] over a TCP socket tidings opens itself with `TCP_NODELAY`:
-/// lettre writes a message's body and its final `.` separately, and with Nagle on (lettre 0.11.23's own socket)
-/// each message then waits for the server's 40 ms delayed ACK.
+/// An SMTP relay with a pool of reused connections (at most `concurrency` open at once), each a TCP socket with
+/// `TCP_NODELAY` (a message's commands and content are each one write; with Nagle on, the write after a reply
+/// would wait for the server's 40 ms delayed ACK).
 pub struct SmtpRelay {
     host: String,
     port: u16,
     security: Security,
     credentials: Option<Credentials>,
     timeout: Duration,
-    hello: ClientId,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<Connection>>,
     slots: Semaphore,
+}
+
+/// A session over plain TCP or TLS.
+type Connection = Session<Box<dyn Io>>;
+
+/// The login: the URL's user name and `TIDINGS_MAIL_PASSWORD`.
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+/// One message's envelope and bytes, shared with the task that sends it.
+struct Job {
+    from: Option<String>,
+    to: Vec<String>,
+    bytes: Vec<u8>,
 }
 
 impl SmtpRelay {
@@ -141,7 +160,10 @@ impl SmtpRelay {
         });
         let user = percent_decode(url.username());
         let credentials = match (user.is_empty(), password.filter(|p| !p.is_empty())) {
-            (false, Some(password)) => Some(Credentials::new(user, password.to_string())),
+            (false, Some(password)) => Some(Credentials {
+                user,
+                password: password.to_string(),
+            }),
             (false, None) => {
                 return Err(MailError::Transport {
                     what: "TIDINGS_MAIL_PASSWORD",
@@ -170,7 +192,6 @@ impl SmtpRelay {
             security,
             credentials,
             timeout: settings.timeout,
-            hello: ClientId::default(),
             tls: Arc::new(tls),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(settings.concurrency.max(1)),
@@ -179,7 +200,7 @@ impl SmtpRelay {
 
     /// A new session: TCP (no Nagle), TLS as configured, EHLO, login. Failing to reach the server, to secure the
     /// connection or to log in is `Unavailable`: no message is at fault.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, DeliveryOutcome> {
+    async fn connect(&self) -> Result<Connection, DeliveryOutcome> {
         let unreachable = |what: &str, e: &dyn std::fmt::Display| DeliveryOutcome::Unavailable {
             reason: format!("{what} {}:{}: {e}", self.host, self.port),
         };
@@ -192,88 +213,120 @@ impl SmtpRelay {
         .map_err(|e| unreachable("cannot connect to", &e))?;
         tcp.set_nodelay(true)
             .map_err(|e| unreachable("cannot set up the connection to", &e))?;
-        let connected = match self.security {
+        let hello = hello_name(&tcp);
+        let mut session = match self.security {
             Security::Implicit => {
-                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| unreachable("TLS cannot name", &e))?;
-                let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
-                    .connect(name, tcp)
+                let tls = self
+                    .handshake(tcp)
                     .await
                     .map_err(|e| unreachable("TLS failed with", &e))?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(ImplicitTls(tls)), &self.hello)
+                let mut session = Session::new(Box::new(tls) as Box<dyn Io>, self.timeout);
+                session
+                    .greeting()
                     .await
+                    .map_err(|e| unreachable("no SMTP greeting from", &e))?;
+                session
+                    .ehlo(&hello)
+                    .await
+                    .map_err(|e| unreachable("EHLO refused by", &e))?;
+                session
             }
-            _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await,
+            _ => {
+                let mut plain = Session::new(tcp, self.timeout);
+                plain
+                    .greeting()
+                    .await
+                    .map_err(|e| unreachable("no SMTP greeting from", &e))?;
+                plain
+                    .ehlo(&hello)
+                    .await
+                    .map_err(|e| unreachable("EHLO refused by", &e))?;
+                let wants_tls = self.security == Security::StartTls
+                    || (self.security == Security::Opportunistic && plain.extensions().starttls);
+                if wants_tls {
+                    let tcp = plain
+                        .starttls()
+                        .await
+                        .map_err(|e| unreachable("STARTTLS failed with", &e))?;
+                    let tls = self
+                        .handshake(tcp)
+                        .await
+                        .map_err(|e| unreachable("TLS failed with", &e))?;
+                    // No greeting after STARTTLS; the extensions are asked for again (RFC 3207 §4.2).
+                    let mut session = Session::new(Box::new(tls) as Box<dyn Io>, self.timeout);
+                    session
+                        .ehlo(&hello)
+                        .await
+                        .map_err(|e| unreachable("EHLO over TLS refused by", &e))?;
+                    session
+                } else {
+                    plain.boxed()
+                }
+            }
         };
-        let mut conn = connected.map_err(|e| unreachable("no SMTP greeting from", &e))?;
-        let wants_tls = matches!(self.security, Security::StartTls)
-            || (self.security == Security::Opportunistic && conn.can_starttls());
-        if wants_tls {
-            let params = TlsParameters::new(self.host.clone())
-                .map_err(|e| unreachable("TLS cannot name", &e))?;
-            conn.starttls(params, &self.hello)
-                .await
-                .map_err(|e| unreachable("STARTTLS failed with", &e))?;
-        }
         if let Some(credentials) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+            session
+                .auth(&credentials.user, &credentials.password)
                 .await
                 .map_err(|e| unreachable("login refused by", &e))?;
         }
-        Ok(conn)
+        Ok(session)
     }
 
-    fn put_back(&self, conn: AsyncSmtpConnection) {
-        if !conn.has_broken() {
+    /// The TLS handshake over `tcp`, checking the server's certificate for the URL's host.
+    async fn handshake(
+        &self,
+        tcp: tokio::net::TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| format!("cannot name {}: {e}", self.host))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls));
+        match tokio::time::timeout(self.timeout, connector.connect(name, tcp)).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no handshake within {:?}", self.timeout)),
+        }
+    }
+
+    fn put_back(&self, conn: Connection) {
+        if !conn.is_broken() {
             self.idle
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(conn);
         }
     }
-}
 
-/// A TLS stream from the first byte, handed to lettre as if it were the plain socket.
-#[derive(Debug)]
-struct ImplicitTls(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
-
-impl lettre::transport::smtp::client::AsyncTokioStream for ImplicitTls {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
+    /// One message's transaction on `conn`, as a task of its own, so that the protocol work (and TLS) runs on
+    /// any of the runtime's threads, not on the one that drives every connection of a send.
+    async fn exchange(
+        &self,
+        mut conn: Connection,
+        job: &Arc<Job>,
+    ) -> Result<(Connection, Result<Reply, Failure>), DeliveryOutcome> {
+        let job = Arc::clone(job);
+        let task = tokio::spawn(async move {
+            let to: Vec<&str> = job.to.iter().map(String::as_str).collect();
+            let result = conn.send(job.from.as_deref(), &to, &job.bytes).await;
+            (conn, result)
+        });
+        match task.await {
+            Ok(done) => Ok(done),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(DeliveryOutcome::Deferred {
+                reply: "the exchange was cancelled: tidings is stopping".into(),
+            }),
+        }
     }
 }
 
-impl tokio::io::AsyncRead for ImplicitTls {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for ImplicitTls {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+/// The EHLO name: the address literal of our end of the connection (`[192.0.2.1]`, `[IPv6:…]`), always valid by
+/// RFC 5321 §4.1.4, where a bare host name (`vm`) is not a domain.
+fn hello_name(tcp: &tokio::net::TcpStream) -> String {
+    match tcp.local_addr().map(|a| a.ip()) {
+        Ok(std::net::IpAddr::V4(ip)) => format!("[{ip}]"),
+        Ok(std::net::IpAddr::V6(ip)) => format!("[IPv6:{ip}]"),
+        Err(_) => "[127.0.0.1]".into(),
     }
 }
 
@@ -292,8 +345,12 @@ impl Transport for SmtpRelay {
                 reason: "the SMTP transport was shut down".into(),
             };
         };
-        let bytes: Arc<[u8]> = message.formatted().into();
-        let envelope = message.envelope().clone();
+        let envelope = message.envelope();
+        let job = Arc::new(Job {
+            from: envelope.from().map(ToString::to_string),
+            to: envelope.to().iter().map(ToString::to_string).collect(),
+            bytes: message.formatted(),
+        });
         let reused = self
             .idle
             .lock()
@@ -307,87 +364,58 @@ impl Transport for SmtpRelay {
                 Err(outcome) => return outcome,
             },
         };
-        let (mut conn, mut result) = match self.exchange(conn, &envelope, &bytes).await {
+        let (mut conn, mut result) = match self.exchange(conn, &job).await {
             Ok(exchanged) => exchanged,
             Err(outcome) => return outcome,
         };
         // A pooled connection the server closed while it was idle fails before any reply: once, on a fresh one.
-        if was_reused && matches!(&result, Ok(Err(e)) if e.status().is_none()) {
+        if was_reused
+            && matches!(
+                result,
+                Err(Failure::Lost {
+                    answered: false,
+                    ..
+                })
+            )
+        {
             let fresh = match self.connect().await {
                 Ok(conn) => conn,
                 Err(outcome) => return outcome,
             };
-            (conn, result) = match self.exchange(fresh, &envelope, &bytes).await {
+            (conn, result) = match self.exchange(fresh, &job).await {
                 Ok(exchanged) => exchanged,
                 Err(outcome) => return outcome,
             };
         }
-        match result {
-            Ok(Ok(response)) => {
-                self.put_back(conn);
-                DeliveryOutcome::Sent {
-                    reply: format!(
-                        "{} {}",
-                        response.code(),
-                        response.message().collect::<Vec<_>>().join(" ")
-                    ),
-                }
-            }
-            Ok(Err(e)) => {
-                self.put_back(conn);
-                classify(&e)
-            }
-            Err(_) => DeliveryOutcome::Deferred {
-                reply: format!("no answer from the server within {:?}", self.timeout * 4),
-            },
-        }
+        self.put_back(conn);
+        classify(result)
     }
 }
-
-impl SmtpRelay {
-    /// One message's SMTP exchange on `conn`, as a task of its own: the protocol work (lettre writes the message
-    /// a byte at a time while dot-stuffing it) then runs on any of the runtime's threads, not on the one that
-    /// drives every connection of a send.
-    async fn exchange(
-        &self,
-        mut conn: AsyncSmtpConnection,
-        envelope: &lettre::address::Envelope,
-        bytes: &Arc<[u8]>,
-    ) -> Result<(AsyncSmtpConnection, Exchanged), DeliveryOutcome> {
-        let (envelope, bytes, limit) = (envelope.clone(), Arc::clone(bytes), self.timeout * 4);
-        let task = tokio::spawn(async move {
-            let result = tokio::time::timeout(limit, conn.send(&envelope, &bytes)).await;
-            (conn, result)
-        });
-        match task.await {
-            Ok(done) => Ok(done),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(DeliveryOutcome::Deferred {
-                reply: "the exchange was cancelled: tidings is stopping".into(),
-            }),
-        }
-    }
-}
-
-/// What one exchange gave: the server's answer, a protocol error, or no answer in time.
-type Exchanged = Result<
-    Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
-    tokio::time::error::Elapsed,
->;
 
 /// Reply codes that refuse the session (authentication), not one message.
 const SESSION_REFUSALS: [u16; 4] = [530, 534, 535, 538];
 
-/// Maps a lettre SMTP error in an established session to what the ledger records: a reply code says; anything
-/// else (a dropped connection, a broken TLS record) is worth another try.
-fn classify(e: &lettre::transport::smtp::Error) -> DeliveryOutcome {
-    let reply = e.to_string();
-    match e.status().map(u16::from) {
-        Some(code) if e.is_permanent() && SESSION_REFUSALS.contains(&code) => {
-            DeliveryOutcome::Unavailable { reason: reply }
+/// Maps a transaction's result to what the ledger records: a reply code says; anything else (a dropped
+/// connection, a broken TLS record, a timeout) is worth another try.
+fn classify(result: Result<Reply, Failure>) -> DeliveryOutcome {
+    match result {
+        Ok(reply) => DeliveryOutcome::Sent {
+            reply: reply.to_string(),
+        },
+        Err(Failure::Refused(reply)) if reply.is_permanent() => {
+            if SESSION_REFUSALS.contains(&reply.code) {
+                DeliveryOutcome::Unavailable {
+                    reason: describe(&reply),
+                }
+            } else {
+                DeliveryOutcome::Failed {
+                    reply: describe(&reply),
+                }
+            }
         }
-        Some(_) if e.is_permanent() => DeliveryOutcome::Failed { reply },
-        _ => DeliveryOutcome::Deferred { reply },
+        Err(failure) => DeliveryOutcome::Deferred {
+            reply: failure.to_string(),
+        },
     }
 }
 

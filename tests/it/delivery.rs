@@ -2,7 +2,8 @@
 //! receives what the real binary sends, byte for byte, with its fault injection for the failures a relay really
 //! gives (421/451 replies, 550 at RCPT, connections dropped mid-DATA, a server that is down). Every received
 //! message passes `check-eml` with its DKIM signature verified, and the crash test kills the sender at random
-//! moments and counts what arrived.
+//! moments and counts what arrived. `smtp-sink` offers no PIPELINING, so those tests take the one-command-at-a-time
+//! path; `tests/tools/pipelining_sink.py` (aiosmtpd too) shows which path a client took.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -11,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::digest::make_dkim_key;
-use crate::support::{TestEnv, run_checker, shared};
+use crate::support::{TestEnv, project_root, run_checker, shared};
 
 const SECRET: &str = "delivery-test-secret";
 
@@ -486,4 +487,339 @@ fn a_send_killed_at_random_moments_resumes_and_everyone_gets_the_digest_with_dup
     );
     let run = &runs(&env)[0];
     assert_eq!(run["deliveries"]["sent"], SUBSCRIBERS as u64, "{run}");
+}
+
+/// `tests/tools/pipelining_sink.py`: a real SMTP server that records, for each MAIL command, which commands had
+/// already arrived when it answered it.
+struct PipeliningSink {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PipeliningSink {
+    fn start(dir: &Path, args: &[&str]) -> PipeliningSink {
+        let port = free_port();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(project_root().join("tests/tools/pipelining_sink.py"))
+            .arg(dir)
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => {}
+            other => panic!(
+                "pipelining_sink did not start ({other:?}; is python3-aiosmtpd installed? run scripts/test)"
+            ),
+        }
+        PipeliningSink {
+            child,
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    fn records(&self, file: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// For each MAIL command, the commands already received when it was answered.
+    fn early_commands(&self) -> Vec<Vec<String>> {
+        self.records("mail.jsonl")
+            .iter()
+            .map(|r| {
+                r["early"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The recipients of each accepted message, sorted.
+    fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .records("messages.jsonl")
+            .iter()
+            .flat_map(|r| r["rcpt_tos"].as_array().unwrap().clone())
+            .map(|a| a.as_str().unwrap().to_lowercase())
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+impl Drop for PipeliningSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_before_it_answers_mail() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &["--pipelining"]);
+    let (env, _) = world_signed(20, sink.port, "", false);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("20 sent, 0 deferred, 0 failed"), "{stderr}");
+    assert_eq!(sink.recipients(), subscribers(20));
+    let early = sink.early_commands();
+    assert_eq!(early.len(), 20, "one MAIL per message: {early:?}");
+    for commands in &early {
+        assert_eq!(
+            commands.len(),
+            2,
+            "RCPT and DATA came with MAIL: {commands:?}"
+        );
+        assert!(
+            commands[0].starts_with("RCPT TO:<s0") && commands[1] == "DATA",
+            "{commands:?}"
+        );
+    }
+}
+
+#[test]
+fn with_pipelining_temporary_failures_and_dropped_connections_are_retried_and_every_message_arrives_once()
+ {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &["--pipelining", "--tempfail-every", "5", "--drop-every", "7"],
+    );
+    let (env, _) = world_signed(40, sink.port, "max_attempts = 6", false);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    let faults = sink.records("faults.jsonl");
+    let count = |kind: &str| faults.iter().filter(|f| f["fault"] == kind).count();
+    assert!(count("tempfail") >= 8 && count("drop") >= 4, "{faults:?}");
+    assert_eq!(sink.recipients(), subscribers(40), "everyone once");
+    assert!(
+        sink.early_commands().iter().all(|c| c.len() == 2),
+        "every envelope pipelined"
+    );
+    assert_eq!(runs(&env)[0]["deliveries"]["sent"], 40);
+}
+
+#[test]
+fn a_server_without_pipelining_gets_every_message_one_command_at_a_time() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &[]);
+    let (env, _) = world_signed(20, sink.port, "", false);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sink.recipients(), subscribers(20));
+    let early = sink.early_commands();
+    assert_eq!(early.len(), 20, "{early:?}");
+    assert!(
+        early.iter().all(Vec::is_empty),
+        "nothing sent before MAIL was answered: {early:?}"
+    );
+}
+
+#[test]
+fn a_recipient_refused_in_a_pipelined_envelope_is_failed_and_the_rest_still_delivered() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &["--pipelining", "--reject", "s0003@example.com"],
+    );
+    let (env, _) = world_signed(10, sink.port, "", false);
+    let config = env.path().join("config.toml");
+    let one_connection = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("concurrency = 4", "concurrency = 1");
+    std::fs::write(&config, one_connection).unwrap();
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("s0003@example.com: refused for good, not retried: permanent error (550)"),
+        "{stderr}"
+    );
+    let mut expected = subscribers(10);
+    expected.retain(|s| s != "s0003@example.com");
+    assert_eq!(sink.recipients(), expected);
+    // One connection carried all ten: the refused envelope was reset (RSET), not the connection dropped.
+    let peers: std::collections::BTreeSet<String> = sink
+        .records("mail.jsonl")
+        .iter()
+        .map(|r| r["peer"].to_string())
+        .collect();
+    assert_eq!(sink.records("mail.jsonl").len(), 10);
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+/// A world whose `smtp_url` asks for STARTTLS (`?tls=required`) to `port`.
+fn world_with_tls_required(n: usize, port: u16) -> TestEnv {
+    let (env, _) = world_signed(n, port, "", false);
+    let config = env.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("smtp://127.0.0.1:{port}\""),
+        &format!("smtp://127.0.0.1:{port}?tls=required\""),
+    );
+    assert!(text.contains("?tls=required"));
+    std::fs::write(&config, text).unwrap();
+    env
+}
+
+#[test]
+fn tls_required_is_refused_by_a_server_without_starttls_and_nothing_is_sent() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &["--pipelining"]);
+    let env = world_with_tls_required(3, sink.port);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
+    assert!(stderr.contains("3 still to send"), "{stderr}");
+    assert!(sink.early_commands().is_empty(), "no MAIL in the clear");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, (cert.pem, key.pem) in `dir`.
+fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn implicit_tls_checks_the_certificate_before_any_smtp() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(keys.path());
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &[
+            "--implicit-tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    let (env, _) = world_signed(3, sink.port, "", false);
+    let config = env.path().join("config.toml");
+    let port = sink.port;
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("smtp://127.0.0.1:{port}"),
+        &format!("smtps://127.0.0.1:{port}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("TLS failed with") && stderr.contains("invalid peer certificate"),
+        "{stderr}"
+    );
+    assert!(sink.early_commands().is_empty() && sink.recipients().is_empty());
+}
+
+#[test]
+fn starttls_is_negotiated_and_a_certificate_from_no_trusted_authority_stops_the_send() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(keys.path());
+    let sink = PipeliningSink::start(
+        sink_dir.path(),
+        &["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()],
+    );
+    let env = world_with_tls_required(3, sink.port);
+    let (code, stderr) = send(&env, TICK_1);
+    assert_eq!(code, Some(2), "{stderr}");
+    // The server agreed to STARTTLS; the handshake then failed on its self-signed certificate (rustls checks it
+    // against the webpki roots, and tidings has no switch to skip that).
+    assert!(
+        stderr.contains("TLS failed with") && stderr.contains("invalid peer certificate"),
+        "{stderr}"
+    );
+    assert!(sink.early_commands().is_empty(), "no MAIL sent");
+    assert!(sink.recipients().is_empty());
+}
+
+/// A world that logs in as `news` (the URL's user name) with `password` from `TIDINGS_MAIL_PASSWORD`.
+fn send_with_login(n: usize, port: u16, password: &str) -> (TestEnv, Option<i32>, String) {
+    let (env, _) = world_signed(n, port, "", false);
+    let config = env.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("smtp://127.0.0.1:{port}"),
+        &format!("smtp://news@127.0.0.1:{port}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = env.run_with_env(
+        &["digest", "send", "weekly", "--now", TICK_1],
+        &[
+            ("TIDINGS_SECRET", SECRET),
+            ("TIDINGS_MAIL_PASSWORD", password),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (env, out.status.code(), stderr)
+}
+
+#[test]
+fn a_login_with_the_password_from_the_environment_is_accepted_with_plain_or_login() {
+    for (args, mechanism) in [
+        (&["--auth", "news:s3cret pass"][..], "PLAIN"),
+        (&["--auth", "news:s3cret pass", "--no-plain"][..], "LOGIN"),
+    ] {
+        let sink_dir = tempfile::tempdir().unwrap();
+        let sink = PipeliningSink::start(sink_dir.path(), args);
+        let (_env, code, stderr) = send_with_login(4, sink.port, "s3cret pass");
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(sink.recipients(), subscribers(4));
+        let logins = sink.records("auth.jsonl");
+        assert!(!logins.is_empty());
+        for login in &logins {
+            assert_eq!(login["mechanism"], mechanism, "{login}");
+            assert_eq!(login["login"], "news");
+            assert_eq!(login["ok"], true);
+        }
+    }
+}
+
+#[test]
+fn a_refused_login_stops_the_send_without_counting_any_message_as_tried() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = PipeliningSink::start(sink_dir.path(), &["--auth", "news:right"]);
+    let (env, code, stderr) = send_with_login(4, sink.port, "wrong");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("login refused by") && stderr.contains("(535)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is never printed: {stderr}"
+    );
+    assert!(stderr.contains("4 still to send"), "{stderr}");
+    assert!(sink.recipients().is_empty());
+    assert_eq!(runs(&env)[0]["deliveries"]["pending"], 4);
 }
