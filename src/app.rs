@@ -8,6 +8,7 @@ mod daemon;
 mod preview;
 mod runs;
 mod send;
+mod state_ops;
 mod subscribers;
 
 pub use check::{CheckReport, check};
@@ -16,6 +17,7 @@ pub use daemon::{Daemon, DaemonError, daemon};
 pub use preview::{Preview, digest_preview, write_preview};
 pub use runs::digest_runs;
 pub use send::{SendOptions, SendOutcome, SendReport, digest_send, digest_send_with, transport};
+pub use state_ops::{state_export, state_import, state_migrate};
 pub use subscribers::{
     ImportReport, subscribers_add, subscribers_import, subscribers_list, subscribers_remove,
 };
@@ -56,6 +58,8 @@ pub enum NewsletterError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: not a tidings state export: {reason}")]
+    BadExport { path: PathBuf, reason: String },
     #[error("{path}: cannot write: {source}")]
     Write {
         path: PathBuf,

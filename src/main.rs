@@ -90,6 +90,32 @@ enum Command {
         #[command(subcommand)]
         command: DigestCommand,
     },
+    /// The state database: migrate its schema, or move it to another backend (export, then import).
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Bring the schema of [state] database to this tidings' version (every command also does it on open).
+    Migrate {
+        /// Say what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write everything the state holds (subscribers, suppressions, runs, deliveries, the link secret) as JSON.
+    /// Stop every sender first: claims are not exported.
+    Export {
+        /// The file to write (created readable by its owner only); standard output when left out.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read an export into [state] database, which must be empty (all or nothing). To move SQLite to
+    /// PostgreSQL: `tidings state export -o s.json`, then `TIDINGS_STATE_DATABASE=postgres://… tidings state
+    /// import s.json`.
+    Import { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -191,6 +217,19 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             subscribers_command(&config, command, now, &reporter).await
         }
         Command::Digest { command } => digest_command(&config, command, now, &reporter).await,
+        Command::State { command } => {
+            let said = match command {
+                StateCommand::Migrate { dry_run } => app::state_migrate(&config, *dry_run).await?,
+                StateCommand::Export { output } => {
+                    app::state_export(&config, output.as_deref()).await?
+                }
+                StateCommand::Import { file } => app::state_import(&config, file).await?,
+            };
+            if !cli.quiet {
+                eprint!("{said}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => {
             let report = tidings::app::check(&config, now);
             for warning in &report.warnings {
@@ -496,7 +535,10 @@ impl Command {
             }
             Command::Subscribers { command } => !matches!(command, SubscribersCommand::List { .. }),
             Command::Serve => true,
-            Command::Build { .. } | Command::Check | Command::Related { .. } => false,
+            Command::Build { .. }
+            | Command::State { .. }
+            | Command::Check
+            | Command::Related { .. } => false,
         }
     }
 }

@@ -26,6 +26,7 @@
 //!
 //! This module does not decide what anyone gets (that is `digest`) nor send anything (that is `mail`).
 
+pub mod dump;
 mod postgres;
 mod sqlite;
 
@@ -85,6 +86,10 @@ pub enum StateError {
     /// Another sender ended the run's planning while this one was still planning it: its deliveries are fixed.
     #[error("run {0} is already planned; its deliveries are fixed")]
     AlreadyPlanned(RunId),
+    #[error(
+        "the state to import into is not empty (it holds {0}); import into a new database, so nothing is mixed or overwritten"
+    )]
+    NotEmpty(String),
     #[error("state database: no delivery {0}")]
     NoDelivery(DeliveryId),
     #[error("state database: no run {0}")]
@@ -153,6 +158,25 @@ pub async fn open(location: &StateLocation) -> Result<Arc<dyn State>, StateError
             PostgresState::connect(url, &location.display()).await?,
         )),
     }
+}
+
+/// Where a state's schema stands: its version and the latest this tidings knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    pub current: usize,
+    pub latest: usize,
+}
+
+/// The schema status of the state at `location`, changing nothing (no file is created, nothing migrated).
+pub async fn schema_status(location: &StateLocation) -> Result<SchemaStatus, StateError> {
+    let (current, latest) = match location {
+        StateLocation::Sqlite(path) => (SqliteState::version_at(path)?, sqlite::MIGRATIONS.len()),
+        StateLocation::Postgres(url) => (
+            PostgresState::version_at(url, &location.display()).await?,
+            postgres::MIGRATIONS.len(),
+        ),
+    };
+    Ok(SchemaStatus { current, latest })
 }
 
 /// A time as both backends write it in text: RFC 3339, UTC, whole seconds.
@@ -606,6 +630,13 @@ pub trait State: Send + Sync {
         categories: &[String],
         at: DateTime<Utc>,
     ) -> Result<PreferencesOutcome, StateError>;
+    /// The link-token secret, if one is stored (unlike [`State::secret`], never stores one).
+    async fn stored_secret(&self) -> Result<Option<Vec<u8>>, StateError>;
+    /// The suppression list (keyed hashes of forgotten addresses), by key.
+    async fn suppressions(&self) -> Result<Vec<dump::DumpSuppression>, StateError>;
+    /// Writes a whole exported state into this one, which must be empty (no subscriber, run or suppression), in
+    /// one transaction: ids, handles, statuses and times as they were.
+    async fn load(&self, dump: &dump::StateDump) -> Result<(), StateError>;
     /// Answers when the store is reachable and readable (`/healthz`).
     async fn ping(&self) -> Result<(), StateError>;
 }

@@ -25,6 +25,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, Rec
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::dump::{DumpSubscriber, DumpSuppression, StateDump};
 use super::{
     Claimed, ConfirmOutcome, Delivery, DeliveryId, LeaveOutcome, NewDelivery, PreferencesOutcome,
     Received, RecordedPick, RemoveOutcome, Resubscribe, Run, RunId, RunProgress, RunSummary,
@@ -94,6 +95,9 @@ const MIGRATION_LOCK: i64 = 0x7469_6469_6e67_0001;
 const SUBSCRIBERS_LOCK: i64 = 0x7469_6469_6e67_0002;
 
 const SECRET_KEY: &str = "link_token_secret";
+
+/// Rows sent in one statement by [`State::load`].
+const LOAD_PAGE: usize = 5000;
 
 /// The PostgreSQL backend: a pool of connections to one database.
 pub struct PostgresState {
@@ -264,6 +268,29 @@ pub(super) fn only_local_hosts(config: &tokio_postgres::Config) -> bool {
 impl PostgresState {
     /// Connects to the database at `url` and migrates it to the latest schema version.
     pub async fn connect(url: &str, shown: &str) -> Result<PostgresState, StateError> {
+        let state = PostgresState::connect_only(url, shown).await?;
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| StateError::Unavailable {
+                location: shown.into(),
+                reason: pool_reason(&e),
+            })?;
+        migrate(client, shown).await?;
+        Ok(state)
+    }
+
+    /// The schema version the database at `url` is at, changing nothing (`state migrate --dry-run`).
+    pub async fn version_at(url: &str, shown: &str) -> Result<usize, StateError> {
+        let state = PostgresState::connect_only(url, shown).await?;
+        let client = state.client("read the schema version").await?;
+        schema_version(&client)
+            .await
+            .map_err(failed("read the schema version"))
+    }
+
+    async fn connect_only(url: &str, shown: &str) -> Result<PostgresState, StateError> {
         let unavailable = |reason: String| StateError::Unavailable {
             location: shown.into(),
             reason,
@@ -296,12 +323,14 @@ impl PostgresState {
             .build()
             .map_err(|e| unavailable(e.to_string()))?;
         let state = PostgresState { pool };
-        let client = state
-            .pool
-            .get()
-            .await
-            .map_err(|e| unavailable(pool_reason(&e)))?;
-        migrate(client, shown).await?;
+        // Reach it now, so a wrong URL or a server that is down is said at once, naming the database.
+        drop(
+            state
+                .pool
+                .get()
+                .await
+                .map_err(|e| unavailable(pool_reason(&e)))?,
+        );
         Ok(state)
     }
 
@@ -1386,6 +1415,209 @@ impl State for PostgresState {
         .map_err(failed(operation))?;
         tx.commit().await.map_err(failed(operation))?;
         Ok(PreferencesOutcome::Saved)
+    }
+
+    async fn stored_secret(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let operation = "read the link-token secret";
+        let row = self
+            .client(operation)
+            .await?
+            .query_opt("SELECT value FROM settings WHERE key = $1", &[&SECRET_KEY])
+            .await
+            .map_err(failed(operation))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn suppressions(&self) -> Result<Vec<DumpSuppression>, StateError> {
+        let operation = "read the suppression list";
+        let rows = self
+            .client(operation)
+            .await?
+            .query(
+                "SELECT key, created FROM suppressions ORDER BY key COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(failed(operation))?;
+        Ok(rows
+            .iter()
+            .map(|r| DumpSuppression {
+                key: r.get(0),
+                created: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn load(&self, dump: &StateDump) -> Result<(), StateError> {
+        let operation = "import a state";
+        let mut client = self.client(operation).await?;
+        let tx = client.transaction().await.map_err(failed(operation))?;
+        lock_subscribers(&tx, operation).await?;
+        let row = tx
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM subscribers), (SELECT COUNT(*) FROM runs),
+                        (SELECT COUNT(*) FROM suppressions)",
+                &[],
+            )
+            .await
+            .map_err(failed(operation))?;
+        let held: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        if held != (0, 0, 0) {
+            return Err(StateError::NotEmpty(format!(
+                "{} subscribers, {} runs, {} suppressions",
+                held.0, held.1, held.2
+            )));
+        }
+        if let Some(secret) = &dump.secret {
+            let secret = hex::decode(secret).map_err(|_| corrupt("secret", secret))?;
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&SECRET_KEY, &secret],
+            )
+            .await
+            .map_err(failed(operation))?;
+        }
+        let json = |list: &[String]| serde_json::to_string(list).expect("strings serialize");
+        // Rows go in pages of columns unnested by the server: one statement per page, not one per row.
+        for page in dump.subscribers.chunks(LOAD_PAGE) {
+            let column = |f: fn(&DumpSubscriber) -> String| page.iter().map(f).collect::<Vec<_>>();
+            let created: Vec<DateTime<Utc>> = page.iter().map(|s| secs(s.created)).collect();
+            let confirmed: Vec<Option<DateTime<Utc>>> =
+                page.iter().map(|s| s.confirmed.map(secs)).collect();
+            tx.execute(
+                "INSERT INTO subscribers (email, handle, name, status, digests, categories, created, confirmed,
+                                          joined)
+                 SELECT email, handle, name, status,
+                        ARRAY(SELECT jsonb_array_elements_text(digests::jsonb)),
+                        ARRAY(SELECT jsonb_array_elements_text(categories::jsonb)),
+                        created, confirmed, joined::jsonb
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::timestamptz[], $8::timestamptz[], $9::text[])
+                      AS page (email, handle, name, status, digests, categories, created, confirmed, joined)",
+                &[
+                    &column(|s| s.email.clone()),
+                    &column(|s| s.handle.clone()),
+                    &column(|s| s.name.clone()),
+                    &column(|s| s.status.clone()),
+                    &page.iter().map(|s| json(&s.digests)).collect::<Vec<_>>(),
+                    &page.iter().map(|s| json(&s.categories)).collect::<Vec<_>>(),
+                    &created,
+                    &confirmed,
+                    &page
+                        .iter()
+                        .map(|s| json_joined(&s.joined).to_string())
+                        .collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(failed(operation))?;
+        }
+        let keys: Vec<&str> = dump.suppressions.iter().map(|s| s.key.as_str()).collect();
+        let created: Vec<DateTime<Utc>> =
+            dump.suppressions.iter().map(|s| secs(s.created)).collect();
+        let slugs: Vec<&str> = dump.articles_seen.keys().map(String::as_str).collect();
+        let seen: Vec<DateTime<Utc>> = dump.articles_seen.values().map(|t| secs(*t)).collect();
+        let run_ids: Vec<RunId> = dump.runs.iter().map(|r| r.id).collect();
+        let digests: Vec<&str> = dump.runs.iter().map(|r| r.digest.as_str()).collect();
+        let ticks: Vec<DateTime<Utc>> = dump.runs.iter().map(|r| secs(r.tick)).collect();
+        let articles: Vec<String> = dump.runs.iter().map(|r| json(&r.articles)).collect();
+        let run_created: Vec<DateTime<Utc>> = dump.runs.iter().map(|r| secs(r.created)).collect();
+        let planned: Vec<Option<DateTime<Utc>>> =
+            dump.runs.iter().map(|r| r.planned.map(secs)).collect();
+        let finished: Vec<Option<DateTime<Utc>>> =
+            dump.runs.iter().map(|r| r.finished.map(secs)).collect();
+        let skipped: Vec<Option<&str>> = dump.runs.iter().map(|r| r.skipped.as_deref()).collect();
+        for statement in [
+            (
+                "INSERT INTO suppressions (key, created) SELECT * FROM UNNEST($1::text[], $2::timestamptz[])",
+                vec![&keys as &(dyn ToSql + Sync), &created],
+            ),
+            (
+                "INSERT INTO articles_seen (slug, first_seen) SELECT * FROM UNNEST($1::text[], $2::timestamptz[])",
+                vec![&slugs as &(dyn ToSql + Sync), &seen],
+            ),
+            (
+                "INSERT INTO runs (id, digest, tick, articles, created, planned, finished, skipped)
+                 SELECT id, digest, tick, ARRAY(SELECT jsonb_array_elements_text(articles::jsonb)), created,
+                        planned, finished, skipped
+                 FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],
+                             $6::timestamptz[], $7::timestamptz[], $8::text[])
+                      AS page (id, digest, tick, articles, created, planned, finished, skipped)",
+                vec![
+                    &run_ids as &(dyn ToSql + Sync),
+                    &digests,
+                    &ticks,
+                    &articles,
+                    &run_created,
+                    &planned,
+                    &finished,
+                    &skipped,
+                ],
+            ),
+        ] {
+            tx.execute_raw(statement.0, statement.1)
+                .await
+                .map_err(failed(operation))?;
+        }
+        for page in dump.deliveries.chunks(LOAD_PAGE) {
+            let ids: Vec<i64> = page.iter().map(|d| d.id).collect();
+            let runs: Vec<RunId> = page.iter().map(|d| d.run).collect();
+            let emails: Vec<&str> = page.iter().map(|d| d.email.as_str()).collect();
+            let statuses: Vec<&str> = page.iter().map(|d| d.status.as_str()).collect();
+            let attempts: Vec<i32> = page.iter().map(|d| d.attempts as i32).collect();
+            let errors: Vec<Option<&str>> = page.iter().map(|d| d.last_error.as_deref()).collect();
+            let message_ids: Vec<&str> = page.iter().map(|d| d.message_id.as_str()).collect();
+            let articles: Vec<String> = page.iter().map(|d| json(&d.articles)).collect();
+            let related: Vec<String> = page.iter().map(|d| json(&d.related)).collect();
+            let because: Vec<String> = page.iter().map(|d| json(&d.because)).collect();
+            let over: Vec<i32> = page.iter().map(|d| d.over_limit as i32).collect();
+            let windows: Vec<Option<DateTime<Utc>>> =
+                page.iter().map(|d| d.window_after.map(secs)).collect();
+            let sent: Vec<Option<DateTime<Utc>>> =
+                page.iter().map(|d| d.sent_at.map(secs)).collect();
+            tx.execute(
+                "INSERT INTO deliveries (id, run, subscriber, status, attempts, last_error, message_id, articles,
+                                         related, because, over_limit, window_after, sent_at)
+                 SELECT page.id, page.run, subscribers.id, page.status, page.attempts, page.last_error,
+                        page.message_id, ARRAY(SELECT jsonb_array_elements_text(page.articles::jsonb)),
+                        ARRAY(SELECT jsonb_array_elements_text(page.related::jsonb)),
+                        ARRAY(SELECT jsonb_array_elements_text(page.because::jsonb)),
+                        page.over_limit, page.window_after, page.sent_at
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[],
+                             $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::timestamptz[],
+                             $13::timestamptz[])
+                      AS page (id, run, email, status, attempts, last_error, message_id, articles, related,
+                               because, over_limit, window_after, sent_at)
+                 JOIN subscribers ON subscribers.email = page.email",
+                &[
+                    &ids,
+                    &runs,
+                    &emails,
+                    &statuses,
+                    &attempts,
+                    &errors,
+                    &message_ids,
+                    &articles,
+                    &related,
+                    &because,
+                    &over,
+                    &windows,
+                    &sent,
+                ],
+            )
+            .await
+            .map_err(failed(operation))?;
+        }
+        // Ids were given: the sequences go on after them.
+        tx.batch_execute(
+            "SELECT setval(pg_get_serial_sequence('runs', 'id'), COALESCE((SELECT MAX(id) FROM runs), 0) + 1, false);
+             SELECT setval(pg_get_serial_sequence('deliveries', 'id'),
+                           COALESCE((SELECT MAX(id) FROM deliveries), 0) + 1, false);",
+        )
+        .await
+        .map_err(failed(operation))?;
+        tx.commit().await.map_err(failed(operation))
     }
 
     async fn ping(&self) -> Result<(), StateError> {

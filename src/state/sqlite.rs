@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::dump::{DumpSuppression, StateDump};
 use super::{
     Claimed, ConfirmOutcome, Delivery, DeliveryId, LeaveOutcome, NewDelivery, PreferencesOutcome,
     Received, RecordedPick, RemoveOutcome, Resubscribe, Run, RunId, RunProgress, RunSummary,
@@ -467,6 +468,20 @@ impl SqliteState {
             reason: e.to_string(),
         })?;
         SqliteState::init(conn, &name)
+    }
+
+    /// The schema version of the database at `path`, changing nothing: 0 when there is no file yet.
+    pub fn version_at(path: &Path) -> Result<usize, StateError> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        let unavailable = |e: rusqlite::Error| StateError::Unavailable {
+            location: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(unavailable)?;
+        user_version(&conn).map_err(unavailable)
     }
 
     /// A private in-memory database (tests, previews).
@@ -1417,6 +1432,134 @@ impl State for SqliteState {
             )?;
             tx.commit()?;
             Ok(PreferencesOutcome::Saved)
+        })
+        .await
+    }
+
+    async fn stored_secret(&self) -> Result<Option<Vec<u8>>, StateError> {
+        self.call("read the link-token secret", |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM settings WHERE key = ?1",
+                    [SECRET_KEY],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn suppressions(&self) -> Result<Vec<DumpSuppression>, StateError> {
+        self.call("read the suppression list", |conn| {
+            let mut stmt = conn.prepare("SELECT key, created FROM suppressions ORDER BY key")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            rows.map(|r| {
+                let (key, created) = r?;
+                Ok(DumpSuppression {
+                    key,
+                    created: parse_ts(&created)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn load(&self, dump: &StateDump) -> Result<(), StateError> {
+        let dump = dump.clone();
+        self.call("import a state", move |conn| {
+            let tx = conn.transaction()?;
+            let held: (i64, i64, i64) = tx.query_row(
+                "SELECT (SELECT COUNT(*) FROM subscribers), (SELECT COUNT(*) FROM runs),
+                        (SELECT COUNT(*) FROM suppressions)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            if held != (0, 0, 0) {
+                return Err(Fault::State(StateError::NotEmpty(format!(
+                    "{} subscribers, {} runs, {} suppressions",
+                    held.0, held.1, held.2
+                ))));
+            }
+            if let Some(secret) = &dump.secret {
+                let secret = hex::decode(secret).map_err(|_| corrupt("secret", secret))?;
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![SECRET_KEY, secret],
+                )?;
+            }
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO subscribers (email, handle, name, status, digests, categories, created, confirmed,
+                                              joined)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for s in &dump.subscribers {
+                    insert.execute(params![
+                        s.email,
+                        s.handle,
+                        s.name,
+                        s.status,
+                        json_list(&s.digests),
+                        json_list(&s.categories),
+                        ts(s.created),
+                        s.confirmed.map(ts),
+                        json_joined(&s.joined)
+                    ])?;
+                }
+                let mut insert = tx.prepare("INSERT INTO suppressions (key, created) VALUES (?1, ?2)")?;
+                for s in &dump.suppressions {
+                    insert.execute(params![s.key, ts(s.created)])?;
+                }
+                let mut insert =
+                    tx.prepare("INSERT INTO articles_seen (slug, first_seen) VALUES (?1, ?2)")?;
+                for (slug, at) in &dump.articles_seen {
+                    insert.execute(params![slug, ts(*at)])?;
+                }
+                let mut insert = tx.prepare(
+                    "INSERT INTO runs (id, digest, tick, articles, created, planned, finished, skipped)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for r in &dump.runs {
+                    insert.execute(params![
+                        r.id,
+                        r.digest,
+                        ts(r.tick),
+                        json_list(&r.articles),
+                        ts(r.created),
+                        r.planned.map(ts),
+                        r.finished.map(ts),
+                        r.skipped
+                    ])?;
+                }
+                let mut insert = tx.prepare(
+                    "INSERT INTO deliveries (id, run, subscriber, status, attempts, last_error, message_id, articles,
+                                             related, because, over_limit, window_after, sent_at)
+                     SELECT ?1, ?2, id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+                     FROM subscribers WHERE email = ?3",
+                )?;
+                for d in &dump.deliveries {
+                    insert.execute(params![
+                        d.id,
+                        d.run,
+                        d.email,
+                        d.status,
+                        d.attempts,
+                        d.last_error,
+                        d.message_id,
+                        json_list(&d.articles),
+                        json_list(&d.related),
+                        json_list(&d.because),
+                        d.over_limit as i64,
+                        d.window_after.map(ts),
+                        d.sent_at.map(ts)
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
