@@ -5,6 +5,10 @@
 //!
 //! At start, each digest's latest tick is looked at once (catch-up): sent if it was missed less than
 //! `[schedule] catch_up` ago or its run was left open, recorded as skipped (with the reason) if older.
+//!
+//! Several daemons (replicas) can share one state (PostgreSQL): every replica runs each digest's ticks, and they
+//! share the tick's run through the ledger (one plan, claims, the rate budget); the feed build is done by one
+//! replica at a time, the holder of the build lease.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,13 +84,15 @@ pub async fn daemon(d: Daemon, shutdown: watch::Receiver<bool>) -> Result<(), Da
         }
     });
 
-    let mut build = build_job(&config, &metrics, &site);
+    // One replica builds the feeds at a time: the holder of the build lease (see `lead_builds`).
+    let leading = Arc::new(AtomicBool::new(false));
+    let mut build = build_job(&config, &metrics, &site, &leading);
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    build.nudge = Some(Arc::clone(&nudge));
+    let leader = lead_builds(&state, &leading, &nudge, shutdown.clone()).await;
     // Kept for as long as the daemon runs: dropping it stops the watching.
     let _watching = if config.schedule.watch {
-        let nudge = Arc::new(tokio::sync::Notify::new());
-        let watcher = watch_store(&config, &nudge);
-        build.nudge = Some(nudge);
-        watcher
+        watch_store(&config, &nudge)
     } else {
         None
     };
@@ -112,6 +118,10 @@ pub async fn daemon(d: Daemon, shutdown: watch::Receiver<bool>) -> Result<(), Da
     };
     if !*shutdown.borrow() {
         schedule::run_jobs(jobs, clock, config.timezone(), shutdown, finished).await;
+    }
+    // The build lease is given up before the process ends, so a standby takes over at once.
+    if let Err(e) = leader.await {
+        tracing::error!("the build lease task failed: {e}");
     }
     match server.await {
         Ok(result) => result?,
@@ -141,10 +151,16 @@ fn report(metrics: &Metrics, job: &str, at: DateTime<FixedOffset>, result: Resul
 
 /// Reads the store and publishes the feeds (a build with nothing changed writes nothing); the web side then
 /// offers the store's categories as they are now.
-fn build_job(config: &Arc<Config>, metrics: &Arc<Metrics>, site: &web::Context) -> Job {
+fn build_job(
+    config: &Arc<Config>,
+    metrics: &Arc<Metrics>,
+    site: &web::Context,
+    leading: &Arc<AtomicBool>,
+) -> Job {
     let config = Arc::clone(config);
     let metrics = Arc::clone(metrics);
     let site = site.clone();
+    let leading = Arc::clone(leading);
     Job {
         name: "build".into(),
         schedule: config.schedule.build.clone(),
@@ -152,7 +168,11 @@ fn build_job(config: &Arc<Config>, metrics: &Arc<Metrics>, site: &web::Context) 
             let config = Arc::clone(&config);
             let metrics = Arc::clone(&metrics);
             let site = site.clone();
+            let leading = leading.load(Ordering::SeqCst);
             Box::pin(async move {
+                if !leading {
+                    return Ok("left to the replica that holds the build lease".into());
+                }
                 let built = tokio::task::spawn_blocking(move || {
                     let report = super::build(&config, now, super::Shrink::Refuse);
                     if matches!(&report, Ok(r) if !r.written.is_empty()) {
@@ -188,6 +208,67 @@ fn build_job(config: &Arc<Config>, metrics: &Arc<Metrics>, site: &web::Context) 
         }),
         nudge: None,
     }
+}
+
+/// The build lease: how long it holds without being renewed, and how often its holder renews it.
+const BUILD_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+const BUILD_LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Takes the build lease if it is free (returning once the first try is made, so the first build knows whether
+/// it is this replica's), then keeps it, or keeps trying for it, in the background: `leading` says whether this
+/// replica holds it. Several replicas on one state thus build the feeds one at a time, and a standby takes over
+/// within a minute when the builder dies (at once when it stops: it gives the lease up), building right away.
+/// Leases use the real clock, as claims do: they are about live processes.
+async fn lead_builds(
+    state: &Arc<dyn State>,
+    leading: &Arc<AtomicBool>,
+    nudge: &Arc<tokio::sync::Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let owner = crate::delivery::Owner::this_process();
+    let hold = {
+        let (state, owner) = (Arc::clone(state), owner.clone());
+        move || {
+            let (state, owner) = (Arc::clone(&state), owner.clone());
+            async move {
+                let now = chrono::Utc::now();
+                let until = now + chrono::Duration::from_std(BUILD_LEASE).expect("a minute");
+                match state.hold_lease("build", owner.as_str(), now, until).await {
+                    Ok(held) => held,
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot renew the build lease ({e}); not building until it can"
+                        );
+                        false
+                    }
+                }
+            }
+        }
+    };
+    leading.store(hold().await, Ordering::SeqCst);
+    let (state, leading, nudge) = (Arc::clone(state), Arc::clone(leading), Arc::clone(nudge));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(BUILD_LEASE_RENEWAL) => {}
+                _ = turned_true(shutdown.clone()) => break,
+            }
+            let held = hold().await;
+            if held && !leading.swap(true, Ordering::SeqCst) {
+                tracing::info!("this replica holds the build lease now: it builds the feeds");
+                nudge.notify_one();
+            } else if !held && leading.swap(false, Ordering::SeqCst) {
+                tracing::warn!("another replica holds the build lease now");
+            }
+        }
+        if leading.load(Ordering::SeqCst)
+            && let Err(e) = state.release_lease("build", owner.as_str()).await
+        {
+            tracing::warn!(
+                "cannot give up the build lease ({e}); another replica takes it when it ends"
+            );
+        }
+    })
 }
 
 /// Watches the article store and nudges the build when it changes (`[schedule] watch`); a burst of saves makes

@@ -18,6 +18,7 @@
 //! The worker knows nothing of digests or templates: a [`MessageSource`] makes each message. Every step returns a
 //! named [`MessageOutcome`], so tests drive it with any transport and no network.
 
+mod budget;
 mod group_commit;
 mod owner;
 
@@ -32,8 +33,9 @@ use lettre::Message;
 pub use owner::Owner;
 
 use crate::domain::{DeliveryEvent, EmailAddress, SubscriberStatus};
-use crate::mail::{DeliveryOutcome, RateLimit, Transport};
+use crate::mail::{DeliveryOutcome, Transport};
 use crate::state::{Claimed, RunId, State, StateError};
+use budget::SendBudget;
 use group_commit::GroupCommit;
 
 /// How the worker sends (from `[mail]`).
@@ -175,7 +177,7 @@ pub async fn deliver(
             );
         }
     }
-    let limit = RateLimit::new(settings.rate_per_second);
+    let limit = SendBudget::new(state, settings.rate_per_second);
     let stop = AtomicBool::new(false);
     let unavailable = Mutex::new(None);
     let ledger = GroupCommit::new(state);
@@ -212,7 +214,7 @@ struct Worker<'a> {
     transport: &'a dyn Transport,
     source: &'a dyn MessageSource,
     settings: &'a DeliverySettings,
-    limit: Option<&'a RateLimit>,
+    limit: Option<&'a SendBudget<'a>>,
     stop: &'a AtomicBool,
     /// The process is stopping (SIGTERM): nothing more starts.
     shutdown: &'a AtomicBool,
@@ -378,7 +380,7 @@ impl Worker<'_> {
             }
             attempt += 1;
             if let Some(limit) = self.limit {
-                limit.acquire().await;
+                limit.acquire().await?;
             }
             match self.transport.send(&message, &delivery.message_id).await {
                 DeliveryOutcome::Sent { reply } => {

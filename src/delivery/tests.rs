@@ -519,3 +519,45 @@ async fn concurrent_outcomes_share_commits_and_each_is_recorded() {
     let deliveries = state.deliveries(run).await.unwrap();
     assert!(deliveries.iter().all(|d| d.status == DeliveryStatus::Sent));
 }
+
+/// A transport that notes the second (of the Unix clock, as the send budget's windows are) of every send.
+#[derive(Default)]
+struct Clocked {
+    seconds: Mutex<Vec<i64>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for Clocked {
+    async fn send(&self, _message: &Message, _message_id: &str) -> DeliveryOutcome {
+        self.seconds.lock().unwrap().push(Utc::now().timestamp());
+        DeliveryOutcome::Sent {
+            reply: "250 ok".into(),
+        }
+    }
+}
+
+/// Two senders on one state (as two replicas on one database) share `[mail] rate_per_second`: together they
+/// go no faster than the rate, and everyone still gets their message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_senders_share_one_rate_between_them() {
+    let (state, run) = world(25).await;
+    let transport = Clocked::default();
+    let limited = DeliverySettings {
+        rate_per_second: Some(10.0),
+        ..settings()
+    };
+    let never = AtomicBool::new(false);
+    let (a, b) = tokio::join!(
+        send_with(&state, run, &transport, &never, &limited),
+        send_with(&state, run, &transport, &never, &limited)
+    );
+    assert_eq!(a.sent + b.sent, 25);
+    // Ten per one-second window between them: 25 need three windows. (With a budget each, 20 a window, two
+    // would do.) Counted by the second each send began, which can only be later than its window.
+    let seconds = transport.seconds.lock().unwrap().clone();
+    let (first, last) = (seconds.iter().min().unwrap(), seconds.iter().max().unwrap());
+    assert!(
+        last - first >= 2,
+        "25 at 10/s span three seconds: {seconds:?}"
+    );
+}

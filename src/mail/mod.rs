@@ -1,6 +1,6 @@
 //! Mail: turning a rendered digest into a MIME message ([`compose`]), signing it ([`DkimSigner`]), the
 //! unsubscribe link tokens ([`LinkTokens`]), the transports that hand messages on ([`Transport`]: file outbox,
-//! SMTP, sendmail) and the pace they may go at ([`RateLimit`]).
+//! SMTP, sendmail). The pace they may go at is the sender's (`delivery`'s shared send budget).
 //!
 //! `compose` is pure (every header value, the date and the Message-ID are parameters); transports do the I/O and
 //! answer with a named [`DeliveryOutcome`]. This module does not decide who gets what (`digest`), nor retry or
@@ -8,7 +8,6 @@
 
 mod compose;
 mod dkim;
-mod rate;
 mod smtp;
 mod token;
 mod transport;
@@ -20,7 +19,6 @@ pub use compose::{
     shortened,
 };
 pub use dkim::DkimSigner;
-pub use rate::RateLimit;
 pub use smtp::{Sendmail, SmtpRelay, SmtpSettings};
 pub use token::{CONFIRM_VALID_FOR, LinkToken, LinkTokens, Purpose, TokenError};
 pub use transport::{DeliveryOutcome, FileOutbox, Transport};

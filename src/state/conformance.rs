@@ -78,6 +78,8 @@ macro_rules! conformance_suite {
             preferences_replace_choices_and_keep_each_kept_digests_join_time,
             preferences_of_someone_who_left_change_nothing,
             a_reachable_state_answers_a_ping,
+            a_lease_is_held_by_one_owner_until_it_ends_or_is_released,
+            a_windows_send_budget_is_shared_and_never_exceeded,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1669,4 +1671,61 @@ pub(crate) async fn preferences_of_someone_who_left_change_nothing(state: Shared
 
 pub(crate) async fn a_reachable_state_answers_a_ping(state: Shared) {
     state.ping().await.unwrap();
+}
+
+pub(crate) async fn a_lease_is_held_by_one_owner_until_it_ends_or_is_released(state: Shared) {
+    let (now, until) = (t(9), t(9) + chrono::Duration::minutes(1));
+    assert!(state.hold_lease("build", "a", now, until).await.unwrap());
+    assert!(
+        !state.hold_lease("build", "b", now, until).await.unwrap(),
+        "a holds it"
+    );
+    assert!(
+        state.hold_lease("other", "b", now, until).await.unwrap(),
+        "leases are by name"
+    );
+    let later = until + chrono::Duration::seconds(1);
+    assert!(
+        state.hold_lease("build", "a", now, later).await.unwrap(),
+        "a renews it"
+    );
+    assert!(!state.hold_lease("build", "b", until, later).await.unwrap());
+    let after = later + chrono::Duration::seconds(1);
+    assert!(
+        state
+            .hold_lease("build", "b", after, after + chrono::Duration::minutes(1))
+            .await
+            .unwrap(),
+        "ended: b takes it"
+    );
+    state.release_lease("build", "a").await.unwrap();
+    assert!(
+        !state.hold_lease("build", "a", after, after).await.unwrap(),
+        "a no longer holds it to give up"
+    );
+    state.release_lease("build", "b").await.unwrap();
+    assert!(
+        state.hold_lease("build", "a", after, after).await.unwrap(),
+        "released: free at once"
+    );
+}
+
+pub(crate) async fn a_windows_send_budget_is_shared_and_never_exceeded(state: Shared) {
+    assert_eq!(state.take_send_budget(100, 4, 10).await.unwrap(), 4);
+    assert_eq!(state.take_send_budget(100, 4, 10).await.unwrap(), 4);
+    assert_eq!(
+        state.take_send_budget(100, 4, 10).await.unwrap(),
+        2,
+        "only what is left"
+    );
+    assert_eq!(
+        state.take_send_budget(100, 4, 10).await.unwrap(),
+        0,
+        "spent"
+    );
+    assert_eq!(
+        state.take_send_budget(101, 4, 10).await.unwrap(),
+        4,
+        "the next window is new"
+    );
 }

@@ -630,6 +630,23 @@ pub trait State: Send + Sync {
         categories: &[String],
         at: DateTime<Utc>,
     ) -> Result<PreferencesOutcome, StateError>;
+    /// Takes or keeps the lease `name` (a job one replica at a time does, such as the feed build) for `owner`
+    /// until `until`: granted when nobody holds it, `owner` already does, or the holder's lease ended before
+    /// `now`. Returns whether `owner` holds it now.
+    async fn hold_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StateError>;
+    /// Gives up the lease `name` if `owner` holds it (a replica stopping hands the job over at once).
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StateError>;
+    /// Takes up to `want` sends from the budget of rate window `window` (a number every sender computes alike
+    /// from the clock), which allows `limit` in all: the relay's rate shared by every replica. Returns how many
+    /// were granted (0 when the window's budget is spent).
+    async fn take_send_budget(&self, window: i64, want: u32, limit: u32)
+    -> Result<u32, StateError>;
     /// The link-token secret, if one is stored (unlike [`State::secret`], never stores one).
     async fn stored_secret(&self) -> Result<Option<Vec<u8>>, StateError>;
     /// The suppression list (keyed hashes of forgotten addresses), by key.

@@ -36,9 +36,11 @@ use crate::domain::{
     SubscriberStatus, SuppressionKey, Transition,
 };
 
-/// Schema versions in order; version N is `MIGRATIONS[N - 1]`, recorded in `tidings_schema`. Version 1 is the
-/// schema SQLite reached at its version 4. Never edit one that has shipped: add the next.
-pub(super) const MIGRATIONS: &[&str] = &["CREATE TABLE subscribers (
+/// Schema versions in order; version N is `MIGRATIONS[N - 1]`, recorded in `tidings_schema`. Never edit one that
+/// has shipped: add the next.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the schema SQLite reached at its version 4.
+    "CREATE TABLE subscribers (
         id BIGSERIAL PRIMARY KEY,
         email TEXT COLLATE \"C\" NOT NULL UNIQUE,
         handle TEXT NOT NULL UNIQUE,
@@ -87,7 +89,12 @@ pub(super) const MIGRATIONS: &[&str] = &["CREATE TABLE subscribers (
     CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS NOT NULL;
     CREATE TABLE articles_seen (slug TEXT COLLATE \"C\" PRIMARY KEY, first_seen TIMESTAMPTZ NOT NULL);
     CREATE TABLE suppressions (key TEXT PRIMARY KEY, created TIMESTAMPTZ NOT NULL);
-    CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);"];
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);",
+    // 2: leases for jobs one replica does at a time (the feed build), and the send budget of each rate window
+    // that every replica shares.
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until TIMESTAMPTZ NOT NULL);
+    CREATE TABLE send_budget (window_id BIGINT PRIMARY KEY, used INTEGER NOT NULL);",
+];
 
 /// Advisory lock keys (any constants unique to tidings): schema migrations, and writes that read a subscriber
 /// before they write one.
@@ -1415,6 +1422,89 @@ impl State for PostgresState {
         .map_err(failed(operation))?;
         tx.commit().await.map_err(failed(operation))?;
         Ok(PreferencesOutcome::Saved)
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StateError> {
+        let operation = "hold a lease";
+        let row = self
+            .client(operation)
+            .await?
+            .query_opt(
+                "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $4)
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                 WHERE leases.owner = excluded.owner OR leases.until < $3
+                 RETURNING owner",
+                &[&name, &owner, &now, &until],
+            )
+            .await
+            .map_err(failed(operation))?;
+        Ok(row.is_some())
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StateError> {
+        let operation = "release a lease";
+        self.client(operation)
+            .await?
+            .execute(
+                "DELETE FROM leases WHERE name = $1 AND owner = $2",
+                &[&name, &owner],
+            )
+            .await
+            .map_err(failed(operation))?;
+        Ok(())
+    }
+
+    async fn take_send_budget(
+        &self,
+        window: i64,
+        want: u32,
+        limit: u32,
+    ) -> Result<u32, StateError> {
+        let operation = "take from the send budget";
+        let mut client = self.client(operation).await?;
+        let tx = client.transaction().await.map_err(failed(operation))?;
+        // The window's row is created once and then locked by each taker in turn: grants never exceed `limit`.
+        let inserted = tx
+            .execute(
+                "INSERT INTO send_budget (window_id, used) VALUES ($1, 0) ON CONFLICT (window_id) DO NOTHING",
+                &[&window],
+            )
+            .await
+            .map_err(failed(operation))?;
+        if inserted == 1 {
+            tx.execute(
+                "DELETE FROM send_budget WHERE window_id < $1::bigint - 60",
+                &[&window],
+            )
+            .await
+            .map_err(failed(operation))?;
+        }
+        // FOR UPDATE reads the newest committed count and holds the row until this grant is written.
+        let used: i32 = tx
+            .query_one(
+                "SELECT used FROM send_budget WHERE window_id = $1 FOR UPDATE",
+                &[&window],
+            )
+            .await
+            .map_err(failed(operation))?
+            .get(0);
+        let granted = (i64::from(limit) - i64::from(used)).clamp(0, i64::from(want)) as i32;
+        if granted > 0 {
+            tx.execute(
+                "UPDATE send_budget SET used = used + $2 WHERE window_id = $1",
+                &[&window, &granted],
+            )
+            .await
+            .map_err(failed(operation))?;
+        }
+        tx.commit().await.map_err(failed(operation))?;
+        Ok(granted as u32)
     }
 
     async fn stored_secret(&self) -> Result<Option<Vec<u8>>, StateError> {

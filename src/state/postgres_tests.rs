@@ -208,3 +208,27 @@ fn only_loopback_and_socket_hosts_count_as_local() {
     assert!(!local("postgres://u@db.example.com/db"));
     assert!(!local("postgres://u@10.0.0.5/db"));
 }
+
+/// Replicas taking from one window's budget at once are granted exactly the limit between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_taking_the_send_budget_at_once_never_exceed_it() {
+    let url = fresh_schema_url().await;
+    PostgresState::connect(&url, "test").await.unwrap();
+    let takers = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let state = PostgresState::connect(&url, "test").await.unwrap();
+            let mut got = 0;
+            for _ in 0..20 {
+                got += state.take_send_budget(7, 3, 100).await.unwrap();
+            }
+            got
+        })
+    });
+    let total: u32 = futures_util::future::join_all(takers)
+        .await
+        .into_iter()
+        .map(|j| j.unwrap())
+        .sum();
+    assert_eq!(total, 100, "4 x 20 x 3 asked, 100 allowed");
+}

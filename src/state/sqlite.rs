@@ -109,6 +109,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN planned TEXT;
     UPDATE runs SET planned = created;
     ALTER TABLE runs ADD COLUMN skipped TEXT;",
+    // 5: leases for jobs one replica does at a time (the feed build), and the send budget of each rate window
+    // that every sender shares.
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until TEXT NOT NULL);
+    CREATE TABLE send_budget (window INTEGER PRIMARY KEY, used INTEGER NOT NULL);",
 ];
 
 /// The SQL expression for a new subscriber's handle: 16 bytes from SQLite's generator (ChaCha20 seeded by the
@@ -1432,6 +1436,70 @@ impl State for SqliteState {
             )?;
             tx.commit()?;
             Ok(PreferencesOutcome::Saved)
+        })
+        .await
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StateError> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.call("hold a lease", move |conn| {
+            let n = conn.execute(
+                "INSERT INTO leases (name, owner, until) VALUES (?1, ?2, ?4)
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                 WHERE leases.owner = excluded.owner OR leases.until < ?3",
+                params![name, owner, ts(now), ts(until)],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StateError> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.call("release a lease", move |conn| {
+            conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
+                params![name, owner],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_send_budget(
+        &self,
+        window: i64,
+        want: u32,
+        limit: u32,
+    ) -> Result<u32, StateError> {
+        self.call("take from the send budget", move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let used: i64 = tx
+                .query_row(
+                    "SELECT used FROM send_budget WHERE window = ?1",
+                    [window],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let granted = (i64::from(limit) - used).clamp(0, i64::from(want));
+            if granted > 0 {
+                tx.execute(
+                    "INSERT INTO send_budget (window, used) VALUES (?1, ?2)
+                     ON CONFLICT (window) DO UPDATE SET used = used + ?2",
+                    params![window, granted],
+                )?;
+                // Old windows are of no use to anyone.
+                tx.execute("DELETE FROM send_budget WHERE window < ?1 - 60", [window])?;
+            }
+            tx.commit()?;
+            Ok(granted as u32)
         })
         .await
     }

@@ -35,7 +35,9 @@ async fn a_fresh_database_is_migrated_to_the_latest_version() {
         [
             "articles_seen",
             "deliveries",
+            "leases",
             "runs",
+            "send_budget",
             "settings",
             "subscribers",
             "suppressions"

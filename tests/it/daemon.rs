@@ -333,3 +333,31 @@ fn a_tick_missed_while_down_is_caught_up_once_and_one_too_old_is_recorded_skippe
     let listed = String::from_utf8_lossy(&late.run(&["digest", "runs"]).stdout).into_owned();
     assert!(listed.contains("skipped: missed by"), "{listed}");
 }
+
+/// Two daemons on one state build the feeds one at a time: the holder of the build lease builds, the other
+/// leaves it; when the builder stops, the other takes the lease over and builds.
+#[test]
+fn replicas_on_one_state_build_one_at_a_time_and_a_standby_takes_over() {
+    let env = world(
+        0,
+        free_port(),
+        "0 8 * * MON",
+        "[schedule]\nbuild = \"*/2 * * * * *\"",
+    );
+    let builder = Daemon::start(&env, TUESDAY);
+    builder.wait_for("built:", Duration::from_secs(30));
+    let standby = Daemon::start(&env, TUESDAY);
+    standby.wait_for(
+        "left to the replica that holds the build lease",
+        Duration::from_secs(30),
+    );
+    assert!(!standby.log().contains("built:"), "{}", standby.log());
+    assert!(builder.terminate().success());
+    // The stopped builder gave the lease up: the standby takes it at its next renewal (every 20 s) and builds.
+    standby.wait_for(
+        "this replica holds the build lease now",
+        Duration::from_secs(40),
+    );
+    standby.wait_for("built:", Duration::from_secs(30));
+    assert!(standby.terminate().success());
+}
