@@ -354,6 +354,8 @@ impl TickPlan<'_> {
         dry_run: bool,
         report: &mut SendReport,
     ) -> Result<Option<RunId>, NewsletterError> {
+        let started = std::time::Instant::now();
+        let mut written = 0;
         let first_seen = self.state.first_seen().await?;
         let (late, sightings) = LatePublications::observe(self.catalog, &first_seen, self.tick);
         let related = related_source(self.config, self.catalog, self.tick);
@@ -411,7 +413,7 @@ impl TickPlan<'_> {
             };
             run = Some(id);
             match self.state.add_deliveries(id, &planned).await {
-                Ok(()) => {}
+                Ok(()) => written += planned.len(),
                 // Another replica planned the tick meanwhile: its plan stands, and this one joins the sending.
                 Err(StateError::AlreadyPlanned(_)) => {
                     report.outcome = SendOutcome::Resumed;
@@ -432,6 +434,12 @@ impl TickPlan<'_> {
             self.state.record_first_seen(&sightings).await?;
         }
         self.state.end_planning(run, self.now.to_utc()).await?;
+        tracing::info!(
+            digest = %self.digest.name,
+            run,
+            "planned: {written} deliveries written in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(Some(run))
     }
 
