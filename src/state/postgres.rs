@@ -105,6 +105,8 @@ const SECRET_KEY: &str = "link_token_secret";
 
 /// Rows sent in one statement by [`State::load`].
 const LOAD_PAGE: usize = 5000;
+/// Rows of an import read and written together by [`State::upsert_subscribers`].
+const UPSERT_PAGE: usize = 5000;
 
 /// The PostgreSQL backend: a pool of connections to one database.
 pub struct PostgresState {
@@ -327,6 +329,18 @@ impl PostgresState {
         );
         let pool = Pool::builder(manager)
             .max_size(16)
+            // Commits do not wait for the disk, as SQLite's (synchronous = NORMAL) do not: only a crash of the
+            // database server itself can lose its last fraction of a second of commits. For the ledger that means
+            // re-sending the messages recorded in them (none is lost); for a claim or a lease, taking it again.
+            // Waiting for a flush per commit would cap a send at the disk's flush rate.
+            .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute("SET synchronous_commit = off")
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|e| unavailable(e.to_string()))?;
         let state = PostgresState { pool };
@@ -339,6 +353,12 @@ impl PostgresState {
                 .map_err(|e| unavailable(pool_reason(&e)))?,
         );
         Ok(state)
+    }
+
+    /// A pooled connection whose statements are prepared once per connection and then reused (a statement
+    /// given as text is otherwise parsed again, in a round trip of its own, every time).
+    async fn cached(&self, operation: &'static str) -> Result<Cached, StateError> {
+        Ok(Cached(self.client(operation).await?))
     }
 
     async fn client(&self, operation: &'static str) -> Result<Object, StateError> {
@@ -354,6 +374,41 @@ impl PostgresState {
         schema_version(&client)
             .await
             .map_err(failed("read the schema version"))
+    }
+}
+
+/// See [`PostgresState::cached`].
+struct Cached(Object);
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Cached {
+    async fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query(&statement, params).await
+    }
+
+    async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query_one(&statement, params).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query_opt(&statement, params).await
+    }
+
+    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.execute(&statement, params).await
     }
 }
 
@@ -517,28 +572,6 @@ impl State for PostgresState {
         let mut client = self.client(operation).await?;
         let tx = client.transaction().await.map_err(failed(operation))?;
         lock_subscribers(&tx, operation).await?;
-        // What is stored for the batch's addresses and keys, read in one query each (not one per row).
-        let emails: Vec<&str> = batch.iter().map(|(n, _)| n.email.as_str()).collect();
-        let keys: Vec<&str> = batch.iter().map(|(_, k)| k.0.as_str()).collect();
-        let mut existing: HashMap<String, Subscriber> = HashMap::new();
-        for row in tx
-            .query(
-                &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ANY($1)"),
-                &[&emails],
-            )
-            .await
-            .map_err(failed(operation))?
-        {
-            let subscriber = to_subscriber(&row, 0)?;
-            existing.insert(subscriber.email.as_str().to_string(), subscriber);
-        }
-        let mut suppressed: BTreeSet<String> = tx
-            .query("SELECT key FROM suppressions WHERE key = ANY($1)", &[&keys])
-            .await
-            .map_err(failed(operation))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
         let insert = tx
             .prepare(
                 "INSERT INTO subscribers (email, name, status, digests, categories, created, confirmed, joined,
@@ -560,71 +593,96 @@ impl State for PostgresState {
             .await
             .map_err(failed(operation))?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        // Each row is decided on what the rows before it left (an address twice in one import), and the writes
-        // are sent together (tokio-postgres pipelines them on the one connection).
-        let mut writes = Vec::new();
-        for (new, key) in batch {
-            let is_suppressed = suppressed.contains(&key.0);
-            let old = existing.get(new.email.as_str());
-            let (outcome, write) = plan_upsert(new, old, is_suppressed, resubscribe);
-            outcomes.push(outcome);
-            let (joined, handle) = match write {
-                UpsertWrite::Nothing => continue,
-                UpsertWrite::Insert(joined) => (joined, new_handle()),
-                UpsertWrite::Update(joined) => {
-                    (joined, old.expect("an update has a row").handle.clone())
+        // Rows as this import leaves them, so an address twice in one import is decided on its first row.
+        let mut decided: HashMap<String, Subscriber> = HashMap::new();
+        let mut unsuppressed: BTreeSet<String> = BTreeSet::new();
+        // A page at a time, in the one transaction: what is stored for the page's addresses and keys is read in
+        // one query each, and its writes are sent together (tokio-postgres pipelines them on the connection).
+        for page in batch.chunks(UPSERT_PAGE) {
+            let emails: Vec<&str> = page.iter().map(|(n, _)| n.email.as_str()).collect();
+            let keys: Vec<&str> = page.iter().map(|(_, k)| k.0.as_str()).collect();
+            let mut stored: HashMap<String, Subscriber> = HashMap::new();
+            for row in tx
+                .query(
+                    &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ANY($1)"),
+                    &[&emails],
+                )
+                .await
+                .map_err(failed(operation))?
+            {
+                let subscriber = to_subscriber(&row, 0)?;
+                stored.insert(subscriber.email.as_str().to_string(), subscriber);
+            }
+            let suppressed: BTreeSet<String> = tx
+                .query("SELECT key FROM suppressions WHERE key = ANY($1)", &[&keys])
+                .await
+                .map_err(failed(operation))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut writes = Vec::new();
+            for (new, key) in page {
+                let is_suppressed = suppressed.contains(&key.0) && !unsuppressed.contains(&key.0);
+                let email = new.email.as_str();
+                let old = decided.get(email).or_else(|| stored.get(email));
+                let (outcome, write) = plan_upsert(new, old, is_suppressed, resubscribe);
+                outcomes.push(outcome);
+                let (joined, handle) = match write {
+                    UpsertWrite::Nothing => continue,
+                    UpsertWrite::Insert(joined) => (joined, new_handle()),
+                    UpsertWrite::Update(joined) => {
+                        (joined, old.expect("an update has a row").handle.clone())
+                    }
+                };
+                let inserting = old.is_none();
+                if is_suppressed {
+                    unsuppressed.insert(key.0.clone());
                 }
-            };
-            let inserting = old.is_none();
-            existing.insert(
-                new.email.as_str().to_string(),
-                Subscriber {
-                    email: new.email.clone(),
-                    handle: handle.clone(),
-                    name: new.name.clone(),
-                    status: SubscriberStatus::Confirmed,
-                    digests: new.digests.clone(),
-                    categories: new.categories.clone(),
-                    created: new.subscribed_at,
-                    confirmed: Some(new.subscribed_at),
-                    joined: joined.clone(),
-                },
-            );
-            suppressed.remove(&key.0);
-            writes.push((new, key, joined, handle, inserting));
-        }
-        let rows: Vec<_> = writes
-            .iter()
-            .map(|(new, key, joined, handle, inserting)| {
-                (
-                    new.email.as_str(),
+                decided.insert(
+                    email.to_string(),
+                    Subscriber {
+                        email: new.email.clone(),
+                        handle: handle.clone(),
+                        name: new.name.clone(),
+                        status: SubscriberStatus::Confirmed,
+                        digests: new.digests.clone(),
+                        categories: new.categories.clone(),
+                        created: new.subscribed_at,
+                        confirmed: Some(new.subscribed_at),
+                        joined: joined.clone(),
+                    },
+                );
+                writes.push((
+                    email,
                     new.name.as_str(),
                     &new.digests,
                     &new.categories,
                     secs(new.subscribed_at),
-                    json_joined(joined),
+                    json_joined(&joined),
                     handle.to_hex(),
-                    key.0.as_str(),
-                    *inserting,
-                )
-            })
-            .collect();
-        let mut pending = Vec::with_capacity(rows.len() * 2);
-        for (email, name, digests, categories, at, joined, handle, key, inserting) in &rows {
-            let mut values: Vec<&(dyn ToSql + Sync)> =
-                vec![email, name, *digests, *categories, at, joined];
-            let statement = if *inserting {
-                values.push(handle);
-                &insert
-            } else {
-                &update
-            };
-            pending.push(tx.execute_raw(statement, values));
-            pending.push(tx.execute_raw(&unsuppress, vec![key as &(dyn ToSql + Sync)]));
+                    is_suppressed.then_some(key.0.as_str()),
+                    inserting,
+                ));
+            }
+            let mut pending = Vec::with_capacity(writes.len());
+            for (email, name, digests, categories, at, joined, handle, key, inserting) in &writes {
+                let mut values: Vec<&(dyn ToSql + Sync)> =
+                    vec![email, name, *digests, *categories, at, joined];
+                let statement = if *inserting {
+                    values.push(handle);
+                    &insert
+                } else {
+                    &update
+                };
+                pending.push(tx.execute_raw(statement, values));
+                if let Some(key) = key {
+                    pending.push(tx.execute_raw(&unsuppress, vec![key as &(dyn ToSql + Sync)]));
+                }
+            }
+            futures_util::future::try_join_all(pending)
+                .await
+                .map_err(failed(operation))?;
         }
-        futures_util::future::try_join_all(pending)
-            .await
-            .map_err(failed(operation))?;
         tx.commit().await.map_err(failed(operation))?;
         Ok(outcomes)
     }
@@ -638,7 +696,7 @@ impl State for PostgresState {
         let operation = "change a subscriber's status";
         let confirmed = (status == SubscriberStatus::Confirmed).then(|| secs(at));
         let n = self
-            .client(operation)
+            .cached(operation)
             .await?
             .execute(
                 "UPDATE subscribers SET status = $2, confirmed = COALESCE(confirmed, $3) WHERE email = $1",
@@ -707,7 +765,7 @@ impl State for PostgresState {
     async fn subscribers(&self, digest: Option<&str>) -> Result<Vec<Subscriber>, StateError> {
         let operation = "list subscribers";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 &format!(
@@ -760,7 +818,7 @@ impl State for PostgresState {
         let operation = "list subscribers";
         let after = after.map(|e| e.as_str());
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 &format!(
@@ -788,7 +846,7 @@ impl State for PostgresState {
             None => (None, None),
         };
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 "SELECT email, tick, articles, related FROM (
@@ -822,7 +880,7 @@ impl State for PostgresState {
     async fn latest_tick(&self, digest: &str) -> Result<Option<DateTime<Utc>>, StateError> {
         let operation = "read the latest tick";
         Ok(self
-            .client(operation)
+            .cached(operation)
             .await?
             .query_one("SELECT MAX(tick) FROM runs WHERE digest = $1", &[&digest])
             .await
@@ -833,7 +891,7 @@ impl State for PostgresState {
     async fn run(&self, digest: &str, tick: DateTime<Utc>) -> Result<Option<Run>, StateError> {
         let operation = "read a run";
         let row = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query_opt(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE digest = $1 AND tick = $2"),
@@ -946,7 +1004,7 @@ impl State for PostgresState {
     async fn end_planning(&self, run: RunId, at: DateTime<Utc>) -> Result<(), StateError> {
         let operation = "plan a run";
         let n = self
-            .client(operation)
+            .cached(operation)
             .await?
             .execute(
                 "UPDATE runs SET planned = COALESCE(planned, $2) WHERE id = $1",
@@ -963,7 +1021,7 @@ impl State for PostgresState {
     async fn deliveries(&self, run: RunId) -> Result<Vec<Delivery>, StateError> {
         let operation = "read a run's deliveries";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 &format!(
@@ -989,7 +1047,7 @@ impl State for PostgresState {
         let operation = "claim deliveries";
         // SKIP LOCKED: replicas claiming at once each take rows the others have not locked, without waiting.
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 &format!(
@@ -1025,7 +1083,7 @@ impl State for PostgresState {
     async fn release_claims(&self, owner: &str) -> Result<usize, StateError> {
         let operation = "release claims";
         let n = self
-            .client(operation)
+            .cached(operation)
             .await?
             .execute(
                 "UPDATE deliveries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1",
@@ -1039,7 +1097,7 @@ impl State for PostgresState {
     async fn claimants(&self, run: RunId, now: DateTime<Utc>) -> Result<Vec<String>, StateError> {
         let operation = "list claimants";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 "SELECT DISTINCT claimed_by FROM deliveries
@@ -1060,7 +1118,7 @@ impl State for PostgresState {
     ) -> Result<Vec<String>, StateError> {
         let operation = "list senders";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 "SELECT DISTINCT claimed_by FROM deliveries
@@ -1076,7 +1134,7 @@ impl State for PostgresState {
     async fn failures_in_a_row(&self, email: &EmailAddress) -> Result<usize, StateError> {
         let operation = "count failures in a row";
         let n: i64 = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query_one(
                 "SELECT COUNT(*) FROM deliveries
@@ -1094,7 +1152,7 @@ impl State for PostgresState {
     async fn runs(&self, digest: Option<&str>) -> Result<Vec<RunSummary>, StateError> {
         let operation = "list runs";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 &format!(
@@ -1131,7 +1189,7 @@ impl State for PostgresState {
     async fn first_seen(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
         let operation = "read when articles were first seen";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query("SELECT slug, first_seen FROM articles_seen", &[])
             .await
@@ -1143,7 +1201,7 @@ impl State for PostgresState {
         let operation = "record when articles were first seen";
         let (slugs, times): (Vec<&str>, Vec<DateTime<Utc>>) =
             seen.iter().map(|(s, t)| (s.as_str(), secs(*t))).unzip();
-        self.client(operation)
+        self.cached(operation)
             .await?
             .execute(
                 "INSERT INTO articles_seen (slug, first_seen)
@@ -1164,7 +1222,7 @@ impl State for PostgresState {
         let mut client = self.client(operation).await?;
         let tx = client.transaction().await.map_err(failed(operation))?;
         let update = tx
-            .prepare(
+            .prepare_cached(
                 "UPDATE deliveries SET status = $2, attempts = attempts + $3, last_error = $4,
                         sent_at = COALESCE($5, sent_at)
                  WHERE id = $1 AND status IN ('pending', 'deferred')",
@@ -1433,7 +1491,7 @@ impl State for PostgresState {
     ) -> Result<bool, StateError> {
         let operation = "hold a lease";
         let row = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query_opt(
                 "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $4)
@@ -1449,7 +1507,7 @@ impl State for PostgresState {
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StateError> {
         let operation = "release a lease";
-        self.client(operation)
+        self.cached(operation)
             .await?
             .execute(
                 "DELETE FROM leases WHERE name = $1 AND owner = $2",
@@ -1510,7 +1568,7 @@ impl State for PostgresState {
     async fn stored_secret(&self) -> Result<Option<Vec<u8>>, StateError> {
         let operation = "read the link-token secret";
         let row = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query_opt("SELECT value FROM settings WHERE key = $1", &[&SECRET_KEY])
             .await
@@ -1521,7 +1579,7 @@ impl State for PostgresState {
     async fn suppressions(&self) -> Result<Vec<DumpSuppression>, StateError> {
         let operation = "read the suppression list";
         let rows = self
-            .client(operation)
+            .cached(operation)
             .await?
             .query(
                 "SELECT key, created FROM suppressions ORDER BY key COLLATE \"C\"",
@@ -1712,7 +1770,7 @@ impl State for PostgresState {
 
     async fn ping(&self) -> Result<(), StateError> {
         let operation = "answer a health check";
-        self.client(operation)
+        self.cached(operation)
             .await?
             .query_one("SELECT COUNT(*) FROM settings", &[])
             .await
