@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: the shared conformance suite, plus what only a shared server has (migrations raced by
 //! replicas, claims taken at once by several senders).
 //!
-//! These tests need a server: `TIDINGS_TEST_POSTGRES` names one (`scripts/test` starts a throwaway cluster with
+//! These tests need a server: `TEST_POSTGRES_URL` names one (`scripts/test` starts a throwaway cluster with
 //! `scripts/postgres` and sets it). Without it they fail, saying so: they never skip. Each test works in a schema
 //! of its own, so they run in parallel on one database.
 
@@ -19,8 +19,8 @@ conformance_suite!(async { Arc::new(fresh_postgres().await) as Arc<dyn State> })
 
 /// The test server's URL.
 pub(crate) fn test_server() -> String {
-    std::env::var("TIDINGS_TEST_POSTGRES").expect(
-        "TIDINGS_TEST_POSTGRES is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL \
+    std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL \
          cluster (or start one with `scripts/postgres start DIR` and export the URL it prints)",
     )
 }
