@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -57,6 +58,8 @@ struct FastSink {
 impl FastSink {
     fn start() -> FastSink {
         let dir = tempfile::tempdir().unwrap();
+        // Run as root, smtp-sink drops to `nobody`, who must reach the dump folder inside this one.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let mail = dir.path().join("mail");
         let log = dir.path().join("sink.log");
         let port = free_port();
