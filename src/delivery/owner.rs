@@ -17,12 +17,17 @@ fn host() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks since boot.
+/// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks since boot; none once it has exited,
+/// even while it is a zombie that its parent has not reaped yet (it sends nothing more).
 fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count fields after its ')'.
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19).map(String::from)
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    // Field 3, the state: Z (zombie) and X (dead) have exited.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18).map(String::from)
 }
 
 impl Owner {
@@ -100,6 +105,32 @@ mod tests {
             start.unwrap_or_else(|| "1".into())
         );
         assert!(Owner::is_known_dead(&name), "{name}");
+    }
+
+    #[test]
+    fn a_process_that_exited_but_is_not_reaped_yet_is_known_dead() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let name = format!("{}/{pid}/{}/abc", host(), start_time(pid).unwrap());
+        assert!(!Owner::is_known_dead(&name), "running: {name}");
+        // Not waited for: once it exits it stays a zombie until `wait` below.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .contains(") Z ")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep 0.2 did not exit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(Owner::is_known_dead(&name), "a zombie: {name}");
+        child.wait().unwrap();
+        assert!(Owner::is_known_dead(&name), "reaped: {name}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::delivery::{SmtpSink, free_port};
 use crate::support::TestEnv;
 
-const SECRET: &str = "daemon-test-secret";
+pub(crate) const SECRET: &str = "daemon-test-secret";
 /// A Tuesday noon: the weekly tick (Monday 08:00) is 28 hours old.
 const TUESDAY: &str = "2026-12-01T12:00:00+01:00";
 /// An hour after the weekly tick.
@@ -63,14 +63,14 @@ database = "state.db"
     env
 }
 
-/// A running `tidings run`, killed if a test fails before stopping it.
-struct Daemon {
+/// A running `tidings run`, killed if a test fails before stopping it (dropping it is SIGKILL).
+pub(crate) struct Daemon {
     child: Child,
     log: std::path::PathBuf,
 }
 
 impl Daemon {
-    fn start(env: &TestEnv, now: &str) -> Daemon {
+    pub(crate) fn start(env: &TestEnv, now: &str) -> Daemon {
         let log = env.path().join(format!("daemon-{}.log", free_port()));
         let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .arg("--config")
@@ -92,17 +92,17 @@ impl Daemon {
         daemon
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until the log says `what`.
-    fn wait_for(&self, what: &str, limit: Duration) {
+    pub(crate) fn wait_for(&self, what: &str, limit: Duration) {
         wait_until(limit, || self.log().contains(what), || self.log());
     }
 
     /// SIGTERM, then the exit status (within a minute).
-    fn terminate(mut self) -> ExitStatus {
+    pub(crate) fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -133,7 +133,7 @@ impl Drop for Daemon {
     }
 }
 
-fn wait_until(limit: Duration, done: impl Fn() -> bool, explain: impl Fn() -> String) {
+pub(crate) fn wait_until(limit: Duration, done: impl Fn() -> bool, explain: impl Fn() -> String) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(

@@ -9,6 +9,7 @@ mod digest;
 mod feeds;
 mod fuzz;
 mod related;
+mod replicas;
 mod state;
 mod stores;
 mod support;

@@ -2,31 +2,7 @@
 //! same (subscribers, runs, deliveries, suppressions, the link secret), and `state migrate` says what it does.
 //! Needs the test PostgreSQL server that scripts/test starts (TEST_POSTGRES_URL); fails without it.
 
-use crate::support::TestEnv;
-
-/// A URL to a new, empty schema of the test PostgreSQL server.
-pub fn fresh_postgres_schema(name: &str) -> String {
-    let server = std::env::var("TEST_POSTGRES_URL").expect(
-        "TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL \
-         cluster (or `scripts/postgres start DIR` and export the URL it prints)",
-    );
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).unwrap();
-    let schema = format!("{name}_{}", hex::encode(bytes));
-    let out = std::process::Command::new("psql")
-        .args([&server, "-q", "-c", &format!("CREATE SCHEMA {schema}")])
-        .output()
-        .expect(
-            "psql runs (Debian's postgresql-client, installed with postgresql by scripts/postgres)",
-        );
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let separator = if server.contains('?') { '&' } else { '?' };
-    format!("{server}{separator}options=-csearch_path%3D{schema}")
-}
+use crate::support::{TestEnv, fresh_postgres_schema};
 
 fn stdout_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> String {
     let out = env.run_with_env(args, vars);

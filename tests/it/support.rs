@@ -354,3 +354,34 @@ fn decode_entities(s: &str) -> String {
         .replace("&nbsp;", "\u{a0}")
         .replace("&amp;", "&")
 }
+
+/// A URL to a new, empty schema (`<name>_<random>`) of the test PostgreSQL server (`TEST_POSTGRES_URL`, which
+/// `scripts/test` sets after starting a throwaway cluster): the URL's `search_path` option makes every connection
+/// of the binary work in that schema, so tests share the server without seeing each other's tables. Fails, saying
+/// how to get a server, when none is named: these tests never skip. (Not a `TIDINGS_` variable: the binary reads
+/// those as config overrides.)
+pub fn fresh_postgres_schema(name: &str) -> String {
+    let server = std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL \
+         cluster (or `scripts/postgres start DIR` and export the URL it prints)",
+    );
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let schema = format!("{name}_{}", hex::encode(bytes));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server}: {e}"));
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating schema {schema} at {server}: {e}"));
+    });
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options=-csearch_path%3D{schema}")
+}
