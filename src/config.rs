@@ -976,7 +976,7 @@ fn syntax_error(origin: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
 
 /// 1-based line and column of a byte offset (TOML and YAML spans are byte offsets).
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)

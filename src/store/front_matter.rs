@@ -191,7 +191,11 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
                 ));
             } else {
                 serde_yaml_ng::from_str(split.front).map_err(|e| {
-                    let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                    // From the byte offset, not the parser's line and column: YAML also ends a line at a CR,
+                    // NEL, U+2028 or U+2029, which editors (and our line numbers) do not.
+                    let (line, col) = e
+                        .location()
+                        .map_or((1, 1), |l| line_col(split.front, l.index()));
                     at(
                         line,
                         col,

@@ -122,6 +122,17 @@ fn unparseable_date_names_its_line_and_column() {
     );
 }
 
+/// Found by fuzzing: YAML ends a line at U+2028 too, so the parser's own line and column pointed past the end of
+/// the line an editor shows; the position comes from the byte offset instead.
+#[test]
+fn a_yaml_error_after_a_line_separator_is_placed_on_the_line_an_editor_shows() {
+    let text = "---\n0\u{2028}\u{ffd2} \u{20d0}\u{3a3}:\n---\n";
+    let e = parse("x.md", text).unwrap_err();
+    let line = text.split('\n').nth(e.line - 1).unwrap();
+    assert_eq!(e.line, 2, "{e}");
+    assert!(e.col >= 1 && e.col <= line.chars().count() + 1, "{e}");
+}
+
 #[test]
 fn article_without_date_is_rejected() {
     let e = parse("x.md", "---\ntitle: T\n---\n").unwrap_err();
