@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,38 +32,8 @@ SHARED = ROOT.parent / "shared"
 WORK = Path("/tmp/tidings-bench-replicas")
 NOW = "2026-11-30T09:00:00+01:00"
 
-CONFIG = """
-[site]
-title = "Bench Blog"
-base_url = "https://blog.example.com/"
-timezone = "Europe/Berlin"
-articles = "articles"
-
-[newsletter]
-from = "Bench Blog <news@example.com>"
-postal_address = "1 Bench Street"
-
-[[digest]]
-name = "weekly"
-schedule = "0 8 * * MON"
-
-[mail]
-transport = "smtp"
-smtp_url = "smtp://127.0.0.1:{port}"
-
-[state]
-database = "state.db"
-"""
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, **kw)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The store, config and helpers of the delivery benchmark (same site, same digest, same sink).
+from delivery import CONFIG, free_port, sh  # noqa: E402
 
 
 def psql(url, sql):
@@ -82,7 +51,7 @@ def world(d, size, port, tidings, state):
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     shutil.copytree(ROOT / "tests/fixtures/sample/data/articles", d / "articles")
-    (d / "config.toml").write_text(CONFIG.format(port=port))
+    (d / "config.toml").write_text(CONFIG.format(port=port, concurrency=""))
     with open(d / "subscribers.csv", "w") as f:
         f.write("email,name,digests,categories,subscribed_at\n")
         for i in range(size):
