@@ -14,8 +14,8 @@
 //! same); lists are `text[]`, join times `jsonb`. Text that is ordered or compared (addresses, digest names,
 //! slugs) is `COLLATE "C"`: byte order, as Rust orders it, whatever the database's locale.
 //!
-//! A URL to another host needs TLS (`sslmode=require`, verified against the webpki roots) unless it says
-//! `sslmode=disable`; the password may come from `PGPASSWORD` instead of the URL.
+//! A URL to another host needs TLS (`sslmode=require`, verified against the webpki roots, or the certificates in
+//! `PGSSLROOTCERT`) unless it says `sslmode=disable`; the password may come from `PGPASSWORD` instead of the URL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -125,7 +125,11 @@ fn failed(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StateErr
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        // With its cause: "error performing TLS handshake" alone does not say that the certificate was refused.
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -419,10 +423,31 @@ fn pool_reason(e: &deadpool_postgres::PoolError) -> String {
     }
 }
 
-/// rustls with the webpki roots (as the SMTP side uses), for `sslmode=require` or `prefer`.
+/// rustls for `sslmode=require` or `prefer`: the server's certificate is verified against the certificates in
+/// `PGSSLROOTCERT` (libpq's variable: a PEM file, for a server with a private CA) when it is set, else against
+/// the public webpki roots (as the SMTP side is).
 fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    match std::env::var_os("PGSSLROOTCERT") {
+        Some(file) => {
+            let unreadable = |e: &dyn std::fmt::Display| {
+                format!("PGSSLROOTCERT {}: {e}", file.to_string_lossy())
+            };
+            let certs = CertificateDer::pem_file_iter(&file)
+                .map_err(|e| unreadable(&e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| unreadable(&e))?;
+            if certs.is_empty() {
+                return Err(unreadable(&"holds no PEM certificate"));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| unreadable(&e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))

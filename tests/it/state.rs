@@ -153,3 +153,71 @@ fn migrate_says_what_it_would_do_then_does_it_once() {
     }
     assert!(database.exists());
 }
+
+/// A PostgreSQL server of its own speaking TLS with a certificate from a private CA (`scripts/postgres` with
+/// `PG_SSL=on`), stopped when dropped.
+struct TlsServer {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let out =
+            std::process::Command::new(crate::support::project_root().join("scripts/postgres"))
+                .arg("start")
+                .arg(dir.path().join("pg"))
+                .env("PG_SSL", "on")
+                .output()
+                .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/postgres: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        TlsServer { dir, url }
+    }
+
+    fn ca(&self) -> String {
+        self.dir.path().join("pg/ca.crt").display().to_string()
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(crate::support::project_root().join("scripts/postgres"))
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .output();
+    }
+}
+
+#[test]
+fn tls_to_postgres_is_verified_against_pgsslrootcert() {
+    let server = TlsServer::start();
+    let env = TestEnv::sample();
+    let url = format!("{}?sslmode=require", server.url);
+    let ca = server.ca();
+    let trusted = env.run_with_env(
+        &["state", "migrate"],
+        &[
+            ("TIDINGS_STATE_DATABASE", url.as_str()),
+            ("PGSSLROOTCERT", ca.as_str()),
+        ],
+    );
+    let said = String::from_utf8_lossy(&trusted.stderr);
+    assert!(
+        trusted.status.success() && said.contains("migrated"),
+        "{said}"
+    );
+    // Without the private CA the certificate is refused, and the message says so.
+    let untrusted = env.run_with_env(
+        &["state", "migrate"],
+        &[("TIDINGS_STATE_DATABASE", url.as_str())],
+    );
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success(), "{said}");
+    assert!(said.contains("UnknownIssuer"), "{said}");
+}
