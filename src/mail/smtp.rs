@@ -221,26 +221,12 @@ impl SmtpRelay {
                     .await
                     .map_err(|e| unreachable("TLS failed with", &e))?;
                 let mut session = Session::new(Box::new(tls) as Box<dyn Io>, self.timeout);
-                session
-                    .greeting()
-                    .await
-                    .map_err(|e| unreachable("no SMTP greeting from", &e))?;
-                session
-                    .ehlo(&hello)
-                    .await
-                    .map_err(|e| unreachable("EHLO refused by", &e))?;
+                greet(&mut session, &hello, &unreachable).await?;
                 session
             }
             _ => {
                 let mut plain = Session::new(tcp, self.timeout);
-                plain
-                    .greeting()
-                    .await
-                    .map_err(|e| unreachable("no SMTP greeting from", &e))?;
-                plain
-                    .ehlo(&hello)
-                    .await
-                    .map_err(|e| unreachable("EHLO refused by", &e))?;
+                greet(&mut plain, &hello, &unreachable).await?;
                 let wants_tls = self.security == Security::StartTls
                     || (self.security == Security::Opportunistic && plain.extensions().starttls);
                 if wants_tls {
@@ -318,6 +304,23 @@ impl SmtpRelay {
             }),
         }
     }
+}
+
+/// The server's greeting and our EHLO, the opening of every session (plain or TLS from the first byte); a
+/// failure is `Unavailable`, as `unreachable` words it.
+async fn greet<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    session: &mut Session<S>,
+    hello: &str,
+    unreachable: &impl Fn(&str, &dyn std::fmt::Display) -> DeliveryOutcome,
+) -> Result<(), DeliveryOutcome> {
+    session
+        .greeting()
+        .await
+        .map_err(|e| unreachable("no SMTP greeting from", &e))?;
+    session
+        .ehlo(hello)
+        .await
+        .map_err(|e| unreachable("EHLO refused by", &e))
 }
 
 /// The EHLO name: the address literal of our end of the connection (`[192.0.2.1]`, `[IPv6:…]`), always valid by
