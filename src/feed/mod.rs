@@ -21,9 +21,10 @@ mod json;
 mod rss;
 pub mod urls;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset};
+use rayon::prelude::*;
 
 use crate::config::{Config, FeedFormat};
 use crate::store::{Article, Catalog, taxonomy_slug, xml_safe};
@@ -259,39 +260,57 @@ pub fn render_all(
             bytes: STYLESHEET.as_bytes().to_vec(),
         });
     }
-    // An article sits in several feeds (site, category, author): render its content once.
+    // An article sits in several feeds (site, category, author): its content is rendered once, the articles
+    // in parallel (sanitising is most of a feed's cost).
     let mut contents: HashMap<&str, String> = HashMap::new();
     if config.feeds.full_content {
-        for a in plans.iter().flat_map(|p| p.items.iter()) {
-            contents.entry(a.url.as_str()).or_insert_with(|| {
-                let body = a.body.as_ref().or_else(|| bodies.get(&a.url));
-                item_html(a, body.map_or("", String::as_str), &config.site.base_url)
-            });
-        }
-    }
-    for plan in plans {
-        let items: Vec<ItemContent<'_>> = plan
-            .items
+        let mut seen = HashSet::new();
+        let articles: Vec<&Article> = plans
             .iter()
-            .map(|a| item_content(a, contents.get(a.url.as_str()).cloned()))
+            .flat_map(|p| p.items.iter().copied())
+            .filter(|a| seen.insert(a.url.as_str()))
             .collect();
-        let updated = plan.updated;
-        for format in &config.feeds.formats {
-            let file = match format {
-                FeedFormat::Rss => "rss.xml",
-                FeedFormat::Atom => "atom.xml",
-                FeedFormat::Json => "feed.json",
-            };
-            let path = format!("{}{file}", plan.dir);
-            let meta = feed_meta(config, plan, &path, updated);
-            let bytes = match format {
-                FeedFormat::Rss => rss::render(&meta, &items),
-                FeedFormat::Atom => atom::render(&meta, &items),
-                FeedFormat::Json => json::render(&meta, &items),
-            };
-            files.push(RenderedFile { path, bytes });
-        }
+        contents = articles
+            .into_par_iter()
+            .map(|a| {
+                let body = a.body.as_ref().or_else(|| bodies.get(&a.url));
+                let html = item_html(a, body.map_or("", String::as_str), &config.site.base_url);
+                (a.url.as_str(), html)
+            })
+            .collect();
     }
+    let feeds: Vec<Vec<RenderedFile>> = plans
+        .par_iter()
+        .map(|plan| {
+            let items: Vec<ItemContent<'_>> = plan
+                .items
+                .iter()
+                .map(|a| item_content(a, contents.get(a.url.as_str()).cloned()))
+                .collect();
+            let updated = plan.updated;
+            config
+                .feeds
+                .formats
+                .iter()
+                .map(|format| {
+                    let file = match format {
+                        FeedFormat::Rss => "rss.xml",
+                        FeedFormat::Atom => "atom.xml",
+                        FeedFormat::Json => "feed.json",
+                    };
+                    let path = format!("{}{file}", plan.dir);
+                    let meta = feed_meta(config, plan, &path, updated);
+                    let bytes = match format {
+                        FeedFormat::Rss => rss::render(&meta, &items),
+                        FeedFormat::Atom => atom::render(&meta, &items),
+                        FeedFormat::Json => json::render(&meta, &items),
+                    };
+                    RenderedFile { path, bytes }
+                })
+                .collect()
+        })
+        .collect();
+    files.extend(feeds.into_iter().flatten());
     files
 }
 

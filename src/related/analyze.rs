@@ -87,57 +87,148 @@ impl Analyzer {
     pub fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();
         for_each_word(text, |word| {
-            if !self.is_stop_word(word) {
-                out.push(self.stem(word).into_owned());
+            let word = match word {
+                Word::Packed(key) => {
+                    let (bytes, len) = Word::unpacked(key);
+                    String::from_utf8(bytes[..len].to_vec()).expect("ASCII")
+                }
+                Word::Spelled(s) => s.to_owned(),
+            };
+            if !self.is_stop_word(&word) {
+                out.push(self.stem(&word).into_owned());
             }
         });
         out
     }
 }
 
-/// Calls `f` with every word of `text`, lowercased: runs of letters and digits, at least two characters long,
-/// not a plain number. Punctuation, Markdown leftovers and URLs' separators split words. ASCII is scanned a byte
-/// at a time (most text of most blogs); other characters go through Unicode's rules.
-pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
-    let bytes = text.as_bytes();
-    let mut word = String::new();
-    let mut chars = 0usize;
-    let mut digits_only = true;
-    let mut emit = |word: &mut String, chars: &mut usize, digits_only: &mut bool| {
-        if *chars >= 2 && !*digits_only {
-            f(word);
+/// A word as [`for_each_word`] gives it, lowercased: an ASCII word of up to 16 bytes (most words of most blogs)
+/// packed into an integer, little-endian and zero-padded (no allocation; one comparison), or any other spelled
+/// out. A word has one form whichever way it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Word<'a> {
+    Packed(u128),
+    Spelled(&'a str),
+}
+
+impl Word<'_> {
+    /// The bytes of a packed word (words hold no NUL byte, so the padding is where it ends).
+    pub fn unpacked(key: u128) -> ([u8; 16], usize) {
+        let bytes = key.to_le_bytes();
+        let len = 16 - (key.leading_zeros() / 8) as usize;
+        (bytes, len)
+    }
+}
+
+/// `0x20` in each of the low `len` bytes: OR-ed onto ASCII letters and digits it lowercases the letters and
+/// leaves the digits (which have that bit already).
+fn lowercase_bits(len: usize) -> u128 {
+    u128::from_le_bytes([0x20; 16]) >> (8 * (16 - len))
+}
+
+/// Set in a lowercased ASCII letter's byte, never in a digit's: a word with none of them is a plain number.
+const LETTER_BITS: u128 = u128::from_le_bytes([0x40; 16]);
+
+/// `bytes[start..end]`, ASCII letters and digits only, at most 16 of them, packed and lowercased.
+fn pack(bytes: &[u8], start: usize, end: usize) -> u128 {
+    let len = end - start;
+    let raw = match bytes.get(start..start + 16) {
+        Some(sixteen) => {
+            let all = u128::from_le_bytes(sixteen.try_into().expect("16 bytes"));
+            if len == 16 {
+                all
+            } else {
+                all & ((1u128 << (8 * len)) - 1)
+            }
         }
-        word.clear();
-        *chars = 0;
-        *digits_only = true;
+        None => {
+            let mut key = [0u8; 16];
+            key[..len].copy_from_slice(&bytes[start..end]);
+            u128::from_le_bytes(key)
+        }
     };
+    raw | lowercase_bits(len)
+}
+
+/// Calls `f` with every word of `text`, lowercased: runs of letters and digits, at least two characters long,
+/// not a plain number. Punctuation, Markdown leftovers and URLs' separators split words. A run of ASCII letters
+/// and digits ending at ASCII (most words) is packed straight from the text; other words go through Unicode's
+/// rules a character at a time.
+pub fn for_each_word(text: &str, mut f: impl FnMut(Word<'_>)) {
+    let bytes = text.as_bytes();
+    let mut spelled = String::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b.is_ascii() {
-            if b.is_ascii_alphanumeric() {
-                word.push(b.to_ascii_lowercase() as char);
-                chars += 1;
-                digits_only &= b.is_ascii_digit();
-            } else if chars > 0 {
-                emit(&mut word, &mut chars, &mut digits_only);
+        if b.is_ascii_alphanumeric() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
             }
+            if i == bytes.len() || bytes[i].is_ascii() {
+                let len = i - start;
+                if (2..=16).contains(&len) {
+                    let key = pack(bytes, start, i);
+                    if key & LETTER_BITS != 0 {
+                        f(Word::Packed(key));
+                    }
+                } else if len > 16 && bytes[start..i].iter().any(u8::is_ascii_alphabetic) {
+                    spelled.clear();
+                    spelled.extend(
+                        bytes[start..i]
+                            .iter()
+                            .map(|b| b.to_ascii_lowercase() as char),
+                    );
+                    f(Word::Spelled(&spelled));
+                }
+            } else {
+                // Goes on past ASCII: the whole word the slow way.
+                i = unicode_word(text, start, &mut spelled, &mut f);
+            }
+        } else if b.is_ascii() {
             i += 1;
         } else {
             let c = text[i..].chars().next().expect("i is at a char boundary");
             if c.is_alphanumeric() {
-                word.extend(c.to_lowercase());
-                chars += 1;
-                digits_only &= c.is_numeric();
-            } else if chars > 0 {
-                emit(&mut word, &mut chars, &mut digits_only);
+                i = unicode_word(text, i, &mut spelled, &mut f);
+            } else {
+                i += c.len_utf8();
             }
-            i += c.len_utf8();
         }
     }
-    if chars > 0 {
-        emit(&mut word, &mut chars, &mut digits_only);
+}
+
+/// The word of `text` that starts at `start` (a letter or digit), a character at a time: calls `f` with it when
+/// it is one ([`for_each_word`]'s rules) and returns where it ends.
+fn unicode_word(
+    text: &str,
+    start: usize,
+    spelled: &mut String,
+    f: &mut impl FnMut(Word<'_>),
+) -> usize {
+    spelled.clear();
+    let (mut chars, mut digits_only, mut end) = (0usize, true, text.len());
+    for (at, c) in text[start..].char_indices() {
+        if !c.is_alphanumeric() {
+            end = start + at;
+            break;
+        }
+        if c.is_ascii() {
+            spelled.push(c.to_ascii_lowercase());
+        } else {
+            spelled.extend(c.to_lowercase());
+        }
+        chars += 1;
+        digits_only &= c.is_numeric();
     }
+    if chars >= 2 && !digits_only {
+        if spelled.len() <= 16 && spelled.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            f(Word::Packed(pack(spelled.as_bytes(), 0, spelled.len())));
+        } else {
+            f(Word::Spelled(spelled));
+        }
+    }
+    end
 }
 
 /// Sparse vectors in one flat store (compressed rows): row `i` is `terms[offsets[i]..offsets[i + 1]]`, sorted
@@ -215,32 +306,31 @@ pub(super) struct TextVectors {
 pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> TextVectors {
     let boost = title_boost.max(0.0);
     let tf = move |title: u32, other: u32| boost * title as f32 + other as f32;
-    let width = docs
-        .par_iter()
-        .filter_map(|t| t.iter().last().map(|e| e.0 as usize + 1))
-        .max()
-        .unwrap_or(0);
     let n = docs.len();
+    // Document frequencies by stem number, in one pass over the counts.
     let df: Vec<u32> = docs
-        .par_chunks(2048)
+        .par_chunks(1024)
         .map(|chunk| {
-            let mut df = vec![0u32; width];
+            let mut df = Vec::new();
             for terms in chunk {
                 for (t, title, other) in terms.iter() {
                     if tf(title, other) > 0.0 {
-                        df[t as usize] += 1;
+                        let t = t as usize;
+                        if t >= df.len() {
+                            df.resize(t + 1, 0);
+                        }
+                        df[t] += 1;
                     }
                 }
             }
             df
         })
-        .reduce(
-            || vec![0u32; width],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+        .reduce(Vec::new, |a, b| {
+            let (mut long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            long.iter_mut().zip(short).for_each(|(x, y)| *x += y);
+            long
+        });
+    let width = df.len();
     // Ranks of the stems in use, in stem order.
     let used: Vec<u32> = (0..width as u32).filter(|&t| df[t as usize] > 0).collect();
     let mut named: Vec<(&'static str, u32)> = super::terms::names(used.iter().copied())
@@ -264,34 +354,52 @@ pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> Te
         .map(|&d| (((n as f64 + 1.0) / (d as f64 + 1.0)).ln() + 1.0) as f32)
         .collect();
 
+    // `sublinear` of the small whole term frequencies (most), looked up rather than a logarithm each.
+    let sublinear_small: Vec<f32> = (0..256).map(|tf| sublinear(tf as f32)).collect();
+    let weight = |tf: f32, rank: u32| {
+        // (`fract` would be a call to the C library's `truncf`.)
+        let whole = tf as usize;
+        let s = if whole < 256 && whole as f32 == tf {
+            sublinear_small[whole]
+        } else {
+            sublinear(tf)
+        };
+        s * idf[rank as usize]
+    };
     let mut rows: Vec<Vec<(u32, f32)>> = docs
         .par_iter()
         .with_min_len(64)
-        .map(|terms| {
-            let mut weighted: Vec<(u32, f32)> = terms
-                .iter()
-                .map(|(t, title, other)| (rank[t as usize], tf(title, other)))
-                .filter(|&(t, tf)| tf > 0.0 && df_ranked[t as usize] <= max_df)
-                .map(|(t, tf)| (t, sublinear(tf) * idf[t as usize]))
-                .collect();
-            weighted.sort_unstable_by_key(|e| e.0);
-            let norm = weighted.iter().map(|e| e.1 * e.1).sum::<f32>().sqrt();
-            weighted.retain(|&(t, _)| df_ranked[t as usize] >= 2);
+        .map_init(Vec::new, |weighted: &mut Vec<(u32, f32)>, terms| {
+            // The counts come in stem-number order, which depends on the process: the length is summed in a
+            // way that does not depend on order, and only the kept terms are sorted (by rank).
+            let mut squares = SquareSum::default();
+            weighted.clear();
+            for (t, title, other) in terms.iter() {
+                let tf = tf(title, other);
+                let r = rank[t as usize];
+                if tf > 0.0 && df_ranked[r as usize] <= max_df {
+                    let w = weight(tf, r);
+                    squares.add(w);
+                    if df_ranked[r as usize] >= 2 {
+                        weighted.push((r, w));
+                    }
+                }
+            }
+            let norm = squares.sqrt();
+            // Every article's row is alive at once: each gets a vector of its own length.
             if weighted.len() > keep {
                 weighted.select_nth_unstable_by(keep - 1, |a, b| {
                     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
                 });
-                weighted.truncate(keep);
             }
-            weighted.sort_unstable_by_key(|e| e.0);
+            let mut row = weighted[..weighted.len().min(keep)].to_vec();
+            row.sort_unstable_by_key(|e| e.0);
             if norm > 0.0 {
-                for e in &mut weighted {
+                for e in &mut row {
                     e.1 /= norm;
                 }
             }
-            // Every article's row is alive at once: none may keep the room of all its terms.
-            weighted.shrink_to_fit();
-            weighted
+            row
         })
         .collect();
 
@@ -317,6 +425,32 @@ pub(super) fn text_vectors(docs: &[&Terms], title_boost: f32, keep: usize) -> Te
     TextVectors {
         rows: Rows::from_rows(rows),
         vocabulary,
+    }
+}
+
+/// A sum of squares that is the same to the bit in whatever order the values come: each square is exact in
+/// `f64` (a product of two `f32`), cut to a multiple of 2⁻⁶⁴ and added as an integer, which no order can round
+/// differently. Weights run from about 0.1 to a few hundred, far inside what this holds exactly enough.
+#[derive(Default)]
+struct SquareSum(u128);
+
+impl SquareSum {
+    const SCALE: f64 = 18_446_744_073_709_551_616.0; // 2^64
+
+    fn add(&mut self, w: f32) {
+        let square = f64::from(w) * f64::from(w);
+        // In two 64-bit halves (a float-to-`u128` conversion is a slow library call); `as` saturates, so an
+        // absurd weight cannot wrap.
+        let whole = square as u64;
+        // Exact: `whole` is the square cut to an integer (below 2^53 unless absurd, then saturated).
+        let fraction = ((square - whole as f64) * Self::SCALE) as u64;
+        self.0 = self
+            .0
+            .saturating_add((u128::from(whole) << 64) | u128::from(fraction));
+    }
+
+    fn sqrt(&self) -> f32 {
+        ((self.0 as f64) / Self::SCALE).sqrt() as f32
     }
 }
 

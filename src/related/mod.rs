@@ -241,20 +241,25 @@ impl fmt::Debug for RelatedIndex {
     }
 }
 
-/// Per-thread scratch space of a query: a score accumulator over all articles and the articles it touched, and
-/// the query's text vector spread over the whole vocabulary (zero elsewhere) for exact scoring.
+/// Per-thread scratch space of a query: a score accumulator over all articles, which of them it reached (a flag
+/// per article and the list of them, in the order first reached), and the query's text vector spread over the
+/// whole vocabulary (zero elsewhere) for exact scoring. Everything is back to zero between queries.
 struct Scratch {
     acc: Vec<f32>,
-    touched: Vec<u32>,
+    seen: Vec<bool>,
+    /// `first[..n]` are the `n` articles reached; one slot more, written before it is known to be needed.
+    first: Vec<u32>,
     reached: Vec<(u32, f32)>,
     dense: Vec<f32>,
 }
 
 impl Scratch {
     fn new(index: &RelatedIndex) -> Scratch {
+        let n = index.entries.len();
         Scratch {
-            acc: vec![0.0; index.entries.len()],
-            touched: Vec::new(),
+            acc: vec![0.0; n],
+            seen: vec![false; n],
+            first: vec![0; n + 1],
             reached: Vec::new(),
             dense: vec![0.0; index.vocabulary.len()],
         }
@@ -484,11 +489,13 @@ impl RelatedIndex {
     ) -> Vec<Scored> {
         let Scratch {
             acc,
-            touched,
+            seen,
+            first,
             reached,
             dense,
         } = scratch;
         let w = self.weights;
+        let mut n_reached = 0;
         for (rows, postings, weight) in [
             (&self.text, &self.text_postings, w.text),
             (&self.tags, &self.tag_postings, w.tags),
@@ -497,26 +504,27 @@ impl RelatedIndex {
                 continue;
             }
             for (t, wq) in strongest(rows.row(q as usize), QUERY_TERMS) {
-                let postings = &postings[t as usize];
-                // Every posting noted, repeats and all: a branch on "first time seen" mispredicts half the time.
-                touched.extend(postings.iter().map(|&(d, _)| d));
-                for &(d, wd) in postings {
-                    acc[d as usize] += weight * wq * wd;
+                for &(d, wd) in &postings[t as usize] {
+                    let d = d as usize;
+                    acc[d] += weight * wq * wd;
+                    // Noted the first time without a branch ("first time?" mispredicts half the time): always
+                    // written, kept only when new.
+                    first[n_reached] = d as u32;
+                    n_reached += usize::from(!seen[d]);
+                    seen[d] = true;
                 }
             }
         }
-        // Each reached article once, at its first posting (scores are positive: a zeroed slot was taken).
+        // Each reached article once, with a positive score (an article is never its own suggestion).
         reached.clear();
-        for &d in touched.iter() {
+        for &d in &first[..n_reached] {
             let slot = &mut acc[d as usize];
-            if *slot != 0.0 {
-                if d != q {
-                    reached.push((d, *slot));
-                }
-                *slot = 0.0;
+            if *slot > 0.0 && d != q {
+                reached.push((d, *slot));
             }
+            *slot = 0.0;
+            seen[d as usize] = false;
         }
-        touched.clear();
 
         // The best reached articles by their approximate score; `allow` is asked only about those, unless it
         // turns too many of them down (a digest's "older than" filter), then about every reached article.

@@ -128,6 +128,71 @@ fn stemming_matches_inflected_forms_and_stop_words_do_not_count() {
     );
 }
 
+/// The words of `text` by the rules alone, a character at a time: what the tokenizer's fast paths must give.
+fn words_by_the_rules(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let (mut chars, mut digits_only) = (0, true);
+    for c in text.chars().chain([' ']) {
+        if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+            chars += 1;
+            digits_only &= c.is_numeric();
+        } else {
+            if chars >= 2 && !digits_only {
+                out.push(word.clone());
+            }
+            word.clear();
+            (chars, digits_only) = (0, true);
+        }
+    }
+    out
+}
+
+fn words_found(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    analyze::for_each_word(text, |w| {
+        out.push(match w {
+            analyze::Word::Packed(key) => {
+                let (bytes, len) = analyze::Word::unpacked(key);
+                String::from_utf8(bytes[..len].to_vec()).unwrap()
+            }
+            analyze::Word::Spelled(s) => {
+                // Only what cannot be packed is spelled out: one word, one form.
+                assert!(s.len() > 16 || !s.is_ascii(), "{s:?} should be packed");
+                s.to_owned()
+            }
+        });
+    });
+    out
+}
+
+#[test]
+fn words_are_runs_of_letters_and_digits_lowercased_and_not_plain_numbers() {
+    assert_eq!(
+        words_found("Rust's 2024 edition: async-fn, K8s & x, Émile's CAFÉ naïve 3D"),
+        [
+            "rust", "edition", "async", "fn", "k8s", "émile", "café", "naïve", "3d"
+        ]
+    );
+    // Exactly 16 and 17 bytes, at the very end of the text (no room to read 16 bytes past the start).
+    assert_eq!(
+        words_found("abcdefghijklmnop ABCDEFGHIJKLMNOPQ"),
+        ["abcdefghijklmnop", "abcdefghijklmnopq"]
+    );
+    // Kelvin sign: non-ASCII, lowercases to ASCII "k", so the word is packed like "ok".
+    assert_eq!(words_found("O\u{212A}"), ["ok"]);
+}
+
+proptest! {
+    #[test]
+    fn the_tokenizer_finds_the_words_the_rules_say(
+        text in "([a-zA-Z0-9]{0,20}|[ .,'\\-]|é|É|ß|\u{212A}|—|日本|٣|[\\x00-\\x7f])*"
+    ) {
+        prop_assert_eq!(words_found(&text), words_by_the_rules(&text));
+    }
+}
+
 #[test]
 fn a_language_without_stemmer_keeps_words_as_written() {
     let analyzer = analyze::Analyzer::for_language("xx");

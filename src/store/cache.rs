@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::links::{LinkIndex, Lookup, recording};
 use super::{
-    ArticleError, Catalog, Head, ParseContext, Parsed, collect_articles, find_sources, finish,
-    parse_head, read_source,
+    ArticleError, Catalog, Head, ParseContext, Parsed, body_only, collect_articles, find_sources,
+    finish, parse_head, read_source,
 };
 use crate::config::Config;
 use crate::related::terms::{self, Counter};
@@ -392,15 +392,10 @@ pub fn read_bodies(
     let max = config.site.max_article_bytes;
     articles
         .par_iter()
-        .map_init(
-            || Counter::new(ctx.language),
-            |counter, a| {
-                let source = read_source(a.source.clone(), max).ok()?;
-                let head = parse_head(source.path, source.text, &ctx).ok()?;
-                let parsed = finish(head, &ctx, links, counter);
-                Some((a.url.clone(), parsed.article.body?))
-            },
-        )
-        .flatten()
+        .filter_map(|a| {
+            let source = read_source(a.source.clone(), max).ok()?;
+            let head = parse_head(source.path, source.text, &ctx).ok()?;
+            Some((a.url.clone(), body_only(head, links)))
+        })
         .collect()
 }

@@ -908,8 +908,28 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
 /// The body's part of an article: generator markup evaluated ([`body::prepare`]), then text, summary and reading
 /// time from the Markdown. What could not be evaluated is reported at its place in the file.
 fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut Counter) -> Parsed {
+    let (mut article, summary, markdown, problems) = prepared(head, links);
+    let rendered = markdown::analyze(&markdown);
+    article.summary = summary.unwrap_or_else(|| {
+        markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
+    });
+    article.terms = counter.count(&article.title, &article.summary, &xml_clean(&rendered.text));
+    article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
+    article.body = ctx.keep_bodies.then(|| xml_safe(&markdown));
+    Parsed { article, problems }
+}
+
+/// An article's body as [`finish`] keeps it, without the analysis (what a feed needs of an article loaded
+/// without its body).
+fn body_only(head: Head, links: &LinkIndex) -> String {
+    xml_safe(&prepared(head, links).2)
+}
+
+/// The article of `head`, its summary from front matter, its body's Markdown with generator markup evaluated,
+/// and the problems found so far (what could not be evaluated at its place in the file).
+fn prepared(head: Head, links: &LinkIndex) -> (Article, Option<String>, String, Vec<ArticleError>) {
     let Head {
-        mut article,
+        article,
         summary,
         mut problems,
         text,
@@ -939,14 +959,7 @@ fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut C
             message: p.message,
         });
     }
-    let rendered = markdown::analyze(&markdown);
-    article.summary = summary.unwrap_or_else(|| {
-        markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
-    });
-    article.terms = counter.count(&article.title, &article.summary, &xml_clean(&rendered.text));
-    article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
-    article.body = ctx.keep_bodies.then(|| xml_safe(&markdown));
-    Parsed { article, problems }
+    (article, summary, markdown, problems)
 }
 
 /// The offset in `written` of byte `offset` of `cleaned` (`written` without the characters XML forbids).
