@@ -65,16 +65,28 @@ pub fn analyze(markdown: &str) -> Analysis {
     }
 }
 
-/// `text.split_whitespace().count()`, with ASCII (most text) checked a byte at a time.
+/// `text.split_whitespace().count()`: eight ASCII bytes at a time where they are ASCII (most text), other
+/// characters one at a time.
 fn count_words(text: &str) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
     let bytes = text.as_bytes();
     let (mut words, mut in_word, mut i) = (0, false, 0);
     while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            if v & HIGH == 0 {
+                let space = ascii_space_bytes(v);
+                let word = !space & HIGH;
+                // A word starts at a non-space byte whose previous byte (the last chunk's, for the first) is space.
+                let after_space = (space << 8) | if in_word { 0 } else { 0x80 };
+                words += (word & after_space).count_ones() as usize;
+                in_word = word >> 63 == 1;
+                i += 8;
+                continue;
+            }
+        }
         let (space, len) = if bytes[i].is_ascii() {
-            (
-                matches!(bytes[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'),
-                1,
-            )
+            (bytes[i].is_ascii_whitespace() || bytes[i] == 0x0b, 1)
         } else {
             let c = text[i..].chars().next().expect("i is at a char boundary");
             (c.is_whitespace(), c.len_utf8())
@@ -84,6 +96,18 @@ fn count_words(text: &str) -> usize {
         i += len;
     }
     words
+}
+
+/// `0x80` in each byte of `v` (eight ASCII bytes) that is whitespace: a space, or `\t`, `\n`, `\x0b`, `\x0c`, `\r`
+/// (0x09 to 0x0d). Each byte is below 0x80, so adding to it never carries into the next.
+fn ascii_space_bytes(v: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let zero_bytes = |x: u64| !(((x & LOW) + LOW) | x | LOW);
+    let blank = zero_bytes(v ^ 0x2020_2020_2020_2020);
+    let at_least_9 = v + 0x7777_7777_7777_7777;
+    let at_least_14 = v + 0x7272_7272_7272_7272;
+    blank | (at_least_9 & !at_least_14 & HIGH)
 }
 
 /// The body as HTML (CommonMark with tables, footnotes, strikethrough, task lists, smart punctuation).
@@ -135,7 +159,20 @@ pub fn to_html_capped(markdown: &str, max_bytes: usize) -> (String, bool) {
 }
 
 pub fn collapse_whitespace(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Cuts `text` to at most `max` characters at a word boundary, adding "…" when something was cut.
@@ -178,6 +215,19 @@ mod tests {
                 count_words(text),
                 text.split_whitespace().count(),
                 "{text:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn words_and_whitespace_are_what_split_whitespace_says(
+            text in "([a-z]{0,12}|[ \\t\\n\\r\\x0b\\x0c]|\u{a0}|\u{2003}|\u{85}|é|’|[\\x00-\\x7f])*"
+        ) {
+            proptest::prop_assert_eq!(count_words(&text), text.split_whitespace().count());
+            proptest::prop_assert_eq!(
+                collapse_whitespace(&text),
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
             );
         }
     }
