@@ -3,7 +3,8 @@
 //!
 //! Term ids of the vectors are ranks in the sorted list of the store's stems, so they depend only on the store,
 //! never on the number of threads or on the order stems were met: the floating-point sums that follow run in
-//! the same order on every machine.
+//! the same order on every machine. The one sum taken before terms are ranked, an article's length, is summed
+//! so that no order can change its bits ([`SquareSum`]), which spares sorting every article's terms.
 
 use std::borrow::Cow;
 
@@ -299,7 +300,8 @@ pub(super) struct TextVectors {
 /// scikit-learn uses), normalized to unit length over all the article's terms, then pruned to its `keep`
 /// strongest terms found in at least two articles (a term in one article relates it to nothing). Pruning bounds
 /// the index at `keep` entries per article, so memory grows linearly with the store; the counts are read twice
-/// (document frequencies, then weights) rather than unpacked for every article at once.
+/// (document frequencies, then weights) rather than unpacked for every article at once. Only the kept terms
+/// are sorted.
 ///
 /// Term ids are ranks in the sorted stems of the store (then renumbered, in the same order, to the terms the
 /// vectors keep), so they, and every floating-point sum in id order, depend only on the store.

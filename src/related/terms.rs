@@ -196,7 +196,8 @@ pub struct Counter(Option<Memory>);
 struct Memory {
     language: String,
     analyzer: Analyzer,
-    /// Words of up to 16 ASCII bytes (most), packed in an integer: compared without a call to `memcmp`.
+    /// Words of up to 16 ASCII bytes (most), packed in an integer as the tokenizer gives them
+    /// ([`Word::Packed`]): hashed and compared without a string.
     short: FxHashMap<u128, u32>,
     words: FxHashMap<Box<str>, u32>,
     /// The counts of the article being counted, by term number (title, rest), and the terms it touched.
