@@ -783,25 +783,35 @@ struct JsonItem<'a> {
 /// reads well. The same index gives the same bytes.
 pub fn render_json(index: &RelatedIndex) -> Vec<u8> {
     let mut lists = index.all();
-    lists.sort_by(|a, b| a.0.slug.cmp(&b.0.slug));
-    let mut out = Vec::with_capacity(lists.len() * 400 + 4);
+    lists.par_sort_unstable_by(|a, b| a.0.slug.cmp(&b.0.slug));
+    // Each article's line on its own (in parallel: at 10,000 articles the file is about 11 MB), then joined.
+    let lines: Vec<Vec<u8>> = lists
+        .par_iter()
+        .map(|(entry, list)| {
+            let items: Vec<JsonItem<'_>> = list
+                .iter()
+                .map(|s| JsonItem {
+                    slug: &s.entry.slug,
+                    title: &s.entry.title,
+                    url: &s.entry.url,
+                    date: s.entry.date.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    reading_minutes: s.entry.reading_minutes,
+                    score: round(s.score),
+                })
+                .collect();
+            let mut line = Vec::with_capacity(1200);
+            serde_json::to_writer(&mut line, &entry.slug)
+                .expect("writing JSON to a Vec cannot fail");
+            line.extend_from_slice(b": ");
+            serde_json::to_writer(&mut line, &items).expect("writing JSON to a Vec cannot fail");
+            line
+        })
+        .collect();
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 2).sum::<usize>() + 4);
     out.extend_from_slice(b"{");
-    for (i, (entry, list)) in lists.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-        let items: Vec<JsonItem<'_>> = list
-            .iter()
-            .map(|s| JsonItem {
-                slug: &s.entry.slug,
-                title: &s.entry.title,
-                url: &s.entry.url,
-                date: s.entry.date.to_rfc3339_opts(SecondsFormat::Secs, true),
-                reading_minutes: s.entry.reading_minutes,
-                score: round(s.score),
-            })
-            .collect();
-        serde_json::to_writer(&mut out, &entry.slug).expect("writing JSON to a Vec cannot fail");
-        out.extend_from_slice(b": ");
-        serde_json::to_writer(&mut out, &items).expect("writing JSON to a Vec cannot fail");
+        out.extend_from_slice(line);
     }
     out.extend_from_slice(b"\n}\n");
     out
