@@ -20,8 +20,8 @@
 //! `QUERY_TERMS` strongest terms and its tags; the best `CANDIDATES` of those are scored exactly. Work per
 //! article is bounded by `query terms × posting cap`, so a build is linear in the store, and so is memory (a
 //! fixed number of index entries per article). Articles are scored in parallel (rayon). On a generated store
-//! of 10,000 articles the index and every list take 0.36 s on two cores, at 100,000 about 9 s, where each
-//! query's scattered adds into a 100,000-slot accumulator miss the cache (BENCHMARKS.md).
+//! of 10,000 articles the index and every list take about 0.23 s on two cores, at 100,000 about 4–5 s, where
+//! each query's posting lists and scattered adds into a 100,000-slot accumulator miss the cache (BENCHMARKS.md).
 //!
 //! **Which articles.** Only articles published at the index's `now` are ever suggested: never a draft, never
 //! one dated in the future, never the article itself. For an article page (`related.json`, `tidings related`)
