@@ -88,16 +88,11 @@ impl Analyzer {
     pub fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();
         for_each_word(text, |word| {
-            let word = match word {
-                Word::Packed(key) => {
-                    let (bytes, len) = Word::unpacked(key);
-                    String::from_utf8(bytes[..len].to_vec()).expect("ASCII")
+            word.with_str(|word| {
+                if !self.is_stop_word(word) {
+                    out.push(self.stem(word).into_owned());
                 }
-                Word::Spelled(s) => s.to_owned(),
-            };
-            if !self.is_stop_word(&word) {
-                out.push(self.stem(&word).into_owned());
-            }
+            });
         });
         out
     }
@@ -113,11 +108,17 @@ pub enum Word<'a> {
 }
 
 impl Word<'_> {
-    /// The bytes of a packed word (words hold no NUL byte, so the padding is where it ends).
-    pub fn unpacked(key: u128) -> ([u8; 16], usize) {
-        let bytes = key.to_le_bytes();
-        let len = 16 - (key.leading_zeros() / 8) as usize;
-        (bytes, len)
+    /// `f` of the word as text (a packed word unpacked on the stack: words hold no NUL byte, so the padding is
+    /// where it ends).
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match *self {
+            Word::Packed(key) => {
+                let bytes = key.to_le_bytes();
+                let len = 16 - (key.leading_zeros() / 8) as usize;
+                f(std::str::from_utf8(&bytes[..len]).expect("packed words are ASCII"))
+            }
+            Word::Spelled(word) => f(word),
+        }
     }
 }
 

@@ -252,10 +252,7 @@ impl Counter {
         for (text, in_title) in [(title, true), (summary, false), (body, false)] {
             for_each_word(text, |word| {
                 let id = match word {
-                    Word::Packed(key) => *short.entry(key).or_insert_with(|| {
-                        let (bytes, len) = Word::unpacked(key);
-                        term(std::str::from_utf8(&bytes[..len]).expect("packed words are ASCII"))
-                    }),
+                    Word::Packed(key) => *short.entry(key).or_insert_with(|| word.with_str(term)),
                     Word::Spelled(word) => match words.get(word) {
                         Some(&id) => id,
                         None => {

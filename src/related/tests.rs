@@ -152,17 +152,11 @@ fn words_by_the_rules(text: &str) -> Vec<String> {
 fn words_found(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     analyze::for_each_word(text, |w| {
-        out.push(match w {
-            analyze::Word::Packed(key) => {
-                let (bytes, len) = analyze::Word::unpacked(key);
-                String::from_utf8(bytes[..len].to_vec()).unwrap()
-            }
-            analyze::Word::Spelled(s) => {
-                // Only what cannot be packed is spelled out: one word, one form.
-                assert!(s.len() > 16 || !s.is_ascii(), "{s:?} should be packed");
-                s.to_owned()
-            }
-        });
+        if let analyze::Word::Spelled(s) = w {
+            // Only what cannot be packed is spelled out: one word, one form.
+            assert!(s.len() > 16 || !s.is_ascii(), "{s:?} should be packed");
+        }
+        out.push(w.with_str(str::to_owned));
     });
     out
 }
