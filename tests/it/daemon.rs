@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::delivery::{SmtpSink, free_port};
-use crate::support::TestEnv;
+use crate::support::{TestEnv, import_readers};
 
 pub(crate) const SECRET: &str = "daemon-test-secret";
 /// A Tuesday noon: the weekly tick (Monday 08:00) is 28 hours old.
@@ -44,22 +44,7 @@ database = "state.db"
 "#
     );
     let env = TestEnv::new("digest-basic", &config);
-    let mut csv = String::from("email,name,digests,categories,subscribed_at\n");
-    for i in 0..n {
-        csv.push_str(&format!(
-            "d{i:04}@example.com,Reader {i},weekly,,2026-08-01T00:00:00Z\n"
-        ));
-    }
-    std::fs::write(env.path().join("subscribers.csv"), csv).unwrap();
-    let out = env.run_with_env(
-        &["subscribers", "import", "subscribers.csv"],
-        &[("TIDINGS_SECRET", SECRET)],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_readers(&env, n, |i| format!("d{i:04}@example.com"), &[], SECRET);
     env
 }
 

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::digest::make_dkim_key;
-use crate::support::{TestEnv, project_root, run_checker, shared};
+use crate::support::{TestEnv, import_readers, project_root, run_checker, shared};
 
 const SECRET: &str = "delivery-test-secret";
 
@@ -164,19 +164,7 @@ database = "state.db"
     } else {
         String::new()
     };
-    let mut csv = String::from("email,name,digests,categories,subscribed_at\n");
-    for i in 0..n {
-        csv.push_str(&format!(
-            "s{i:04}@example.com,Reader {i},weekly,,2026-08-01T00:00:00Z\n"
-        ));
-    }
-    std::fs::write(env.path().join("subscribers.csv"), csv).unwrap();
-    let out = tidings(&env, &["subscribers", "import", "subscribers.csv"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_readers(&env, n, |i| format!("s{i:04}@example.com"), &[], SECRET);
     (env, txt)
 }
 

@@ -31,7 +31,7 @@ use tidings::delivery::DeliverySettings;
 
 use crate::daemon::{Daemon, SECRET, wait_until};
 use crate::delivery::free_port;
-use crate::support::{TestEnv, fresh_postgres_schema, shared};
+use crate::support::{TestEnv, fresh_postgres_schema, import_readers, shared};
 
 const SUBSCRIBERS: usize = 20_000;
 /// The digest's one tick, and its summary line's start in a replica's log.
@@ -160,21 +160,12 @@ database = "{database}"
 "#
     );
     let env = TestEnv::new("digest-basic", &config);
-    let mut csv = String::from("email,name,digests,categories,subscribed_at\n");
-    for i in 0..SUBSCRIBERS {
-        csv.push_str(&format!(
-            "r{i:05}@example.com,Reader {i},weekly,,2026-08-01T00:00:00Z\n"
-        ));
-    }
-    std::fs::write(env.path().join("subscribers.csv"), csv).unwrap();
-    let out = env.run_with_env(
-        &["--now", START, "subscribers", "import", "subscribers.csv"],
-        &[("TIDINGS_SECRET", SECRET)],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    import_readers(
+        &env,
+        SUBSCRIBERS,
+        |i| format!("r{i:05}@example.com"),
+        &["--now", START],
+        SECRET,
     );
     env
 }

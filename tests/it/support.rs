@@ -169,6 +169,37 @@ impl TestEnv {
 
 /// An mtime long past (2001-09-09). A file set to it still has it if nothing rewrote it; a rewrite gives it the
 /// time of writing. Tests compare against it instead of sleeping until the clock moves on.
+/// Imports `n` weekly subscribers since August, `Reader i` at `address(i)`, from a CSV file written in `env`:
+/// `tidings [before…] subscribers import` with `secret` as `TIDINGS_SECRET`; panics with tidings' errors if
+/// the import fails.
+pub fn import_readers(
+    env: &TestEnv,
+    n: usize,
+    address: impl Fn(usize) -> String,
+    before: &[&str],
+    secret: &str,
+) {
+    let mut csv = String::from("email,name,digests,categories,subscribed_at\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{},Reader {i},weekly,,2026-08-01T00:00:00Z\n",
+            address(i)
+        ));
+    }
+    std::fs::write(env.path().join("subscribers.csv"), csv).unwrap();
+    let args: Vec<&str> = before
+        .iter()
+        .copied()
+        .chain(["subscribers", "import", "subscribers.csv"])
+        .collect();
+    let out = env.run_with_env(&args, &[("TIDINGS_SECRET", secret)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn long_ago() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)
 }
