@@ -204,6 +204,13 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// How many articles this build published, when `related` (the `related.json` it wrote) is still the very
+    /// file it left: then the count need not be read back from it.
+    pub fn published_if_current(&self, related: &Path) -> Option<usize> {
+        let (_, stamp) = self.outputs.iter().find(|(p, _)| p == related)?;
+        (Stamp::read(related) == Some(*stamp)).then_some(self.published)
+    }
+
     /// Whether a build at `now` would read and write exactly what this one did: the same store files with the
     /// same stamps, settled before this build started; the published files as it left them; `now` in the same
     /// window. Only metadata is read (one `stat` per file).
@@ -256,5 +263,38 @@ mod tests {
         std::fs::write(&path, &flipped).unwrap();
         assert_eq!(read::<Vec<String>>(&path, 7), None, "a flipped byte");
         assert_eq!(read::<Vec<String>>(&dir.path().join("none"), 7), None);
+    }
+
+    #[test]
+    fn the_published_count_is_taken_from_the_manifest_only_while_related_json_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let related = dir.path().join("related.json");
+        std::fs::write(&related, "{}").unwrap();
+        let manifest = Manifest {
+            started: SystemTime::now(),
+            store: None,
+            sources: Vec::new(),
+            outputs: vec![(related.clone(), Stamp::read(&related).unwrap())],
+            window: Window {
+                from: None,
+                until: None,
+            },
+            published: 42,
+            feeds: 1,
+            errors: Vec::new(),
+        };
+        assert_eq!(manifest.published_if_current(&related), Some(42));
+        assert_eq!(
+            manifest.published_if_current(&dir.path().join("other.json")),
+            None
+        );
+        std::fs::write(&related, r#"{"a": []}"#).unwrap();
+        assert_eq!(
+            manifest.published_if_current(&related),
+            None,
+            "rewritten since"
+        );
+        std::fs::remove_file(&related).unwrap();
+        assert_eq!(manifest.published_if_current(&related), None, "gone");
     }
 }

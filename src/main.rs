@@ -433,8 +433,8 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    // TIDINGS_LOG=debug is about tidings: a bare level leaves the libraries at warn (their debug output is a
-    // parser's inner state). A full filter (`debug,tidings=trace`) is taken as written.
+    // -v and TIDINGS_LOG=debug are about tidings: a bare level leaves the libraries at warn (their debug output is
+    // a parser's inner state, one line per HTML token). A full filter (`debug,tidings=trace`) is taken as written.
     let filter = std::env::var("TIDINGS_LOG")
         .ok()
         .and_then(|asked| {
@@ -445,7 +445,12 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
             };
             tracing_subscriber::EnvFilter::try_new(asked).ok()
         })
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("tidings={level},{level}")));
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "tidings={level},{}",
+                if quiet { "error" } else { "warn" }
+            ))
+        });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -122,11 +122,21 @@ impl Word<'_> {
     }
 }
 
-/// `0x20` in each of the low `len` bytes: OR-ed onto ASCII letters and digits it lowercases the letters and
-/// leaves the digits (which have that bit already).
-fn lowercase_bits(len: usize) -> u128 {
-    u128::from_le_bytes([0x20; 16]) >> (8 * (16 - len))
-}
+/// `KEEP[len]`: all ones in the low `len` bytes (a table: shifts of a `u128` by a variable amount take several
+/// instructions, and every word needs one).
+const KEEP: [u128; 17] = {
+    let mut keep = [0u128; 17];
+    let mut len = 1;
+    while len <= 16 {
+        keep[len] = u128::MAX >> (8 * (16 - len));
+        len += 1;
+    }
+    keep
+};
+
+/// `0x20` in every byte: OR-ed onto ASCII letters and digits it lowercases the letters and leaves the digits
+/// (which have that bit already).
+const LOWERCASE_BITS: u128 = u128::from_le_bytes([0x20; 16]);
 
 /// Set in a lowercased ASCII letter's byte, never in a digit's: a word with none of them is a plain number.
 const LETTER_BITS: u128 = u128::from_le_bytes([0x40; 16]);
@@ -135,21 +145,14 @@ const LETTER_BITS: u128 = u128::from_le_bytes([0x40; 16]);
 fn pack(bytes: &[u8], start: usize, end: usize) -> u128 {
     let len = end - start;
     let raw = match bytes.get(start..start + 16) {
-        Some(sixteen) => {
-            let all = u128::from_le_bytes(sixteen.try_into().expect("16 bytes"));
-            if len == 16 {
-                all
-            } else {
-                all & ((1u128 << (8 * len)) - 1)
-            }
-        }
+        Some(sixteen) => u128::from_le_bytes(sixteen.try_into().expect("16 bytes")),
         None => {
             let mut key = [0u8; 16];
             key[..len].copy_from_slice(&bytes[start..end]);
             u128::from_le_bytes(key)
         }
     };
-    raw | lowercase_bits(len)
+    (raw | LOWERCASE_BITS) & KEEP[len]
 }
 
 /// Calls `f` with every word of `text`, lowercased: runs of letters and digits, at least two characters long,
@@ -164,9 +167,7 @@ pub fn for_each_word(text: &str, mut f: impl FnMut(Word<'_>)) {
         let b = bytes[i];
         if b.is_ascii_alphanumeric() {
             let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
+            i = ascii_alphanumeric_end(bytes, i);
             if i == bytes.len() || bytes[i].is_ascii() {
                 let len = i - start;
                 if (2..=16).contains(&len) {
@@ -198,6 +199,39 @@ pub fn for_each_word(text: &str, mut f: impl FnMut(Word<'_>)) {
             }
         }
     }
+}
+
+/// Where the run of ASCII letters and digits at `bytes[from..]` ends: eight bytes at a time while eight are
+/// left, then one at a time.
+fn ascii_alphanumeric_end(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let others = !ascii_alphanumeric_bytes(v) & HIGH_BITS;
+        if others != 0 {
+            return from + (others.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while from < bytes.len() && bytes[from].is_ascii_alphanumeric() {
+        from += 1;
+    }
+    from
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// `0x80` in each byte of `v` that is an ASCII letter or digit. Computed on the low seven bits of each byte (so
+/// no sum carries into the next byte), then bytes with the high bit (not ASCII) are dropped.
+fn ascii_alphanumeric_bytes(v: u64) -> u64 {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let each = |b: u8| u64::from_le_bytes([b; 8]);
+    // The high bit of `x + (0x80 - lo)` in a byte below 0x80: whether it is `lo` or more.
+    let at_least = |x: u64, lo: u8| x + each(0x80 - lo);
+    let ascii = v & LOW;
+    let digit = at_least(ascii, b'0') & !at_least(ascii, b'9' + 1);
+    let folded = ascii | each(0x20); // 'A'..='Z' onto 'a'..='z'; nothing else lands there
+    let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    (digit | letter) & !v & HIGH_BITS
 }
 
 /// The word of `text` that starts at `start` (a letter or digit), a character at a time: calls `f` with it when
@@ -497,4 +531,37 @@ pub(super) fn label_vectors(labels: &[Vec<u32>], vocabulary_len: usize) -> Rows 
         })
         .collect();
     Rows::from_rows(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_is_told_letter_or_digit_as_std_tells_it_whatever_its_neighbours() {
+        for b in 0..=255u8 {
+            for neighbour in [b'a', b' ', 0x80, 0xff, b'Z', b'9'] {
+                for at in 0..8 {
+                    let mut chunk = [neighbour; 8];
+                    chunk[at] = b;
+                    let mask = ascii_alphanumeric_bytes(u64::from_le_bytes(chunk));
+                    let found = mask >> (8 * at + 7) & 1 == 1;
+                    assert_eq!(
+                        found,
+                        b.is_ascii_alphanumeric(),
+                        "byte {b:#x} at {at} beside {neighbour:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_ends_at_the_first_byte_that_is_no_ascii_letter_or_digit() {
+        let text = b"abcdefghijKLMNOP0123456789 tail";
+        assert_eq!(ascii_alphanumeric_end(text, 0), 26);
+        assert_eq!(ascii_alphanumeric_end(text, 27), text.len());
+        assert_eq!(ascii_alphanumeric_end("caf\u{e9}s".as_bytes(), 0), 3);
+        assert_eq!(ascii_alphanumeric_end(b"ab", 2), 2);
+    }
 }

@@ -12,7 +12,7 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 pub struct Analysis {
     /// The body as plain text (words separated by spaces), for related reading and word counts.
     pub text: String,
-    /// The first paragraph as plain text.
+    /// The first paragraph as plain text, its whitespace as the parser gave it ([`summary`] makes it one line).
     pub first_paragraph: String,
     pub words: usize,
 }
@@ -60,7 +60,7 @@ pub fn analyze(markdown: &str) -> Analysis {
     let words = count_words(&text);
     Analysis {
         text,
-        first_paragraph: collapse_whitespace(&first_paragraph),
+        first_paragraph,
         words,
     }
 }
@@ -158,18 +158,35 @@ pub fn to_html_capped(markdown: &str, max_bytes: usize) -> (String, bool) {
     }
 }
 
-pub fn collapse_whitespace(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut space = false;
-    for c in s.chars() {
-        if c.is_whitespace() {
-            space = true;
+/// An article's summary from its first paragraph: [`crate::store::single_line`] of it, cut by
+/// [`truncate_at_word`] to at most `max` characters. Only as much of the paragraph is joined as the cut can keep
+/// (a first paragraph may run to thousands of characters).
+pub fn summary(first_paragraph: &str, max: usize) -> String {
+    truncate_at_word(&first_words(first_paragraph, max.saturating_add(1)), max)
+}
+
+/// The words of `text` (split at whitespace and control characters) joined by one space, up to the first word
+/// that makes it longer than `limit` characters: all of `single_line(text)` when that has `limit` characters or
+/// fewer, else a longer prefix of it.
+fn first_words(text: &str, limit: usize) -> String {
+    let mut out = String::new();
+    let mut chars = 0usize;
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+            chars += 1;
+        }
+        out.push_str(word);
+        chars += if word.is_ascii() {
+            word.len()
         } else {
-            if space && !out.is_empty() {
-                out.push(' ');
-            }
-            space = false;
-            out.push(c);
+            word.chars().count()
+        };
+        if chars > limit {
+            break;
         }
     }
     out
@@ -225,9 +242,16 @@ mod tests {
             text in "([a-z]{0,12}|[ \\t\\n\\r\\x0b\\x0c]|\u{a0}|\u{2003}|\u{85}|é|’|[\\x00-\\x7f])*"
         ) {
             proptest::prop_assert_eq!(count_words(&text), text.split_whitespace().count());
+        }
+
+        #[test]
+        fn a_summary_is_the_cut_of_the_whole_paragraph_on_one_line(
+            text in "([a-z]{0,12}|[ \\t\\n\\r\\x0b\\x0c\\x01]|\u{a0}|\u{85}|é|日本|[,;:\\-])*",
+            max in 0usize..40,
+        ) {
             proptest::prop_assert_eq!(
-                collapse_whitespace(&text),
-                text.split_whitespace().collect::<Vec<_>>().join(" ")
+                summary(&text, max),
+                truncate_at_word(&crate::store::single_line(&text), max)
             );
         }
     }

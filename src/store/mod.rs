@@ -262,9 +262,11 @@ pub fn read_source(path: PathBuf, max_bytes: u64) -> Result<Source, ArticleError
         col,
         message,
     };
-    let len = std::fs::metadata(&path)
-        .map_err(|e| fail(1, 1, format!("cannot read: {e}")))?
-        .len();
+    // One open: the size from the open file, then its bytes (`fs::metadata` and `fs::read` would look the
+    // path up twice).
+    let cannot_read = |e: std::io::Error| fail(1, 1, format!("cannot read: {e}"));
+    let mut file = std::fs::File::open(&path).map_err(cannot_read)?;
+    let len = file.metadata().map_err(cannot_read)?.len();
     if len > max_bytes {
         return Err(fail(
             1,
@@ -274,8 +276,9 @@ pub fn read_source(path: PathBuf, max_bytes: u64) -> Result<Source, ArticleError
             ),
         ));
     }
-    let bytes = std::fs::read(&path).map_err(|e| fail(1, 1, format!("cannot read: {e}")))?;
-    if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(cannot_read)?;
+    if let Some(nul) = memchr::memchr(0, &bytes) {
         let (line, col) = byte_line_col(&bytes, nul);
         return Err(fail(
             line,
@@ -910,9 +913,8 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
 fn finish(head: Head, ctx: &ParseContext<'_>, links: &LinkIndex, counter: &mut Counter) -> Parsed {
     let (mut article, summary, markdown, problems) = prepared(head, links);
     let rendered = markdown::analyze(&markdown);
-    article.summary = summary.unwrap_or_else(|| {
-        markdown::truncate_at_word(&single_line(&rendered.first_paragraph), SUMMARY_MAX_CHARS)
-    });
+    article.summary =
+        summary.unwrap_or_else(|| markdown::summary(&rendered.first_paragraph, SUMMARY_MAX_CHARS));
     article.terms = counter.count(&article.title, &article.summary, &xml_clean(&rendered.text));
     article.reading_minutes = markdown::reading_minutes(rendered.words, ctx.reading_wpm);
     article.body = ctx.keep_bodies.then(|| xml_safe(&markdown));
@@ -1286,17 +1288,17 @@ fn permalink(
     date: DateTime<FixedOffset>,
     category: Option<&str>,
 ) -> String {
-    let path = pattern
-        .replace("{slug}", slug)
-        .replace("{year}", &date.format("%Y").to_string())
-        .replace("{month}", &date.format("%m").to_string())
-        .replace("{day}", &date.format("%d").to_string())
-        .replace(
-            "{category}",
-            &category
-                .map(taxonomy_slug)
-                .unwrap_or_else(|| "uncategorized".into()),
-        );
+    // Each placeholder's value is made only when the pattern has it (this runs for every article).
+    let mut path = pattern.replace("{slug}", slug);
+    for (placeholder, format) in [("{year}", "%Y"), ("{month}", "%m"), ("{day}", "%d")] {
+        if path.contains(placeholder) {
+            path = path.replace(placeholder, &date.format(format).to_string());
+        }
+    }
+    if path.contains("{category}") {
+        let category = category.map(taxonomy_slug);
+        path = path.replace("{category}", category.as_deref().unwrap_or("uncategorized"));
+    }
     base.join(path.trim_start_matches('/'))
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("{base}{}", path.trim_start_matches('/')))
