@@ -28,7 +28,7 @@ use crate::store::cache::Stamp;
 use crate::store::{ArticleError, Catalog};
 
 /// Bumped whenever what the files hold changes shape or meaning.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const MAGIC: [u8; 8] = *b"tidings\0";
 
 pub const MANIFEST: &str = "build.manifest";
@@ -160,8 +160,8 @@ pub fn write_logged<T: Serialize>(path: &Path, key: u64, value: &T) {
     }
 }
 
-/// The span of `now` in which a catalog publishes the same articles: from its newest published article's date
-/// to (before) its next future one's.
+/// The span of `now` in which a catalog publishes the same articles: from the last time an article's date or
+/// expiry came (when some article is published: an empty store's feeds are dated by `now`) to (before) the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub from: Option<DateTime<FixedOffset>>,
@@ -170,14 +170,20 @@ pub struct Window {
 
 impl Window {
     pub fn of(catalog: &Catalog, now: DateTime<FixedOffset>) -> Window {
-        Window {
-            from: catalog.published(now).map(|a| a.date).max(),
-            until: catalog
+        let changes = || {
+            catalog
                 .all()
                 .iter()
-                .filter(|a| !a.draft && a.date > now)
-                .map(|a| a.date)
-                .min(),
+                .filter(|a| !a.draft)
+                .flat_map(|a| [Some(a.date), a.expires])
+                .flatten()
+        };
+        Window {
+            from: catalog
+                .published(now)
+                .next()
+                .and_then(|_| changes().filter(|&at| at <= now).max()),
+            until: changes().filter(|&at| at > now).min(),
         }
     }
 

@@ -450,6 +450,17 @@ fn state_location<'de, D: Deserializer<'de>>(d: D) -> Result<StateLocation, D::E
     StateLocation::parse(&String::deserialize(d)?).map_err(D::Error::custom)
 }
 
+/// The shape RFC 4287's `xml:lang` and RSS's `<language>` accept: `[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*`.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let part_ok = |p: &str, alpha: bool| {
+        (1..=8).contains(&p.len())
+            && p.bytes()
+                .all(|b| b.is_ascii_alphabetic() || (!alpha && b.is_ascii_digit()))
+    };
+    parts.next().is_some_and(|first| part_ok(first, true)) && parts.all(|p| part_ok(p, false))
+}
+
 fn default_language() -> String {
     "en".into()
 }
@@ -664,6 +675,15 @@ impl Config {
         if !self.site.base_url.path().ends_with('/') {
             let path = format!("{}/", self.site.base_url.path());
             self.site.base_url.set_path(&path);
+        }
+        // `en_US` (a locale, as Jekyll sites write it) is the language tag `en-US`: feeds and `xml:lang` take
+        // only the tag.
+        self.site.language = self.site.language.trim().replace('_', "-");
+        if !is_language_tag(&self.site.language) {
+            invalid(
+                "site.language",
+                "must be a language tag like \"en\" or \"pt-BR\"".into(),
+            );
         }
         if self.site.title.trim().is_empty() {
             invalid("site.title", "must not be empty".into());
@@ -1040,6 +1060,16 @@ mod tests {
     fn unknown_key_is_rejected() {
         let err = parse(&format!("{MINIMAL}[feeds]\nlimt = 3\n"), &[]).unwrap_err();
         assert!(err.to_string().contains("limt"), "{err}");
+    }
+
+    #[test]
+    fn a_locale_is_taken_as_its_language_tag_and_anything_else_refused() {
+        let config = parse(&format!("{MINIMAL}language = \"en_US\"\n"), &[]).unwrap();
+        assert_eq!(config.site.language, "en-US");
+        for bad in ["", "english (US)", "en--US", "toolonglanguage"] {
+            let err = parse(&format!("{MINIMAL}language = \"{bad}\"\n"), &[]).unwrap_err();
+            assert!(err.to_string().contains("site.language"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -73,6 +73,7 @@ mod tests {
             title: text.into(),
             date,
             updated: date,
+            expires: None,
             summary: text.into(),
             category: Some(category.into()),
             tags: tags.iter().map(|t| t.to_string()).collect(),

@@ -26,6 +26,7 @@ fn article(slug: &str, date: &str, category: &str, tags: &[&str]) -> Article {
         title: format!("Title of {slug}"),
         date: at(date),
         updated: at(date),
+        expires: None,
         summary: format!("Summary of {slug}."),
         category: Some(category.into()),
         tags: tags.iter().map(|t| t.to_string()).collect(),

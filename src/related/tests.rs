@@ -25,6 +25,7 @@ fn article(slug: &str, title: &str, body: &str, days: i64) -> Article {
         title: title.into(),
         date,
         updated: date,
+        expires: None,
         summary: String::new(),
         category: None,
         tags: Vec::new(),

@@ -100,12 +100,16 @@ pub fn split(text: &str) -> Result<Split<'_>, FrontMatterError> {
 pub struct FrontMatter {
     pub title: Option<Value>,
     pub date: Option<Value>,
-    #[serde(alias = "lastmod")]
+    /// Also `lastmod` (Hugo) and `last_modified_at` (Jekyll), folded in by [`fold_spellings`].
     pub updated: Option<Value>,
+    /// Hugo's `publishDate`: the article is not published before it.
+    pub publish_date: Option<Value>,
+    /// Hugo's `expiryDate`: the article is not published from then on.
+    pub expires: Option<Value>,
     pub slug: Option<String>,
     /// A stable id for feeds; defaults to the permalink.
     pub id: Option<String>,
-    #[serde(alias = "description", alias = "excerpt")]
+    /// Also `description` and `excerpt`, folded in by [`fold_spellings`].
     pub summary: Option<String>,
     pub category: Option<String>,
     pub categories: Option<OneOrMany>,
@@ -219,14 +223,15 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
             toml_to_json(toml::Value::Table(table))
         }
     };
-    if !value.is_object() {
+    let Value::Object(mut map) = value else {
         return Err(at(
             1,
             1,
             "front matter must be a mapping of keys to values, like \"title: ...\"".into(),
         ));
-    }
-    serde_json::from_value(value).map_err(|e| {
+    };
+    fold_spellings(&mut map);
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
         let message = e.to_string();
         let (line, col) = [
             "tags",
@@ -252,6 +257,93 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
             format!("front matter has a wrong type: {message}"),
         )
     })
+}
+
+/// Other keys that mean a field, in order of precedence after the field's own: the first one written is
+/// taken. Matched without regard to case, as Hugo does (`publishDate`, `publishdate`). `description` comes before
+/// `excerpt` as in jekyll-feed; `published` is Hugo's spelling of `publishDate` when it holds a date (Jekyll's
+/// `published: false` is a draft, see [`fold_spellings`]).
+const SPELLINGS: &[(&str, &[&str])] = &[
+    ("summary", &["description", "excerpt"]),
+    ("updated", &["lastmod", "last_modified_at", "modified"]),
+    ("publish_date", &["publishdate", "pubdate", "published"]),
+    ("expires", &["expirydate", "unpublishdate"]),
+];
+
+/// Front matter as real sites write it, brought to the one shape [`FrontMatter`] reads, so that a common way of
+/// writing a key never costs the article:
+/// - another spelling of a field ([`SPELLINGS`]) is copied to it when the field itself is not written (the
+///   original stays, for Liquid's `page.*`), so `description` beside `summary` is no "duplicate field";
+/// - Jekyll's `published: false` makes a draft;
+/// - a number or a yes/no where text is meant (`slug: 2024`, `tags: [python, 3.8]`) is taken as its text;
+/// - a list under `category` or `author` (the singular keys) is the list of `categories` or `authors` when those
+///   are not written, else its first entry.
+fn fold_spellings(map: &mut serde_json::Map<String, Value>) {
+    if let Some(Value::Bool(published)) = map.get("published") {
+        let draft = !*published;
+        map.remove("published");
+        map.entry("draft").or_insert(Value::Bool(draft));
+    }
+    for (field, others) in SPELLINGS {
+        if map.contains_key(*field) {
+            continue;
+        }
+        let found = others.iter().find_map(|other| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(other))
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(value) = found {
+            map.insert((*field).to_owned(), value);
+        }
+    }
+    for (single, plural) in [("category", "categories"), ("author", "authors")] {
+        if let Some(Value::Array(list)) = map.get(single) {
+            let list = list.clone();
+            if map.contains_key(plural) {
+                match list.into_iter().next() {
+                    Some(first) => map.insert(single.to_owned(), first),
+                    None => map.remove(single),
+                };
+            } else {
+                map.remove(single);
+                map.insert(plural.to_owned(), Value::Array(list));
+            }
+        }
+    }
+    for key in ["slug", "id", "category"] {
+        if let Some(value) = map.get_mut(key) {
+            as_text(value);
+        }
+    }
+    let lists = ["tags", "categories", "authors", "related"];
+    for key in lists {
+        if let Some(value) = map.get_mut(key) {
+            as_texts(value);
+        }
+    }
+    if let Some(Value::Object(taxonomies)) = map.get_mut("taxonomies") {
+        for key in lists {
+            if let Some(value) = taxonomies.get_mut(key) {
+                as_texts(value);
+            }
+        }
+    }
+}
+
+/// A number or a yes/no as the text it was written as; anything else as it is.
+fn as_text(value: &mut Value) {
+    if matches!(value, Value::Number(_) | Value::Bool(_)) {
+        *value = Value::String(value.to_string());
+    }
+}
+
+/// [`as_text`] of a value and of each entry of a list.
+fn as_texts(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(as_text),
+        other => as_text(other),
+    }
 }
 
 /// Deeper than serde_yaml_ng's own recursion limit, so nothing it could read is refused.

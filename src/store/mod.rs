@@ -62,6 +62,8 @@ pub struct Article {
     pub title: String,
     pub date: DateTime<FixedOffset>,
     pub updated: DateTime<FixedOffset>,
+    /// When it stops being published (Hugo's `expiryDate`), if ever.
+    pub expires: Option<DateTime<FixedOffset>>,
     pub summary: String,
     pub category: Option<String>,
     pub tags: Vec<String>,
@@ -92,9 +94,9 @@ pub struct Author {
 }
 
 impl Article {
-    /// Whether readers may see it at `now`: not a draft and its date has come.
+    /// Whether readers may see it at `now`: not a draft, its date has come and its expiry has not.
     pub fn is_published(&self, now: DateTime<FixedOffset>) -> bool {
-        !self.draft && self.date <= now
+        !self.draft && self.date <= now && self.expires.is_none_or(|expires| now < expires)
     }
 
     /// The body as HTML, URLs as written. XML-safe: a character reference like `&#8;` in the Markdown cannot
@@ -213,8 +215,14 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
         });
         return (paths, errors);
     }
-    // Sorted once at the end: walkdir's own sort takes each name apart again at every comparison.
-    for entry in walkdir::WalkDir::new(root) {
+    // Sorted once at the end: walkdir's own sort takes each name apart again at every comparison. Hidden files
+    // and folders (`.template.md`, `.git/`) are skipped, as Jekyll, Hugo and Zola skip them.
+    let hidden =
+        |e: &walkdir::DirEntry| e.depth() > 0 && e.file_name().as_encoded_bytes().starts_with(b".");
+    for entry in walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|e| !hidden(e))
+    {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let path = e.path();
@@ -605,6 +613,12 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             (l + split.front_line - 1, c)
         })
     };
+    // The same for the first of a field's spellings that is written.
+    let at_first_key = |keys: &[&str]| {
+        keys.iter()
+            .find(|k| key_position(split.front, k).is_some())
+            .map_or((split.front_line, 1), |k| at_key(k))
+    };
 
     let title = match &fm.title {
         Some(Value::String(s)) => single_line(s),
@@ -640,12 +654,25 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         .filter(|p| !p.is_empty());
     let (path_slug, path_date) = zola_path.map_or((None, None), slug_and_date_of_url_path);
     let (file_stem, file_date) = file_slug_and_date(&path);
-    let date = match &fm.date {
-        Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
+    // Hugo's `publishDate`: not published before it; when later than `date` (or without one), it is the date.
+    let publish_date = match &fm.publish_date {
+        Some(value) => Some(parse_date_value(value, ctx.timezone).map_err(|message| {
+            let (l, c) = at_first_key(&["publishDate", "publishdate", "pubdate", "published"]);
+            fail(l, c, message)
+        })?),
+        None => None,
+    };
+    let written_date = match &fm.date {
+        Some(value) => Some(parse_date_value(value, ctx.timezone).map_err(|message| {
             let (l, c) = at_key("date");
             fail(l, c, message)
-        })?,
-        None => match path_date.or(file_date) {
+        })?),
+        None => None,
+    };
+    let date = match (written_date, publish_date) {
+        (Some(date), Some(publish)) => date.max(publish),
+        (Some(date), None) | (None, Some(date)) => date,
+        (None, None) => match path_date.or(file_date) {
             Some(d) => check_year(local_midnight(d, ctx.timezone)).map_err(|m| fail(1, 1, m))?,
             None => {
                 let fix = if toml {
@@ -661,21 +688,23 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     };
     let updated = match &fm.updated {
         Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
-            let key = if key_position(split.front, "lastmod").is_some() {
-                "lastmod"
-            } else {
-                "updated"
-            };
-            let (l, c) = at_key(key);
+            let (l, c) = at_first_key(&["updated", "lastmod", "last_modified_at", "modified"]);
             fail(l, c, message)
         })?,
         None => date,
     }
     .max(date);
+    let expires = match &fm.expires {
+        Some(value) => Some(parse_date_value(value, ctx.timezone).map_err(|message| {
+            let (l, c) = at_first_key(&["expiryDate", "expirydate", "unpublishdate", "expires"]);
+            fail(l, c, message)
+        })?),
+        None => None,
+    };
 
     let slug = match (&fm.slug, path_slug) {
         (Some(s), _) => {
-            let s = s.trim().to_string();
+            let s = url_safe_slug(s.trim());
             check_slug(&s).map_err(|m| {
                 let (l, c) = at_key("slug");
                 fail(l, c, m)
@@ -690,6 +719,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             s
         }
         (None, None) => {
+            let file_stem = url_safe_slug(&file_stem);
             check_slug(&file_stem).map_err(|m| {
                 fail(
                     1,
@@ -886,6 +916,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         title,
         date,
         updated,
+        expires,
         summary: String::new(),
         category,
         tags,
@@ -1042,6 +1073,19 @@ fn liquid_variables(
 }
 
 /// A slug must be one URL path segment: not empty, without `/ \ ? #`, whitespace or control characters.
+/// `slug` as written when it can be part of a URL; else slugified as Zola and Hugo do ("My Zola Post" →
+/// `my-zola-post`, "Hello World!" → `hello-world`), so a file name with spaces is no reason to drop an article.
+/// What has no letter or digit at all stays as written, for [`check_slug`] to report.
+fn url_safe_slug(slug: &str) -> String {
+    if check_slug(slug).is_ok() {
+        return slug.to_owned();
+    }
+    match taxonomy_slug(slug) {
+        slugified if !slugified.is_empty() => slugified,
+        _ => slug.to_owned(),
+    }
+}
+
 fn check_slug(slug: &str) -> Result<(), String> {
     if slug.is_empty()
         || slug.contains(['/', '\\', '?', '#', '%'])

@@ -640,14 +640,35 @@ fn slugs_shared_by_different_permalinks_are_both_published() {
 }
 
 #[test]
-fn a_file_name_that_cannot_be_a_slug_is_refused() {
-    let e = parse("_posts/2024-01-01-my post.md", "---\ntitle: T\n---\n").unwrap_err();
+fn a_slug_that_cannot_be_part_of_a_url_is_slugified_as_zola_and_hugo_do() {
+    let a = parse(
+        "content/blog/My Zola Post.md",
+        "+++\ntitle = \"T\"\ndate = 2024-01-01\n+++\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "my-zola-post");
+    let a = parse(
+        "_posts/2024-01-01-x.md",
+        "---\ntitle: T\nslug: Hello World!\n---\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "hello-world");
+    let a = parse("_posts/2024-01-01-My-Post_2.md", "---\ntitle: T\n---\n").unwrap();
+    assert_eq!(
+        a.slug, "My-Post_2",
+        "a slug that is fine as written is kept as written"
+    );
+}
+
+#[test]
+fn a_file_name_without_letters_or_digits_is_refused() {
+    let e = parse("_posts/2024-01-01-%%.md", "---\ntitle: T\n---\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "_posts/2024-01-01-my post.md:1:1: error: the file name gives slug \"my post\", which cannot be part of a URL; use letters, digits and hyphens; rename the file, or set the slug in front matter (slug: ...)"
+        "_posts/2024-01-01-%%.md:1:1: error: the file name gives slug \"%%\", which cannot be part of a URL; use letters, digits and hyphens; rename the file, or set the slug in front matter (slug: ...)"
     );
     let a = parse(
-        "_posts/2024-01-01-my post.md",
+        "_posts/2024-01-01-%%.md",
         "---\ntitle: T\nslug: my-post\n---\n",
     )
     .unwrap();
@@ -771,4 +792,119 @@ fn sources_come_in_the_order_of_a_walk_by_name() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(found.len(), 9);
     assert_eq!(found, walked);
+}
+
+fn at(rfc3339: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(rfc3339).unwrap()
+}
+
+#[test]
+fn jekylls_published_false_is_a_draft() {
+    let a = parse(
+        "_posts/2024-01-01-wip.md",
+        "---\ntitle: WIP\npublished: false\n---\nx\n",
+    )
+    .unwrap();
+    assert!(a.draft && !a.is_published(at("2030-01-01T00:00:00Z")));
+    let a = parse(
+        "_posts/2024-01-01-ok.md",
+        "---\ntitle: OK\npublished: true\n---\nx\n",
+    )
+    .unwrap();
+    assert!(!a.draft);
+}
+
+#[test]
+fn hugos_publish_date_holds_an_article_back_and_its_expiry_date_takes_it_down() {
+    let a = parse(
+        "content/posts/later.md",
+        "+++\ntitle = \"Later\"\ndate = 2024-01-06\npublishDate = 2099-01-01\n+++\nx\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.date,
+        at("2099-01-01T00:00:00+01:00"),
+        "published from its publishDate"
+    );
+    assert!(!a.is_published(at("2030-01-01T00:00:00Z")));
+    let a = parse(
+        "content/posts/only.md",
+        "---\ntitle: Only\npublishdate: 2024-02-01\n---\nx\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.date,
+        at("2024-02-01T00:00:00+01:00"),
+        "the date when there is no other"
+    );
+    let a = parse(
+        "content/posts/gone.md",
+        "+++\ntitle = \"Gone\"\ndate = 2024-01-06\nexpiryDate = 2024-02-01\n+++\nx\n",
+    )
+    .unwrap();
+    assert!(a.is_published(at("2024-01-31T00:00:00Z")));
+    assert!(!a.is_published(at("2024-02-01T00:00:00Z")));
+    let e = parse(
+        "content/posts/bad.md",
+        "---\ntitle: Bad\ndate: 2024-01-06\nexpiryDate: soon\n---\nx\n",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (4, 13), "{e}");
+}
+
+#[test]
+fn every_spelling_of_a_field_is_read_and_two_of_them_are_no_error() {
+    let a = parse(
+        "content/posts/a.md",
+        "+++\ntitle = \"A\"\ndate = 2024-01-06\ndescription = \"SEO\"\nsummary = \"Feed\"\nupdated = 2024-02-01\nlastmod = 2024-03-01\n+++\nx\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "Feed");
+    assert_eq!(a.updated, at("2024-02-01T00:00:00+01:00"));
+    let a = parse(
+        "_posts/2024-01-06-b.md",
+        "---\ntitle: B\ndescription: From SEO\nexcerpt: From the excerpt\nlast_modified_at: 2024-02-01\n---\nx\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.summary, "From SEO",
+        "description first, as jekyll-feed reads it"
+    );
+    assert_eq!(a.updated, at("2024-02-01T00:00:00+01:00"));
+}
+
+#[test]
+fn numbers_and_lists_where_text_is_meant_are_taken_as_written() {
+    let a = parse(
+        "_posts/2024-01-06-c.md",
+        "---\ntitle: C\nslug: 2024\ntags: [python, 2020, 3.8, true]\ncategory: [Web, CSS]\nauthor: [Alice, Bob]\n---\nx\n",
+    )
+    .unwrap();
+    assert_eq!(a.slug, "2024");
+    assert_eq!(a.tags, ["python", "2020", "3.8", "true"]);
+    assert_eq!(a.category.as_deref(), Some("Web"));
+    assert_eq!(a.author.unwrap().name, "Alice");
+}
+
+#[test]
+fn hidden_files_and_folders_are_no_articles() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".blog");
+    for path in [
+        "_posts/2024-01-01-a.md",
+        "_posts/.template.md",
+        ".git/x.md",
+        "_posts/.drafts/b.md",
+    ] {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "---\ntitle: T\n---\n").unwrap();
+    }
+    let (paths, errors) = find_sources(&root);
+    assert_eq!(errors, vec![]);
+    assert_eq!(
+        paths,
+        [root.join("_posts/2024-01-01-a.md")],
+        "a hidden store folder itself is read"
+    );
 }

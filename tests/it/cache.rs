@@ -214,6 +214,26 @@ fn a_cached_build_publishes_what_a_cold_build_does_after_every_kind_of_change() 
         "published once its date came"
     );
     pair.build(NOW, "the clock set back");
+
+    // An article with an expiry (Hugo's expiryDate): published at NOW, taken down once the clock passes it, which
+    // is before the future article's date.
+    pair.change(|env| {
+        env.write_article(
+            "content/blog/expiring.md",
+            "+++\ntitle = \"Offer ends soon\"\ndate = 2024-03-01\nexpiryDate = 2027-03-01\n+++\nHurry.\n",
+        )
+    });
+    pair.build(NOW, "adding an article that expires");
+    assert!(pair.warm.read_public("rss.xml").contains("Offer ends soon"));
+    age_files(&pair.warm.path().join("articles"));
+    pair.build(NOW, "no change");
+    let (parsed, _) = pair.build("2027-03-02T00:00:00Z", "the clock passing an expiry");
+    assert_eq!(parsed, 0, "nothing is parsed again, the feeds change");
+    assert!(
+        !pair.warm.read_public("rss.xml").contains("Offer ends soon"),
+        "taken down once it expired"
+    );
+    pair.build(NOW, "the clock set back before the expiry");
 }
 
 /// The tidings version and format are in each cache file's header; corrupt and truncated files are ignored with a
