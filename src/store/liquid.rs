@@ -182,7 +182,7 @@ impl<'a> Renderer<'a> {
                 "link" => {
                     let target = m.args();
                     match self.links.resolve(target) {
-                        Some(url) => out.push_str(&url),
+                        Some(url) => self.push_permalink(out, &url),
                         None => self.problem(
                             m.start,
                             format!(
@@ -195,7 +195,7 @@ impl<'a> Renderer<'a> {
                 "post_url" => {
                     let target = m.args();
                     match self.links.resolve_post(target) {
-                        Some(url) => out.push_str(&url),
+                        Some(url) => self.push_permalink(out, &url),
                         None => self.problem(
                             m.start,
                             format!(
@@ -358,6 +358,22 @@ impl<'a> Renderer<'a> {
         self.locals.get(expr).cloned()
     }
 
+    /// Writes a `link` / `post_url` target's permalink (absolute). Jekyll 3's documentation has these tags written
+    /// after `{{ site.baseurl }}` (or `{{ site.url }}{{ site.baseurl }}`), since there they give a path from the
+    /// site's root: such a prefix just before is dropped, so the link is not the base written twice.
+    fn push_permalink(&self, out: &mut String, permalink: &str) {
+        let site = |key: &str| self.vars.site.get(key).map_or("", String::as_str);
+        let (url, base) = (site("url"), site("baseurl"));
+        let prefixes = [format!("{url}{base}"), base.to_owned(), url.to_owned()];
+        if let Some(prefix) = prefixes
+            .iter()
+            .find(|p| !p.is_empty() && out.ends_with(p.as_str()))
+        {
+            out.truncate(out.len() - prefix.len());
+        }
+        out.push_str(permalink);
+    }
+
     fn relative_url(&self, path: &str) -> String {
         if path.contains("://") {
             return path.to_string();
@@ -472,6 +488,17 @@ mod tests {
             "[a](https://example.com/blog/2024/01/05/first.html) [b](https://example.com/blog/2024/01/05/first.html) \
              ![c](https://example.com/blog/img.png) /blog/x.css https://example.com/blog/y Hello &quot;world&quot;"
         );
+        assert_eq!(problems, vec![]);
+    }
+
+    #[test]
+    fn a_base_written_before_a_link_tag_is_not_doubled() {
+        let (out, problems) = run("[a]({{ site.baseurl }}{% post_url 2024-01-05-first %}) \
+             [b]({{ site.url }}{{ site.baseurl }}{% post_url 2024-01-05-first %}) \
+             [c]({{ site.url }}{% link _posts/2024-01-05-first.md %}) \
+             [d](/blog{% link _posts/2024-01-05-first.md %})");
+        let url = "https://example.com/blog/2024/01/05/first.html";
+        assert_eq!(out, format!("[a]({url}) [b]({url}) [c]({url}) [d]({url})"));
         assert_eq!(problems, vec![]);
     }
 
