@@ -65,6 +65,30 @@ pub fn analyze(markdown: &str) -> Analysis {
     }
 }
 
+/// The text of a Markdown fragment as a reader sees it: inline markup gone without a trace (`**bold**,` is
+/// `bold,`), blocks apart by a space. What a summary written at the top of the body reads as.
+pub fn plain_text(markdown: &str) -> String {
+    let mut text = String::with_capacity(markdown.len());
+    for event in Parser::new_ext(markdown, options()) {
+        match event {
+            Event::Text(t) | Event::Code(t) => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => text.push(' '),
+            Event::End(
+                TagEnd::Emphasis
+                | TagEnd::Strong
+                | TagEnd::Strikethrough
+                | TagEnd::Link
+                | TagEnd::Image
+                | TagEnd::Superscript
+                | TagEnd::Subscript,
+            ) => {}
+            Event::End(_) => text.push(' '),
+            _ => {}
+        }
+    }
+    text
+}
+
 /// `text.split_whitespace().count()`: eight ASCII bytes at a time where they are ASCII (most text), other
 /// characters one at a time.
 fn count_words(text: &str) -> usize {

@@ -573,6 +573,9 @@ struct Head {
     article: Article,
     /// The summary front matter gives, if any.
     summary: Option<String>,
+    /// What ends a summary written at the top of the body: front matter's `excerpt_separator` (Jekyll), else
+    /// Hugo's `<!--more-->`.
+    summary_divider: String,
     problems: Vec<ArticleError>,
     /// The whole file and where its body starts.
     text: String,
@@ -928,9 +931,14 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         related: fm.related.map(|r| r.into_vec()).unwrap_or_default(),
         url,
     };
+    let summary_divider = match fm.extra.get("excerpt_separator") {
+        Some(Value::String(divider)) if !divider.trim().is_empty() => divider.clone(),
+        _ => "<!--more-->".to_owned(),
+    };
     Ok(Head {
         article,
         summary,
+        summary_divider,
         problems,
         text,
         body_start,
@@ -964,6 +972,7 @@ fn prepared(head: Head, links: &LinkIndex) -> (Article, Option<String>, String, 
     let Head {
         article,
         summary,
+        summary_divider,
         mut problems,
         text,
         body_start,
@@ -992,6 +1001,12 @@ fn prepared(head: Head, links: &LinkIndex) -> (Article, Option<String>, String, 
             message: p.message,
         });
     }
+    // Else the body up to its summary divider, when it has one, as one line (Hugo's manual summary, Jekyll's
+    // excerpt); else [`finish`] takes the first paragraph.
+    let summary = summary.or_else(|| {
+        let at = markdown.find(&summary_divider)?;
+        Some(single_line(&markdown::plain_text(&markdown[..at]))).filter(|s| !s.is_empty())
+    });
     (article, summary, markdown, problems)
 }
 

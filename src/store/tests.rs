@@ -908,3 +908,31 @@ fn hidden_files_and_folders_are_no_articles() {
         "a hidden store folder itself is read"
     );
 }
+
+#[test]
+fn a_summary_divider_in_the_body_ends_the_summary() {
+    let a = parse(
+        "content/posts/more.md",
+        "---\ntitle: More\ndate: 2024-01-01\n---\nFirst part **bold** and [link](/x).\n\nSecond part.\n\n<!--more-->\n\nThe rest.\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "First part bold and link. Second part.");
+    let a = parse(
+        "_posts/2024-01-01-sep.md",
+        "---\ntitle: Sep\nexcerpt_separator: <!-- excerpt -->\n---\nIntro one.\n\nIntro two.\n<!-- excerpt -->\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "Intro one. Intro two.");
+    let a = parse(
+        "_posts/2024-01-01-front.md",
+        "---\ntitle: Front\nsummary: Given.\n---\nIntro.\n<!--more-->\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "Given.", "front matter's summary first");
+    let a = parse(
+        "_posts/2024-01-01-none.md",
+        "---\ntitle: None\n---\nOnly.\n\nMore.\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "Only.", "else the first paragraph");
+}
