@@ -2,7 +2,8 @@
 //! lists (`{: #id .class}`, `{:.note}`, `*x*{: title="t"}`), attribute list definitions (`{:ref: .c}`),
 //! extensions (`{::options … /}`, `{::comment}…{:/comment}`, `{::nomarkdown}…{:/nomarkdown}`). Attribute lists
 //! only style the page, so they are removed; comments are removed with their content; `nomarkdown` keeps its
-//! content. Code (fenced blocks and backtick spans) is left as written.
+//! content; a `* TOC` item marked `{:toc}` (where kramdown puts the table of contents) is removed with its marker.
+//! Code (fenced blocks and backtick spans) is left as written.
 
 /// `markdown` without kramdown attribute lists and extensions.
 pub fn remove_attribute_lists(markdown: &str) -> String {
@@ -32,6 +33,18 @@ pub fn remove_attribute_lists(markdown: &str) -> String {
             out.push_str(line);
             continue;
         }
+        // `* TOC` then `{:toc}`: kramdown puts the page's table of contents in that list's place. A feed item has
+        // no use for one (readers show their own outline), so the placeholder item goes with the marker.
+        if !in_comment && is_toc_marker(trimmed) {
+            // The item right above the marker (no blank line between).
+            let above = out.strip_suffix('\n').unwrap_or(&out);
+            if let Some(last) = above.rsplit('\n').next()
+                && is_list_item(last)
+            {
+                out.truncate(above.len() - last.len());
+            }
+            continue;
+        }
         let (cleaned, comment) = clean_line(line, in_comment);
         in_comment = comment;
         // A line that held only attribute lists goes entirely (it would otherwise end a paragraph or a list).
@@ -41,6 +54,28 @@ pub fn remove_attribute_lists(markdown: &str) -> String {
         out.push_str(&cleaned);
     }
     out
+}
+
+/// `{:toc}` (or `{: toc}`, `{:.toc}`): kramdown's table-of-contents marker, alone on its line.
+fn is_toc_marker(line: &str) -> bool {
+    let inner = line
+        .trim()
+        .strip_prefix("{:")
+        .and_then(|l| l.strip_suffix('}'));
+    inner.is_some_and(|i| i.trim().trim_start_matches('.') == "toc")
+}
+
+/// A Markdown list item's line: `* x`, `- x`, `+ x`, `1. x`.
+fn is_list_item(line: &str) -> bool {
+    let line = line.trim_start();
+    let after_marker = match line.strip_prefix(['*', '-', '+']) {
+        Some(rest) => rest,
+        None => line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix(['.', ')'])
+            .unwrap_or(line),
+    };
+    after_marker.len() < line.len() && after_marker.starts_with([' ', '\t'])
 }
 
 /// One line without its `{:…}` markup (outside backtick spans); whether a `{::comment}` is still open after it.
@@ -135,5 +170,14 @@ mod tests {
     fn comments_go_with_their_content_and_nomarkdown_keeps_it() {
         let md = "a {::comment}hidden\nstill hidden{:/comment} b\n{::nomarkdown}<b>kept</b>{:/nomarkdown}\n";
         assert_eq!(remove_attribute_lists(md), "a \n b\n<b>kept</b>\n");
+    }
+
+    #[test]
+    fn a_table_of_contents_placeholder_goes_with_its_marker() {
+        let md = "Intro.\n\n* TOC\n{:toc}\n\n## One\n\n1. Contents\n{: .toc}\n\n- kept\n\n{:toc}\n";
+        assert_eq!(
+            remove_attribute_lists(md),
+            "Intro.\n\n\n## One\n\n\n- kept\n\n"
+        );
     }
 }
