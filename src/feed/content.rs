@@ -4,7 +4,8 @@
 //!    `<img>` of a lazy-loading pattern) is what the item shows; its URLs are then rewritten like any other.
 //! 2. The HTML is sanitised with ammonia: no `<script>` or `<style>` (with their content), no event-handler
 //!    attribute, no `style` attribute (bar a table cell's `text-align`), no URL but http(s), mailto and tel or a
-//!    relative one (so no `javascript:` or `data:`), no comments.
+//!    relative one (so no `javascript:` or `data:`; each `srcset` candidate is read as a browser reads it, by
+//!    [`super::urls::parse_srcset`], the function the URL rewriting uses), no comments.
 //! 3. Every URL is made absolute ([`super::urls`]) and an `<iframe>` from another site than this one becomes a
 //!    link to what it embedded.
 //!
@@ -94,9 +95,9 @@ fn sanitizer() -> ammonia::Builder<'static> {
         "type" if element == "input" => (value == "checkbox").then(|| value.into()),
         // URLs ammonia does not check itself: only relative or http(s) ones stay.
         "cite" => web_url(value).then(|| value.into()),
-        "srcset" => value
-            .split(',')
-            .all(|candidate| web_url(candidate.split_whitespace().next().unwrap_or("")))
+        "srcset" => super::urls::parse_srcset(value)
+            .iter()
+            .all(|candidate| web_url(candidate.url))
             .then(|| value.into()),
         _ => Some(value.into()),
     });
@@ -247,6 +248,30 @@ mod tests {
             clean("<img srcset=\"a.png 1x, data:image/png;base64,AA 2x\" alt=\"x\">"),
             "<img alt=\"x\">"
         );
+    }
+
+    /// Regression: the sanitiser split `srcset` at every comma, unlike a browser (and unlike the URL rewriting).
+    #[test]
+    fn srcset_candidates_are_checked_whole_however_many_commas_their_urls_hold() {
+        let cdn = "<picture><source srcset=\"https://res.cloudinary.com/demo/image/upload/c_scale,w_300/sample.webp 300w, \
+                   https://res.cloudinary.com/demo/image/upload/c_scale,w_600/sample.webp 600w\"><img src=\"a.png\" alt=\"x\"></picture>";
+        assert_eq!(
+            clean(cdn),
+            "<picture><source srcset=\"https://res.cloudinary.com/demo/image/upload/c_scale,w_300/sample.webp 300w, \
+             https://res.cloudinary.com/demo/image/upload/c_scale,w_600/sample.webp 600w\">\
+             <img src=\"https://example.com/blog/posts/hello/a.png\" alt=\"x\"></picture>"
+        );
+        for hidden in [
+            "a.png 1x,data:image/png;base64,AA 2x",
+            "a.png,, javascript:alert(1)",
+            "a.png 1x (a, b), data:image/png,AA",
+        ] {
+            assert_eq!(
+                clean(&format!("<img srcset=\"{hidden}\" alt=\"x\">")),
+                "<img alt=\"x\">",
+                "{hidden}"
+            );
+        }
     }
 
     #[test]

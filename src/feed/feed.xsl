@@ -32,7 +32,12 @@
           (NetNewsWire, Feedly, Thunderbird, Miniflux…) to get new articles as they are published:
           <code><xsl:value-of select="$self"/></code></p>
         <h1><xsl:value-of select="$title"/></h1>
-        <p><xsl:value-of select="/rss/channel/description | /atom:feed/atom:subtitle"/></p>
+        <p>
+          <xsl:call-template name="text-of-description">
+            <xsl:with-param name="html" select="/rss/channel/description"/>
+          </xsl:call-template>
+          <xsl:value-of select="/atom:feed/atom:subtitle"/>
+        </p>
         <xsl:apply-templates select="/rss/channel/item | /atom:feed/atom:entry"/>
         <xsl:if test="not(/rss/channel/item | /atom:feed/atom:entry)">
           <p class="empty">No articles yet. Subscribe now: new ones will show up in your reader as they are published.</p>
@@ -44,7 +49,11 @@
     <article>
       <h2><a href="{link}"><xsl:value-of select="title"/></a></h2>
       <p class="meta"><xsl:value-of select="pubDate"/><xsl:if test="category"> · <xsl:value-of select="category[1]"/></xsl:if></p>
-      <p><xsl:value-of select="description"/></p>
+      <p>
+        <xsl:call-template name="text-of-description">
+          <xsl:with-param name="html" select="description"/>
+        </xsl:call-template>
+      </p>
     </article>
   </xsl:template>
   <xsl:template match="atom:entry">
@@ -53,5 +62,28 @@
       <p class="meta"><xsl:value-of select="substring(atom:published, 1, 10)"/><xsl:if test="atom:category"> · <xsl:value-of select="atom:category[1]/@term"/></xsl:if></p>
       <p><xsl:value-of select="atom:summary"/></p>
     </article>
+  </xsl:template>
+  <!--
+    An RSS description is HTML (tidings writes its plain-text summary HTML-escaped, so readers show it as written);
+    this shows it as the text it escapes by decoding the references the escaping makes, in one pass so that an
+    escaped "&amp;lt;" gives "&lt;". Not disable-output-escaping: Firefox ignores it.
+  -->
+  <xsl:template name="text-of-description">
+    <xsl:param name="html"/>
+    <xsl:choose>
+      <xsl:when test="contains($html, '&amp;')">
+        <xsl:variable name="rest" select="substring-after($html, '&amp;')"/>
+        <xsl:value-of select="substring-before($html, '&amp;')"/>
+        <xsl:choose>
+          <xsl:when test="starts-with($rest, 'amp;')">&amp;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, 'lt;')">&lt;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, 'gt;')">&gt;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, 'quot;')">"<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 6)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, '#39;')">'<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template></xsl:when>
+          <xsl:otherwise>&amp;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="$rest"/></xsl:call-template></xsl:otherwise>
+        </xsl:choose>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$html"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 </xsl:stylesheet>

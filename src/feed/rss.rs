@@ -1,5 +1,12 @@
 //! RSS 2.0 with the `rss` crate: `atom:link rel="self"`, `content:encoded` for full content, `dc:creator` for
 //! authors (RSS's own `author` must be an email address), RFC 822 dates with a four-digit year and numeric zone.
+//!
+//! An RSS `<description>` is HTML to readers (RSS 2.0 allows entity-encoded HTML in an item's; feedparser, for one,
+//! reads the channel's as HTML too), while tidings' summaries and site descriptions are plain text (Atom
+//! says `type="text"`, JSON Feed `summary`). So a description is the text HTML-escaped ([`description_html`]):
+//! readers then show `Vec<String> & co` as written instead of dropping `<String>` as an unknown tag. The `rss`
+//! crate adds only XML's layer on top (CDATA for an item's, escaped text for the channel's); `feed.xsl` decodes
+//! the escaping again to show it. `content:encoded` is HTML already and goes in as it is.
 
 use chrono::{DateTime, FixedOffset};
 use rss::extension::atom::{AtomExtension, Link};
@@ -13,7 +20,7 @@ pub(crate) fn render(meta: &FeedMeta, items: &[ItemContent<'_>]) -> Vec<u8> {
     let mut channel = Channel {
         title: meta.title.clone(),
         link: meta.home.clone(),
-        description: meta.description.clone(),
+        description: description_html(&meta.description),
         language: Some(meta.language.clone()),
         generator: Some(format!("tidings {}", env!("CARGO_PKG_VERSION"))),
         last_build_date: Some(rfc822(meta.updated)),
@@ -47,7 +54,7 @@ fn item(content: &ItemContent<'_>) -> Item {
     Item {
         title: Some(content.title.clone()),
         link: Some(a.url.clone()),
-        description: Some(content.summary.clone()),
+        description: Some(description_html(&content.summary)),
         content: content.html.clone(),
         guid: Some(Guid {
             value: a.id.clone(),
@@ -61,6 +68,11 @@ fn item(content: &ItemContent<'_>) -> Item {
         }),
         ..Default::default()
     }
+}
+
+/// Plain `text` as the HTML an RSS description holds, showing exactly that text.
+fn description_html(text: &str) -> String {
+    super::escape_html(text)
 }
 
 /// RFC 822 as RFC 2822 writes it: `Tue, 01 Jul 2003 10:52:37 +0200` (four-digit year, numeric zone).

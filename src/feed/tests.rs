@@ -146,6 +146,104 @@ fn hostile_titles_are_escaped_not_injected() {
     assert_eq!(json["items"][0]["title"], "<script>alert(1)</script> ]]> &");
 }
 
+/// The text of every `name` element in `xml` (CDATA and escaped text alike), in document order.
+fn texts_of(xml: &str, name: &str) -> Vec<String> {
+    let doc =
+        roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("not well-formed: {e}\n{xml}"));
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == name)
+        .map(|n| n.text().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Regression: an RSS description held the plain-text summary as it was (in CDATA), so readers took it for HTML
+/// and showed `Use Vec or Option<&str> — not  & friends.`, the words in angle brackets gone.
+#[test]
+fn rss_item_descriptions_are_the_plain_text_summary_escaped_as_html() {
+    let c = config("");
+    let a = article(
+        &c,
+        "generics",
+        "2024-01-01",
+        "",
+        "Use `Vec<String>` or `Option<&str>` &mdash; not `<script>alert(1)</script>` &amp; friends.\n",
+    );
+    assert_eq!(
+        a.summary,
+        "Use Vec<String> or Option<&str> \u{2014} not <script>alert(1)</script> & friends."
+    );
+    let files = render(&c, &Catalog::new(vec![a]));
+    let rss = file(&files, "rss.xml");
+    let descriptions = texts_of(rss, "description");
+    assert_eq!(descriptions.len(), 2, "the channel's and the item's");
+    assert_eq!(
+        descriptions[1],
+        "Use Vec&lt;String&gt; or Option&lt;&amp;str&gt; \u{2014} not &lt;script&gt;alert(1)&lt;/script&gt; &amp; friends."
+    );
+    // Full content is HTML already and stays as it was.
+    let content = texts_of(rss, "encoded");
+    assert_eq!(content.len(), 1);
+    assert!(
+        content[0].contains("<code>Vec&lt;String&gt;</code>"),
+        "{}",
+        content[0]
+    );
+    // Atom and JSON Feed say the summary is text, and carry it as it is.
+    assert_eq!(
+        texts_of(file(&files, "atom.xml"), "summary"),
+        ["Use Vec<String> or Option<&str> \u{2014} not <script>alert(1)</script> & friends."]
+    );
+    let json: serde_json::Value = serde_json::from_str(file(&files, "feed.json")).unwrap();
+    assert_eq!(
+        json["items"][0]["summary"],
+        "Use Vec<String> or Option<&str> \u{2014} not <script>alert(1)</script> & friends."
+    );
+}
+
+#[test]
+fn a_summary_ending_cdata_or_holding_quotes_is_escaped_once() {
+    let c = config("");
+    let a = article(
+        &c,
+        "a",
+        "2024-01-01",
+        "summary: 'a ]]> b \"q\" <i> &amp;'\n",
+        "Body.",
+    );
+    let files = render(&c, &Catalog::new(vec![a]));
+    let rss = file(&files, "rss.xml");
+    assert_eq!(
+        texts_of(rss, "description")[1],
+        "a ]]&gt; b &quot;q&quot; &lt;i&gt; &amp;amp;"
+    );
+    assert!(
+        !rss.contains("]]]]><![CDATA[>"),
+        "nothing left for CDATA to split:\n{rss}"
+    );
+}
+
+#[test]
+fn the_rss_channel_description_is_plain_text_escaped_as_html() {
+    let text = "[site]\ntitle = \"Blog\"\nbase_url = \"https://example.com/\"\n\
+                description = \"Notes on Vec<T> & <b>friends</b>\"\n";
+    let c = Config::parse(
+        Path::new("config.toml"),
+        text,
+        Vec::new(),
+        Path::new("/srv"),
+    )
+    .unwrap();
+    let files = render(&c, &Catalog::default());
+    assert_eq!(
+        texts_of(file(&files, "rss.xml"), "description"),
+        ["Notes on Vec&lt;T&gt; &amp; &lt;b&gt;friends&lt;/b&gt;"]
+    );
+    assert_eq!(
+        texts_of(file(&files, "atom.xml"), "subtitle"),
+        ["Notes on Vec<T> & <b>friends</b>"]
+    );
+}
+
 #[test]
 fn summary_only_feeds_carry_no_content() {
     let c = config("full_content = false\n");

@@ -111,3 +111,36 @@ fn a_feed_opened_in_a_browser_is_a_readable_page() {
     ]);
     assert_png_written(&shot);
 }
+
+/// Regression (with RSS descriptions now HTML-escaped text, as readers need): both pages show a summary and the
+/// site description as written, characters that look like markup or references included.
+#[test]
+fn summaries_and_the_description_show_as_written_in_the_browser() {
+    const SUMMARY: &str = "Use Vec<String> & Option<&str>, not ]]> or \"&lt;\".";
+    const DESCRIPTION: &str = "Notes on <T> & 'quotes'";
+    let env = TestEnv::empty();
+    // At the site's root, so the stylesheet's path is where `serve` finds it.
+    std::fs::write(
+        env.path().join("config.toml"),
+        "[site]\ntitle = \"T\"\nbase_url = \"https://example.com/\"\narticles = \"articles\"\n\
+         description = \"Notes on <T> & 'quotes'\"\n",
+    )
+    .unwrap();
+    env.write_article(
+        "a.md",
+        format!("---\ntitle: A\ndate: 2024-01-01\nsummary: '{SUMMARY}'\n---\nBody.\n"),
+    );
+    env.run_ok(&["build"]);
+    let base = serve(env.path().join("public"));
+    for feed in ["rss.xml", "atom.xml"] {
+        let dom = chromium(&["--dump-dom", &format!("{base}/{feed}")]);
+        let paragraphs: Vec<String> = elements(&dom, "p").into_iter().map(|p| p.text).collect();
+        assert_eq!(elements(&dom, "article").len(), 1, "{feed}:\n{dom}");
+        for shown in [DESCRIPTION, SUMMARY] {
+            assert!(
+                paragraphs.iter().any(|p| p == shown),
+                "{feed}: {shown:?} not in {paragraphs:?}"
+            );
+        }
+    }
+}

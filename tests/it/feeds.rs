@@ -482,10 +482,14 @@ fn hostile_but_valid_input_is_published_safely() {
     assert_every_feed_valid(&env);
     let readings = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
     assert_eq!(readings.len(), 2);
-    for reading in readings.values() {
+    for (path, reading) in &readings {
         assert_eq!(
             titles_in(reading),
             vec!["<script>alert('x')</script> & ]]> bell Bcc: victim@example.com".to_string()]
+        );
+        assert_eq!(
+            reading["entries"][0]["summary_shown"], "<b>bold</b> ]]>",
+            "{path}: a plain-text summary is shown as written, in RSS too"
         );
     }
     let rss = env.read_public("rss.xml");
@@ -493,6 +497,41 @@ fn hostile_but_valid_input_is_published_safely() {
         !rss.contains("<script>alert"),
         "titles are escaped, never raw markup:\n{rss}"
     );
+}
+
+/// Regression: RSS descriptions carried the plain-text summary unescaped, so feedparser (reading them as HTML,
+/// as readers do) showed `Use Vec or Option<&str> — not  & friends.`: what looked like tags was gone.
+#[test]
+fn summaries_and_the_site_description_read_back_as_written_in_every_format() {
+    const SUMMARY: &str =
+        "Use Vec<String> or Option<&str> \u{2014} not <script>alert(1)</script> & friends.";
+    const DESCRIPTION: &str = "Notes on Vec<T> & ]]> \"quotes\"";
+    let env = TestEnv::empty();
+    env.write_config("");
+    let config = env.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "description = \"A test\"",
+        r#"description = "Notes on Vec<T> & ]]> \"quotes\"""#,
+    );
+    std::fs::write(&config, text).unwrap();
+    env.write_article(
+        "generics.md",
+        "---\ntitle: Rust generics\ndate: 2024-01-01\n---\n\
+         Use `Vec<String>` or `Option<&str>` &mdash; not `<script>alert(1)</script>` &amp; friends.\n",
+    );
+    env.run_ok(&["build"]);
+    assert_every_feed_valid(&env);
+    let readings = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
+    assert_eq!(readings.len(), 2);
+    for (path, reading) in &readings {
+        assert_eq!(reading["subtitle_shown"], DESCRIPTION, "{path}");
+        let entries = reading["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{path}");
+        assert_eq!(entries[0]["summary_shown"], SUMMARY, "{path}");
+    }
+    let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+    assert_eq!(json["description"], DESCRIPTION);
+    assert_eq!(json["items"][0]["summary"], SUMMARY);
 }
 
 /// Regression: `tags: [rust, Rust, rust]` put the article three times in `tag/rust/`, and its JSON Feed failed
