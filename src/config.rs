@@ -95,7 +95,9 @@ pub struct SiteConfig {
     /// The article store: a folder searched recursively for `*.md`.
     #[serde(default = "default_articles")]
     pub articles: PathBuf,
-    /// Where an article lives on the site: `{slug}`, `{year}`, `{month}`, `{day}`, `{category}` are replaced.
+    /// Where an article lives on the site: `{slug}`, `{year}`, `{month}`, `{day}`, `{category}` (the first
+    /// category's slug, `uncategorized` without one) and `{categories}` (every category as folders, none without
+    /// one, as Jekyll's `:categories`) are replaced.
     #[serde(default = "default_permalink")]
     pub permalink: String,
     #[serde(default = "default_wpm")]

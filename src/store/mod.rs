@@ -867,11 +867,17 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     });
 
     // Where the article is published: Zola's `path`, Jekyll's `permalink`, Hugo's `url`, else the site's pattern.
+    // Jekyll's `:categories` (and `{categories}`) is every category, as folders: `category: x` is the list [x].
+    let categories_path = if categories.is_empty() {
+        category_path(category.as_slice())
+    } else {
+        category_path(&categories)
+    };
     let own_url = zola_path.map(str::to_string).or_else(|| {
         fm.permalink
             .as_deref()
             .or(fm.url.as_deref())
-            .map(|p| expand_jekyll_permalink(p, &slug, date, category.as_deref()))
+            .map(|p| expand_jekyll_permalink(p, &slug, date, &categories_path))
     });
     let url = match own_url {
         Some(p) => page_url(ctx.base_url, &p),
@@ -881,6 +887,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             &slug,
             date,
             category.as_deref(),
+            &categories_path,
         ),
     };
     let id = match &fm.id {
@@ -1133,24 +1140,37 @@ fn slug_and_date_of_url_path(path: &str) -> (Option<String>, Option<NaiveDate>) 
     (slug, date)
 }
 
-/// Jekyll's front-matter `permalink` with its common placeholders (`:year`, `:month`, `:day`, `:title`,
-/// `:slug`, `:categories`) filled in; a Hugo `url` has none and stays as written.
+/// Categories as URL folders (`jekyll/update`): each one's slug, in order; nameless ones left out.
+fn category_path(categories: &[String]) -> String {
+    categories
+        .iter()
+        .map(|c| taxonomy_slug(c))
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Jekyll's front-matter `permalink` with its placeholders (`:year`, `:short_year`, `:month`, `:i_month`,
+/// `:day`, `:i_day`, `:title`, `:slug`, `:categories`, `:output_ext`) filled in, an empty `:categories` leaving
+/// no empty folder; a Hugo `url` has none and stays as written.
 fn expand_jekyll_permalink(
     pattern: &str,
     slug: &str,
     date: DateTime<FixedOffset>,
-    category: Option<&str>,
+    categories: &str,
 ) -> String {
+    // Longer names first: `:i_month` before `:month` would be no matter, `:short_year` before `:year` is.
     pattern
+        .replace(":short_year", &date.format("%y").to_string())
         .replace(":year", &date.format("%Y").to_string())
+        .replace(":i_month", &date.format("%-m").to_string())
         .replace(":month", &date.format("%m").to_string())
+        .replace(":i_day", &date.format("%-d").to_string())
         .replace(":day", &date.format("%d").to_string())
         .replace(":title", slug)
         .replace(":slug", slug)
-        .replace(
-            ":categories",
-            &category.map(taxonomy_slug).unwrap_or_default(),
-        )
+        .replace(":categories", categories)
+        .replace(":output_ext", ".html")
         .replace("//", "/")
 }
 
@@ -1346,9 +1366,14 @@ fn permalink(
     slug: &str,
     date: DateTime<FixedOffset>,
     category: Option<&str>,
+    categories: &str,
 ) -> String {
     // Each placeholder's value is made only when the pattern has it (this runs for every article).
     let mut path = pattern.replace("{slug}", slug);
+    if path.contains("{categories}") {
+        // No category: no folder for them (Jekyll's default permalink), rather than an empty one.
+        path = path.replace("{categories}", categories).replace("//", "/");
+    }
     for (placeholder, format) in [("{year}", "%Y"), ("{month}", "%m"), ("{day}", "%d")] {
         if path.contains(placeholder) {
             path = path.replace(placeholder, &date.format(format).to_string());

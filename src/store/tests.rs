@@ -936,3 +936,44 @@ fn a_summary_divider_in_the_body_ends_the_summary() {
     .unwrap();
     assert_eq!(a.summary, "Only.", "else the first paragraph");
 }
+
+#[test]
+fn jekylls_categories_are_folders_of_the_permalink() {
+    let a = parse(
+        "_posts/2019-03-04-welcome.md",
+        "---\ntitle: T\ncategories: jekyll update\npermalink: /:categories/:year/:i_month/:title:output_ext\n---\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.url,
+        "https://example.com/blog/jekyll/update/2019/3/welcome.html"
+    );
+    let a = parse(
+        "_posts/2019-03-04-none.md",
+        "---\ntitle: T\npermalink: /:categories/:year/:title:output_ext\n---\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.url, "https://example.com/blog/2019/none.html",
+        "no empty folder"
+    );
+
+    let base = url::Url::parse("https://example.com/").unwrap();
+    let date = DateTime::parse_from_rfc3339("2019-03-04T10:00:00+01:00").unwrap();
+    let jekyll_default = "/{categories}/{year}/{month}/{day}/{slug}.html";
+    assert_eq!(
+        permalink(
+            &base,
+            jekyll_default,
+            "welcome",
+            date,
+            Some("Jekyll"),
+            "jekyll/update"
+        ),
+        "https://example.com/jekyll/update/2019/03/04/welcome.html"
+    );
+    assert_eq!(
+        permalink(&base, jekyll_default, "nocat", date, None, ""),
+        "https://example.com/2019/03/04/nocat.html"
+    );
+}
