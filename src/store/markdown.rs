@@ -154,10 +154,24 @@ fn ascii_space_bytes(v: u64) -> u64 {
     blank | (at_least_9 & !at_least_14 & HIGH)
 }
 
-/// The body as HTML (CommonMark with tables, footnotes, strikethrough, task lists, smart punctuation).
+/// The body as HTML (CommonMark with tables, footnotes, strikethrough, task lists, smart punctuation). A link
+/// with no destination (`[text]()`, what a `ref`, `post_url` or `@/` to a missing article leaves) is its text:
+/// `href=""` would only lead back to the page.
 pub fn to_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, Parser::new_ext(markdown, options()));
+    let mut in_empty_link = false; // links do not nest
+    let events = Parser::new_ext(markdown, options()).filter(|event| match event {
+        Event::Start(Tag::Link { dest_url, .. }) if dest_url.trim().is_empty() => {
+            in_empty_link = true;
+            false
+        }
+        Event::End(TagEnd::Link) if in_empty_link => {
+            in_empty_link = false;
+            false
+        }
+        _ => true,
+    });
+    pulldown_cmark::html::push_html(&mut html, events);
     html
 }
 
@@ -317,6 +331,14 @@ mod tests {
         assert!(html.contains("\u{201c}q\u{201d}"));
         assert!(html.contains("footnote-definition"));
         assert!(html.contains("checkbox"));
+    }
+
+    #[test]
+    fn a_link_to_nowhere_is_its_text() {
+        assert_eq!(
+            to_html("See [the missing post]() and [this](https://x/)."),
+            "<p>See the missing post and <a href=\"https://x/\">this</a>.</p>\n"
+        );
     }
 
     #[test]

@@ -977,3 +977,14 @@ fn jekylls_categories_are_folders_of_the_permalink() {
         "https://example.com/2019/03/04/nocat.html"
     );
 }
+
+#[test]
+fn a_link_to_a_missing_article_keeps_its_text() {
+    let p = parse_full(
+        "content/posts/x.md",
+        "---\ntitle: X\ndate: 2024-01-01\n---\nSee [the other post]({{< relref \"nope.md\" >}}).\n",
+    )
+    .unwrap();
+    assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+    assert_eq!(p.article.html(), "<p>See the other post.</p>\n");
+}
