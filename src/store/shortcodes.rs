@@ -269,7 +269,13 @@ pub fn render(src: &str, links: &LinkIndex) -> (String, Vec<Problem>) {
                             "shortcode \"{}\" needs the site's Hugo templates; it is left out of the feeds{}",
                             shown(&src[tag.start..tag.end]),
                             if close.is_some() {
-                                format!(" (what it encloses is kept, up to {{{{< /{name} >}}}})")
+                                // Closed as it was opened: `{{% /note %}}` after `{{% note %}}`.
+                                let (open, end) = if src[tag.start..].starts_with("{{%") {
+                                    ("{{%", "%}}")
+                                } else {
+                                    ("{{<", ">}}")
+                                };
+                                format!(" (what it encloses is kept, up to {open} /{name} {end})")
                             } else {
                                 String::new()
                             }

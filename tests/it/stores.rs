@@ -713,7 +713,7 @@ fn a_hugo_blog_publishes_every_post_with_shortcodes_evaluated() {
         store_problems(&env, "content"),
         [
             "posts/shortcodes.md:11:1: error: shortcode \"{{< tweet user=\"GoHugoIO\" id=\"1315233626070503424\" >}}\" needs the site's Hugo templates; it is left out of the feeds",
-            "posts/shortcodes.md:13:1: error: shortcode \"{{% notice tip %}}\" needs the site's Hugo templates; it is left out of the feeds (what it encloses is kept, up to {{< /notice >}})",
+            "posts/shortcodes.md:13:1: error: shortcode \"{{% notice tip %}}\" needs the site's Hugo templates; it is left out of the feeds (what it encloses is kept, up to {{% /notice %}})",
         ]
     );
 }
