@@ -265,7 +265,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
 /// `published: false` is a draft, see [`fold_spellings`]).
 const SPELLINGS: &[(&str, &[&str])] = &[
     ("summary", &["description", "excerpt"]),
-    ("updated", &["lastmod", "last_modified_at", "modified"]),
+    ("updated", &["lastmod", "last_modified_at"]),
     ("publish_date", &["publishdate", "pubdate", "published"]),
     ("expires", &["expirydate", "unpublishdate"]),
 ];
@@ -279,10 +279,12 @@ const SPELLINGS: &[(&str, &[&str])] = &[
 /// - a list under `category` or `author` (the singular keys) is the list of `categories` or `authors` when those
 ///   are not written, else its first entry.
 fn fold_spellings(map: &mut serde_json::Map<String, Value>) {
-    if let Some(Value::Bool(published)) = map.get("published") {
-        let draft = !*published;
+    // A yes/no `published` is Jekyll's (and beats `draft`); a date there is Hugo's publishDate, folded below.
+    if let Some(&Value::Bool(published)) = map.get("published") {
         map.remove("published");
-        map.entry("draft").or_insert(Value::Bool(draft));
+        if !published {
+            map.insert("draft".to_owned(), Value::Bool(true));
+        }
     }
     for (field, others) in SPELLINGS {
         if map.contains_key(*field) {

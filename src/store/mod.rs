@@ -691,7 +691,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     };
     let updated = match &fm.updated {
         Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
-            let (l, c) = at_first_key(&["updated", "lastmod", "last_modified_at", "modified"]);
+            let (l, c) = at_first_key(&["updated", "lastmod", "last_modified_at"]);
             fail(l, c, message)
         })?,
         None => date,

@@ -988,3 +988,24 @@ fn a_link_to_a_missing_article_keeps_its_text() {
     assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
     assert_eq!(p.article.html(), "<p>See the other post.</p>\n");
 }
+
+#[test]
+fn published_is_jekylls_yes_or_no_or_hugos_publish_date() {
+    let a = parse(
+        "_posts/2024-01-01-both.md",
+        "---\ntitle: Both\ndraft: false\npublished: false\n---\nx\n",
+    )
+    .unwrap();
+    assert!(a.draft, "published: false wins");
+    let a = parse(
+        "content/posts/hugo.md",
+        "---\ntitle: Hugo\ndate: 2024-01-01\npublished: 2099-01-01\n---\nx\n",
+    )
+    .unwrap();
+    assert!(!a.draft);
+    assert_eq!(
+        a.date,
+        at("2099-01-01T00:00:00+01:00"),
+        "Hugo's published is its publishDate"
+    );
+}
