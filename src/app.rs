@@ -344,7 +344,19 @@ pub fn build(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "store loaded"
     );
-    let sources = loaded.sources;
+    publish_loaded(config, loaded, started, now, shrink, last.as_ref()).map(|(report, _)| report)
+}
+
+/// Publishes a loaded store ([`publish`]) and writes the build's manifest ([`remember`]); gives the catalog back
+/// for what follows (a round's digests). `last` is the last build's manifest, when there is one.
+fn publish_loaded(
+    config: &Config,
+    loaded: store::cache::Loaded,
+    started: std::time::SystemTime,
+    now: DateTime<FixedOffset>,
+    shrink: Shrink,
+    last: Option<&cache::Manifest>,
+) -> Result<(BuildReport, Catalog), BuildError> {
     let window = cache::Window::of(&loaded.catalog, now);
     let mut report = publish(
         config,
@@ -353,12 +365,12 @@ pub fn build(
         loaded.errors,
         now,
         shrink,
-        last.as_ref(),
+        last,
     )?;
     report.parsed = loaded.parsed;
     report.reused = loaded.reused;
-    remember(config, started, sources, window, &report);
-    Ok(report)
+    remember(config, started, loaded.sources, window, &report);
+    Ok((report, loaded.catalog))
 }
 
 /// Loads the store through the build cache's parses, and keeps the new ones for the next build.
@@ -583,24 +595,11 @@ pub async fn run_once(
     store::require_store(&config.site.articles).map_err(BuildError::from)?;
     let started = std::time::SystemTime::now();
     let loaded = load_cached(config, started);
-    let window = cache::Window::of(&loaded.catalog, now);
-    let catalog = loaded.catalog;
     let last = cache::read::<cache::Manifest>(
         &cache::dir(config).join(cache::MANIFEST),
         cache::key(config),
     );
-    let mut build = publish(
-        config,
-        &catalog,
-        &loaded.links,
-        loaded.errors,
-        now,
-        shrink,
-        last.as_ref(),
-    )?;
-    build.parsed = loaded.parsed;
-    build.reused = loaded.reused;
-    remember(config, started, loaded.sources, window, &build);
+    let (build, catalog) = publish_loaded(config, loaded, started, now, shrink, last.as_ref())?;
     let mut digests = Vec::new();
     for d in &config.digest {
         digests.push(digest_send_with(config, &catalog, &d.name, now, options, transport).await?);

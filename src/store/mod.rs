@@ -657,22 +657,24 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         .filter(|p| !p.is_empty());
     let (path_slug, path_date) = zola_path.map_or((None, None), slug_and_date_of_url_path);
     let (file_stem, file_date) = file_slug_and_date(&path);
+    // A date field's value, if written; a bad one is an error at the first of `keys` (its spellings) written.
+    let date_of = |value: &Option<Value>, keys: &[&str]| {
+        value
+            .as_ref()
+            .map(|v| {
+                parse_date_value(v, ctx.timezone).map_err(|message| {
+                    let (l, c) = at_first_key(keys);
+                    fail(l, c, message)
+                })
+            })
+            .transpose()
+    };
     // Hugo's `publishDate`: not published before it; when later than `date` (or without one), it is the date.
-    let publish_date = match &fm.publish_date {
-        Some(value) => Some(parse_date_value(value, ctx.timezone).map_err(|message| {
-            let (l, c) = at_first_key(&["publishDate", "publishdate", "pubdate", "published"]);
-            fail(l, c, message)
-        })?),
-        None => None,
-    };
-    let written_date = match &fm.date {
-        Some(value) => Some(parse_date_value(value, ctx.timezone).map_err(|message| {
-            let (l, c) = at_key("date");
-            fail(l, c, message)
-        })?),
-        None => None,
-    };
-    let date = match (written_date, publish_date) {
+    let publish_date = date_of(
+        &fm.publish_date,
+        &["publishDate", "publishdate", "pubdate", "published"],
+    )?;
+    let date = match (date_of(&fm.date, &["date"])?, publish_date) {
         (Some(date), Some(publish)) => date.max(publish),
         (Some(date), None) | (None, Some(date)) => date,
         (None, None) => match path_date.or(file_date) {
@@ -689,21 +691,13 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             }
         },
     };
-    let updated = match &fm.updated {
-        Some(value) => parse_date_value(value, ctx.timezone).map_err(|message| {
-            let (l, c) = at_first_key(&["updated", "lastmod", "last_modified_at"]);
-            fail(l, c, message)
-        })?,
-        None => date,
-    }
-    .max(date);
-    let expires = match &fm.expires {
-        Some(value) => Some(parse_date_value(value, ctx.timezone).map_err(|message| {
-            let (l, c) = at_first_key(&["expiryDate", "expirydate", "unpublishdate", "expires"]);
-            fail(l, c, message)
-        })?),
-        None => None,
-    };
+    let updated = date_of(&fm.updated, &["updated", "lastmod", "last_modified_at"])?
+        .unwrap_or(date)
+        .max(date);
+    let expires = date_of(
+        &fm.expires,
+        &["expiryDate", "expirydate", "unpublishdate", "expires"],
+    )?;
 
     let slug = match (&fm.slug, path_slug) {
         (Some(s), _) => {
