@@ -104,8 +104,9 @@ pub struct FrontMatter {
     pub updated: Option<Value>,
     /// Hugo's `publishDate`: the article is not published before it.
     pub publish_date: Option<Value>,
-    /// Hugo's `expiryDate`: the article is not published from then on.
-    pub expires: Option<Value>,
+    /// Hugo's `expiryDate`: the article is not published from then on. (Named so that no front matter writes
+    /// it by this name: a key of a site's own called `expires` is left alone.)
+    pub expiry_date: Option<Value>,
     pub slug: Option<String>,
     /// A stable id for feeds; defaults to the permalink.
     pub id: Option<String>,
@@ -267,7 +268,7 @@ const SPELLINGS: &[(&str, &[&str])] = &[
     ("summary", &["description", "excerpt"]),
     ("updated", &["lastmod", "last_modified_at"]),
     ("publish_date", &["publishdate", "pubdate", "published"]),
-    ("expires", &["expirydate", "unpublishdate"]),
+    ("expiry_date", &["expirydate", "unpublishdate"]),
 ];
 
 /// Front matter as real sites write it, brought to the one shape [`FrontMatter`] reads, so that a common way of

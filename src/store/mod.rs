@@ -695,8 +695,8 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         .unwrap_or(date)
         .max(date);
     let expires = date_of(
-        &fm.expires,
-        &["expiryDate", "expirydate", "unpublishdate", "expires"],
+        &fm.expiry_date,
+        &["expiryDate", "expirydate", "unpublishdate"],
     )?;
 
     let slug = match (&fm.slug, path_slug) {

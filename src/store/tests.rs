@@ -1009,3 +1009,13 @@ fn published_is_jekylls_yes_or_no_or_hugos_publish_date() {
         "Hugo's published is its publishDate"
     );
 }
+
+#[test]
+fn a_key_of_the_sites_own_named_expires_is_left_alone() {
+    let a = parse(
+        "content/posts/own.md",
+        "---\ntitle: Own\ndate: 2024-01-01\nexpires: never\n---\nx\n",
+    )
+    .unwrap();
+    assert_eq!(a.expires, None);
+}
