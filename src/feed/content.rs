@@ -145,7 +145,7 @@ fn keep_own_iframes(html: &str, site: &Url) -> String {
                 if src.is_empty() {
                     el.remove();
                 } else {
-                    let shown = escape(&src);
+                    let shown = super::escape_html(&src);
                     el.replace(
                         &format!("<a href=\"{shown}\">{shown}</a>"),
                         ContentType::Html,
@@ -157,13 +157,6 @@ fn keep_own_iframes(html: &str, site: &Url) -> String {
         ..RewriteStrSettings::new()
     };
     rewrite_str(html, settings).unwrap_or_else(|_| html.to_string())
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ pub fn summary(first_paragraph: &str, max: usize) -> String {
 /// The words of `text` (split at whitespace and control characters) joined by one space, up to the first word
 /// that makes it longer than `limit` characters: all of `single_line(text)` when that has `limit` characters or
 /// fewer, else a longer prefix of it.
-fn first_words(text: &str, limit: usize) -> String {
+pub(super) fn first_words(text: &str, limit: usize) -> String {
     let mut out = String::new();
     let mut chars = 0usize;
     for word in text
@@ -309,8 +309,25 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(
                 summary(&text, max),
-                truncate_at_word(&crate::store::single_line(&text), max)
+                truncate_at_word(&one_line_by_the_rules(&text), max)
             );
+        }
+    }
+
+    /// `single_line` spelled plainly, for the property tests to compare against.
+    fn one_line_by_the_rules(text: &str) -> String {
+        text.split(|c: char| c.is_whitespace() || c.is_control())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn single_line_joins_the_words_by_one_space(
+            text in "([a-z]{0,12}|[ \t\n\r\x0b\x0c\x01]|\u{a0}|\u{85}|é|日本)*",
+        ) {
+            proptest::prop_assert_eq!(crate::store::single_line(&text), one_line_by_the_rules(&text));
         }
     }
 

@@ -1399,10 +1399,7 @@ pub fn same_category(a: &str, b: &str) -> bool {
 /// Text for one line (titles, names): every control character dropped, whitespace collapsed. A CR/LF in a
 /// title can then never reach a mail header or break a feed.
 pub fn single_line(s: &str) -> String {
-    s.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    markdown::first_words(s, usize::MAX)
 }
 
 /// Drops the characters XML 1.0 forbids (C0 controls other than tab, LF, CR; U+FFFE, U+FFFF). The `rss` and
