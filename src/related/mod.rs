@@ -249,7 +249,8 @@ struct Scratch {
     seen: Vec<bool>,
     /// `first[..n]` are the `n` articles reached; one slot more, written before it is known to be needed.
     first: Vec<u32>,
-    reached: Vec<(u32, f32)>,
+    /// The reached articles with a positive score, as [`rank_key`]s.
+    reached: Vec<u64>,
     dense: Vec<f32>,
 }
 
@@ -264,6 +265,13 @@ impl Scratch {
             dense: vec![0.0; index.vocabulary.len()],
         }
     }
+}
+
+/// Article `d` reached with approximate score `score` (positive), as one integer that sorts best first: the
+/// score's bits inverted in the high half (a positive float orders as its bits do), the article in the low half
+/// (on equal scores, the lower article first). Integers select many times faster than pairs with a comparator.
+fn rank_key(d: u32, score: f32) -> u64 {
+    (u64::from(!score.to_bits()) << 32) | u64::from(d)
 }
 
 /// Sorted unique keys of `values` and each value's id in them.
@@ -520,7 +528,7 @@ impl RelatedIndex {
         for &d in &first[..n_reached] {
             let slot = &mut acc[d as usize];
             if *slot > 0.0 && d != q {
-                reached.push((d, *slot));
+                reached.push(rank_key(d, *slot));
             }
             *slot = 0.0;
             seen[d as usize] = false;
@@ -529,21 +537,21 @@ impl RelatedIndex {
         // The best reached articles by their approximate score; `allow` is asked only about those, unless it
         // turns too many of them down (a digest's "older than" filter), then about every reached article.
         let wanted = CANDIDATES.max(limit * 4);
-        let best_first = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        let mut candidates: Vec<(u32, f32)> = if reached.len() > 2 * wanted {
-            reached.select_nth_unstable_by(2 * wanted - 1, best_first);
-            let mut top: Vec<(u32, f32)> = reached[..2 * wanted].to_vec();
-            top.retain(|&(d, _)| allow(d));
+        let allowed = |key: &u64| allow(*key as u32);
+        let mut candidates: Vec<u64> = if reached.len() > 2 * wanted {
+            reached.select_nth_unstable(2 * wanted - 1);
+            let mut top: Vec<u64> = reached[..2 * wanted].to_vec();
+            top.retain(allowed);
             if top.len() >= wanted {
                 top
             } else {
-                reached.iter().copied().filter(|&(d, _)| allow(d)).collect()
+                reached.iter().copied().filter(allowed).collect()
             }
         } else {
-            reached.iter().copied().filter(|&(d, _)| allow(d)).collect()
+            reached.iter().copied().filter(allowed).collect()
         };
         if candidates.len() > wanted {
-            candidates.select_nth_unstable_by(wanted - 1, best_first);
+            candidates.select_nth_unstable(wanted - 1);
             candidates.truncate(wanted);
         }
         let (terms, weights) = self.text.row(q as usize);
@@ -552,7 +560,7 @@ impl RelatedIndex {
         }
         let mut scored: Vec<Scored> = candidates
             .into_iter()
-            .map(|(d, _)| self.score_dense(dense, q, d))
+            .map(|key| self.score_dense(dense, q, key as u32))
             .filter(|s| s.score >= self.min_score && s.score > 0.0)
             .collect();
         for &t in terms {

@@ -249,16 +249,25 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
 }
 
 /// Paths in the order of a walk that visits each folder's entries by name: component by component, which for
-/// the paths a walk yields is their bytes with the separator below every other byte.
+/// the paths a walk yields is their bytes with the separator below every other byte. Only the first byte where
+/// they differ is mapped; the shared prefix (the store folder, at least) is skipped eight bytes at a time.
 fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
     let (a, b) = (
         a.as_os_str().as_encoded_bytes(),
         b.as_os_str().as_encoded_bytes(),
     );
+    let shared = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= shared && a[i..i + 8] == b[i..i + 8] {
+        i += 8;
+    }
+    while i < shared && a[i] == b[i] {
+        i += 1;
+    }
     let sep = std::path::MAIN_SEPARATOR as u8;
-    a.iter()
-        .map(|&c| if c == sep { 0 } else { c })
-        .cmp(b.iter().map(|&c| if c == sep { 0 } else { c }))
+    // A path that ends here comes first.
+    let at = |s: &[u8]| s.get(i).map(|&c| if c == sep { 0 } else { c });
+    at(a).cmp(&at(b))
 }
 
 /// Reads one file. Files over `max_bytes` are refused before reading; binary files and invalid UTF-8 are
