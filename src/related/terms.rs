@@ -200,9 +200,10 @@ struct Memory {
     /// ([`Word::Packed`]): hashed and compared without a string.
     short: FxHashMap<u128, u32>,
     words: FxHashMap<Box<str>, u32>,
-    /// The counts of the article being counted, by term number (title, rest), and the terms it touched.
+    /// The counts of the article being counted, by term number (title, rest), and which terms it touched (a
+    /// bit per term number, read back in ascending order: sorting the touched numbers cost more).
     counts: Vec<(u32, u32)>,
-    touched: Vec<u32>,
+    touched: Vec<u64>,
 }
 
 const STOP: u32 = u32::MAX;
@@ -265,11 +266,10 @@ impl Counter {
                 if id != STOP {
                     if id as usize >= counts.len() {
                         counts.resize(id as usize + 1024, (0, 0));
+                        touched.resize(counts.len().div_ceil(64), 0);
                     }
                     let c = &mut counts[id as usize];
-                    if *c == (0, 0) {
-                        touched.push(id);
-                    }
+                    touched[id as usize / 64] |= 1 << (id % 64);
                     if in_title {
                         c.0 += 1;
                     } else {
@@ -278,14 +278,15 @@ impl Counter {
                 }
             });
         }
-        touched.sort_unstable();
-        let rows: Vec<(u32, u32, u32)> = touched
-            .drain(..)
-            .map(|t| {
+        let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+        for (word, bits) in touched.iter_mut().enumerate() {
+            while *bits != 0 {
+                let t = word as u32 * 64 + bits.trailing_zeros();
+                *bits &= *bits - 1;
                 let (a, b) = std::mem::take(&mut counts[t as usize]);
-                (t, a, b)
-            })
-            .collect();
+                rows.push((t, a, b));
+            }
+        }
         Terms::encode(&rows)
     }
 }
