@@ -487,7 +487,7 @@ mod fuzz {
             let title = yaml_quoted(&title);
             let (text, expected) = match defect {
                 0 => (format!("---\ndate: 2024-01-01\n---\n{body}"), "missing title"),
-                1 => (format!("---\ntitle: {title}\n---\n{body}"), "missing date"),
+                1 => (format!("---\ntitle: {title}\ndate:\n---\n{body}"), "missing date"),
                 2 => (format!("---\ntitle: {title}\ndate: 2024-13-45\n---\n{body}"), "is not a date"),
                 3 => (format!("---\ntitle: [{title}]\ndate: 2024-01-01\n---\n{body}"), "title must be text"),
                 4 => (format!("# {title}\n{body}"), "no front matter"),
@@ -497,9 +497,13 @@ mod fuzz {
                     "front matter is never closed",
                 ),
             };
-            match parse(&text, &c) {
+            // A file without front matter is a post only when its name is dated; else it is no article at all.
+            let path = if defect == 4 { "2024-01-01-f.md" } else { "f.md" };
+            let parsed = parse_article(Path::new(path), &text, &ParseContext::from_config(&c));
+            match parsed.map(|p| p.article) {
                 Ok(a) => prop_assert!(false, "accepted ({expected:?} expected): {a:?}\n{text:?}"),
                 Err(e) => {
+                    prop_assert!(e.is_error(), "{e}");
                     prop_assert!(e.message.contains(expected), "{e} ({expected:?} expected)\n{text:?}");
                     prop_assert!(e.line >= 1 && e.col >= 1, "{e}");
                 }

@@ -385,9 +385,10 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "unclosed.md:1:1: error: front matter is never closed",
         ),
         (
-            "no-front-matter.md",
+            // Dated by its name, so meant as a post (undated, it would be no article: a note).
+            "2024-01-03-no-front-matter.md",
             b"# Just a heading\n".to_vec(),
-            "no-front-matter.md:1:1: error: no front matter",
+            "2024-01-03-no-front-matter.md:1:1: error: no front matter",
         ),
         (
             "bad-toml.md",
