@@ -1,5 +1,6 @@
 //! Atom 1.0 (RFC 4287) with `atom_syndication`: feed id is the feed's own URL, entry ids are the articles' stable
-//! ids, `updated` and `published` in RFC 3339, summary as text and full content as escaped HTML.
+//! ids, `updated` and `published` in RFC 3339, summary as text (as HTML when front matter wrote it in Markdown)
+//! and full content as escaped HTML.
 
 use atom_syndication::{
     Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig,
@@ -56,7 +57,9 @@ fn entry(content: &ItemContent<'_>) -> Entry {
     entry.set_updated(a.updated);
     entry.set_published(Some(a.date));
     entry.set_links(vec![link(&a.url, "alternate", Some("text/html"))]);
-    if !content.summary.is_empty() {
+    if let Some(html) = &content.summary_html {
+        entry.set_summary(Some(Text::html(html.clone())));
+    } else if !content.summary.is_empty() {
         entry.set_summary(Some(Text::plain(content.summary.clone())));
     }
     if let Some(html) = &content.html {

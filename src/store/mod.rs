@@ -66,7 +66,11 @@ pub struct Article {
     pub updated: DateTime<FixedOffset>,
     /// When it stops being published (Hugo's `expiryDate`), if ever.
     pub expires: Option<DateTime<FixedOffset>>,
+    /// The summary as plain text (for digests' text, JSON Feed's `summary`, related reading).
     pub summary: String,
+    /// The summary as front matter wrote it, when that is Markdown with markup (`Using **Rust** and
+    /// [serde](https://serde.rs)`): feeds render it ([`markdown::inline_markup`]) where they carry HTML.
+    pub summary_markdown: Option<String>,
     pub category: Option<String>,
     pub tags: Vec<String>,
     pub author: Option<Author>,
@@ -944,11 +948,28 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         }
         None => url.clone(),
     };
-    let summary = fm
+    let written_summary = fm
         .summary
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .map(single_line);
+    // A summary in Markdown (Hugo renders one: `Using **Rust**`) is its plain text here; the feeds render the
+    // Markdown, kept beside it, for their HTML fields. One that is only markup (an image) is no summary.
+    let (summary, summary_markdown) = match written_summary
+        .as_deref()
+        .map(|s| (s, markdown::inline_markup(s)))
+    {
+        Some((written, Some(markup))) => {
+            let text = single_line(&markup.text);
+            if text.is_empty() {
+                (None, None)
+            } else {
+                (Some(text), Some(written.to_owned()))
+            }
+        }
+        Some((written, None)) => (Some(written.to_owned()), None),
+        None => (None, None),
+    };
     let liquid = match dialect {
         body::Dialect::Jekyll => liquid_variables(
             ctx,
@@ -959,7 +980,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             &slug,
             &categories,
             &tags,
-            summary.as_deref(),
+            written_summary.as_deref(),
             author.as_ref(),
         ),
         body::Dialect::Hugo | body::Dialect::Zola => liquid::Variables::default(),
@@ -974,6 +995,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         updated,
         expires,
         summary: String::new(),
+        summary_markdown,
         category,
         tags,
         author,

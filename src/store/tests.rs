@@ -134,6 +134,46 @@ fn a_yaml_error_after_a_line_separator_is_placed_on_the_line_an_editor_shows() {
 }
 
 #[test]
+fn a_summary_written_in_markdown_is_plain_text_with_its_markdown_kept_for_the_feeds() {
+    let a = parse(
+        "_posts/2024-01-05-serde.md",
+        "---\ntitle: Serde\nsummary: \"Using **Rust** and\n  [serde](https://serde.rs)\"\n---\n{{ page.summary }}\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "Using Rust and serde");
+    assert_eq!(
+        a.summary_markdown.as_deref(),
+        Some("Using **Rust** and [serde](https://serde.rs)")
+    );
+    // Liquid's page.summary is the front matter as written, as in Jekyll.
+    assert!(
+        a.body
+            .unwrap()
+            .contains("Using **Rust** and [serde](https://serde.rs)"),
+        "page.summary"
+    );
+    for (summary, expected) in [
+        ("One line for feeds.", "One line for feeds."),
+        ("Vec<String> & 1. not a list", "Vec<String> & 1. not a list"),
+        ("1. Introduction", "1. Introduction"),
+    ] {
+        let a = parse(
+            "x.md",
+            &format!("---\ntitle: T\ndate: 2024-01-05\nsummary: \"{summary}\"\n---\nBody.\n"),
+        )
+        .unwrap();
+        assert_eq!((a.summary.as_str(), a.summary_markdown), (expected, None));
+    }
+    // Only markup, no text: no summary; the first paragraph stands in.
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-05\nsummary: \"![](chart.png)\"\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!((a.summary.as_str(), a.summary_markdown), ("Body.", None));
+}
+
+#[test]
 fn a_date_written_empty_is_rejected() {
     let e = parse("x.md", "---\ntitle: T\ndate:\n---\n").unwrap_err();
     assert!(e.is_error(), "{e}");
