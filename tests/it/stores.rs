@@ -591,6 +591,8 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
         "href=\"https://example.com/blog/releases/\"",
         "<table>",
         "{% assign version = \"2.1\" %}",
+        // kramdown's `markdown="1"`: the div's content is Markdown.
+        "<div class=\"upgrade\">\n<p><strong>Upgrading from 2.0?</strong> Read <a href=\"https://example.com/blog/upgrading/\">the notes</a> first.</p>\n</div>",
     ] {
         assert!(notes.contains(part), "{part} missing from {notes}");
     }
