@@ -267,8 +267,15 @@ pub struct BuildReport {
     /// Store files parsed, and those whose last parse (the build cache's) was used.
     pub parsed: usize,
     pub reused: usize,
-    /// Articles left out, each with its position and fix.
+    /// Articles left out, each with its position and fix; and, as notes, files that are no articles.
     pub errors: Vec<ArticleError>,
+}
+
+impl BuildReport {
+    /// The articles left out for something to fix (not the notes about files that are no articles).
+    pub fn left_out(&self) -> impl Iterator<Item = &ArticleError> {
+        self.errors.iter().filter(|e| e.is_error())
+    }
 }
 
 impl BuildReport {

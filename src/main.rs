@@ -232,6 +232,11 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let report = tidings::app::check(&config, now);
+            if !cli.quiet {
+                for note in &report.notes {
+                    println!("{note}");
+                }
+            }
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
@@ -340,17 +345,21 @@ async fn stop_signal() {
     }
 }
 
-/// Reports a build: skipped articles on stderr, counts in the log.
+/// Reports a build: skipped articles on stderr, counts in the log; files that are no articles under `-v`.
 fn print_build(report: &tidings::app::BuildReport) {
     for e in &report.errors {
-        eprintln!("{e}");
+        if e.is_error() {
+            eprintln!("{e}");
+        } else {
+            tracing::debug!("{e}");
+        }
     }
     tracing::info!(
         published = report.published,
         feeds = report.feeds,
         written = report.written.len(),
         unchanged = report.unchanged,
-        skipped = report.errors.len(),
+        skipped = report.left_out().count(),
         parsed = report.parsed,
         reused = report.reused,
         "build finished"

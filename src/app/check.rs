@@ -13,11 +13,13 @@ use crate::domain::{EmailAddress, Subscriber, SubscriberHandle, SubscriberStatus
 use crate::mail::LinkTokens;
 use crate::store::{self, Catalog};
 
-/// What `check` found: invalid content (problems, in path order) and things worth a look (warnings).
+/// What `check` found: invalid content (problems, in path order), things worth a look (warnings) and store files
+/// that are no articles (notes, in path order: a README in `_posts`, an undated page).
 #[derive(Debug, Default)]
 pub struct CheckReport {
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// `check`: the store's problems (bad articles, unknown editor's picks), the digests' (templates, Gmail
@@ -27,6 +29,7 @@ pub fn check(config: &Config, now: DateTime<FixedOffset>) -> CheckReport {
     errors.extend(unknown_picks(&catalog));
     errors.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
     let digests = check_digests(config, &catalog, now);
+    let (errors, notes): (Vec<_>, Vec<_>) = errors.into_iter().partition(|e| e.is_error());
     let mut problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     problems.extend(digests.problems);
     // The web pages' templates (an override with a syntax error would only show when `serve` starts).
@@ -36,6 +39,7 @@ pub fn check(config: &Config, now: DateTime<FixedOffset>) -> CheckReport {
     CheckReport {
         problems,
         warnings: digests.warnings,
+        notes: notes.iter().map(|e| e.to_string()).collect(),
     }
 }
 

@@ -185,7 +185,11 @@ fn build_job(
                 match built {
                     (Ok(report), feed_bytes) => {
                         for e in &report.errors {
-                            tracing::warn!("{e}");
+                            if e.is_error() {
+                                tracing::warn!("{e}");
+                            } else {
+                                tracing::debug!("{e}");
+                            }
                         }
                         metrics.record_build(BuildStats {
                             articles: report.published,
@@ -196,7 +200,7 @@ fn build_job(
                             report.published,
                             report.written.len(),
                             report.unchanged,
-                            report.errors.len()
+                            report.left_out().count()
                         ))
                     }
                     (Err(e), _) => {

@@ -204,7 +204,7 @@ pub async fn digest_send(
 ) -> Result<SendReport, NewsletterError> {
     // A missing store is an error, not an empty one: planning from it would use up the tick for nothing.
     let (catalog, errors) = store::load_required(config)?;
-    for e in &errors {
+    for e in errors.iter().filter(|e| e.is_error()) {
         tracing::warn!("{e}");
     }
     digest_send_with(config, &catalog, name, now, options, transport).await

@@ -75,6 +75,7 @@ mod tests {
             updated: date,
             expires: None,
             summary: text.into(),
+            summary_markdown: None,
             category: Some(category.into()),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             author: None,

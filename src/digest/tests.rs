@@ -28,6 +28,7 @@ fn article(slug: &str, date: &str, category: &str, tags: &[&str]) -> Article {
         updated: at(date),
         expires: None,
         summary: format!("Summary of {slug}."),
+        summary_markdown: None,
         category: Some(category.into()),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         author: None,

@@ -82,16 +82,7 @@ fn sanitizer() -> ammonia::Builder<'static> {
     b.link_rel(None);
     b.attribute_filter(|element, attribute, value| match attribute {
         // Markdown tables align cells with `style="text-align: …"`; nothing else of a style survives.
-        "style" => {
-            let v = value.trim().trim_end_matches(';').trim();
-            [
-                "text-align: left",
-                "text-align: right",
-                "text-align: center",
-            ]
-            .contains(&v)
-            .then(|| v.to_string().into())
-        }
+        "style" => cell_alignment(value).map(Into::into),
         "type" if element == "input" => (value == "checkbox").then(|| value.into()),
         // URLs ammonia does not check itself: only relative or http(s) ones stay.
         "cite" => web_url(value).then(|| value.into()),
@@ -102,6 +93,62 @@ fn sanitizer() -> ammonia::Builder<'static> {
         _ => Some(value.into()),
     });
     b
+}
+
+/// The one declaration a table cell's `style` keeps, `text-align` with `left`, `right` or `center`, read as CSS
+/// reads a declaration list: whitespace and case do not matter (`TEXT-ALIGN:Center`), other declarations are
+/// dropped, and the last valid one wins. Written back in one form (`text-align: center`), so nothing of the
+/// author's text reaches the feed; a value with anything more (`!important`, a comment, an escape) is dropped.
+fn cell_alignment(style: &str) -> Option<String> {
+    let mut kept = None;
+    for declaration in css_declarations(style) {
+        let Some((property, value)) = declaration.split_once(':') else {
+            continue;
+        };
+        if !css_trim(property).eq_ignore_ascii_case("text-align") {
+            continue;
+        }
+        let value = css_trim(value).to_ascii_lowercase();
+        if matches!(value.as_str(), "left" | "right" | "center") {
+            kept = Some(format!("text-align: {value}"));
+        }
+    }
+    kept
+}
+
+/// The declarations of a `style` attribute: split at each `;` outside quotes and brackets, as CSS does
+/// (`content: "a;b"` is one declaration).
+fn css_declarations(style: &str) -> Vec<&str> {
+    let mut declarations = Vec::new();
+    let (mut start, mut depth, mut quote) = (0, 0usize, None);
+    let mut chars = style.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\\') => {
+                chars.next();
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            (None, ';') if depth == 0 => {
+                declarations.push(&style[start..i]);
+                start = i + 1;
+            }
+            (None, _) => {}
+        }
+    }
+    declarations.push(&style[start..]);
+    declarations
+}
+
+/// `s` without CSS whitespace (space, tab, line feed, carriage return, form feed) at either end.
+fn css_trim(s: &str) -> &str {
+    s.trim_matches([' ', '\t', '\n', '\r', '\u{c}'])
 }
 
 /// A relative URL, or an absolute one with an http(s) scheme.
@@ -265,6 +312,55 @@ mod tests {
                 "{hidden}"
             );
         }
+    }
+
+    /// Regression: `style="text-align:center"` (no space, as hand-written HTML and many Markdown tools write it)
+    /// lost its alignment while `text-align: center` kept it.
+    #[test]
+    fn a_cells_alignment_is_read_as_css_reads_it_and_nothing_else_of_the_style_stays() {
+        for (style, kept) in [
+            ("text-align: center", Some("text-align: center")),
+            ("text-align:center", Some("text-align: center")),
+            ("text-align:center;", Some("text-align: center")),
+            ("  TEXT-ALIGN :\tRight ; ", Some("text-align: right")),
+            ("Text-Align:LEFT", Some("text-align: left")),
+            ("color: red; text-align:center", Some("text-align: center")),
+            (
+                "text-align: left; text-align: right",
+                Some("text-align: right"),
+            ),
+            (
+                "text-align: right; text-align: sideways",
+                Some("text-align: right"),
+            ),
+            ("content: \"; text-align: center\"", None),
+            ("background: url(x;text-align:center)", None),
+            ("text-align: center !important", None),
+            ("text-align: justify", None),
+            (
+                "text-align: center; background: url(javascript:x)",
+                Some("text-align: center"),
+            ),
+            ("text-align: \\63 enter", None),
+            ("text-align: /* x */ center", None),
+            ("color: red", None),
+            ("", None),
+        ] {
+            assert_eq!(cell_alignment(style).as_deref(), kept, "{style:?}");
+        }
+        assert_eq!(
+            clean(
+                "<table><tr><th style=\"text-align:center\">a</th><td style=\"COLOR:red;Text-Align: Right\">b</td>\
+                 <td style=\"color: red\">c</td></tr></table>"
+            ),
+            "<table><tbody><tr><th style=\"text-align: center\">a</th><td style=\"text-align: right\">b</td>\
+             <td>c</td></tr></tbody></table>"
+        );
+        assert_eq!(
+            clean("<p style=\"text-align:center\">p</p>"),
+            "<p>p</p>",
+            "only a table cell keeps a style"
+        );
     }
 
     #[test]

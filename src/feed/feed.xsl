@@ -60,27 +60,56 @@
     <article>
       <h2><a href="{atom:link[@rel='alternate']/@href}"><xsl:value-of select="atom:title"/></a></h2>
       <p class="meta"><xsl:value-of select="substring(atom:published, 1, 10)"/><xsl:if test="atom:category"> · <xsl:value-of select="atom:category[1]/@term"/></xsl:if></p>
-      <p><xsl:value-of select="atom:summary"/></p>
+      <p>
+        <xsl:choose>
+          <xsl:when test="atom:summary/@type = 'html'">
+            <xsl:call-template name="text-of-description">
+              <xsl:with-param name="html" select="atom:summary"/>
+            </xsl:call-template>
+          </xsl:when>
+          <xsl:otherwise><xsl:value-of select="atom:summary"/></xsl:otherwise>
+        </xsl:choose>
+      </p>
     </article>
   </xsl:template>
   <!--
-    An RSS description is HTML (tidings writes its plain-text summary HTML-escaped, so readers show it as written);
-    this shows it as the text it escapes by decoding the references the escaping makes, in one pass so that an
-    escaped "&amp;lt;" gives "&lt;". Not disable-output-escaping: Firefox ignores it.
+    An RSS description is HTML (tidings writes its plain-text summary HTML-escaped, so readers show it as written;
+    a summary written in Markdown is its HTML, as is an Atom summary of type "html"); this shows it as text: its
+    tags dropped (a "<" in the text is escaped, so every "<" left opens a tag), then the references the escaping
+    makes decoded, in one pass so that an escaped "&amp;lt;" gives "&lt;". Not disable-output-escaping: Firefox
+    ignores it.
   -->
   <xsl:template name="text-of-description">
+    <xsl:param name="html"/>
+    <xsl:choose>
+      <xsl:when test="contains($html, '&lt;')">
+        <xsl:call-template name="text-of-description">
+          <xsl:with-param name="html" select="substring-before($html, '&lt;')"/>
+        </xsl:call-template>
+        <xsl:call-template name="text-of-description">
+          <xsl:with-param name="html" select="substring-after(substring-after($html, '&lt;'), '&gt;')"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise>
+        <xsl:call-template name="decoded">
+          <xsl:with-param name="html" select="$html"/>
+        </xsl:call-template>
+      </xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+  <xsl:template name="decoded">
     <xsl:param name="html"/>
     <xsl:choose>
       <xsl:when test="contains($html, '&amp;')">
         <xsl:variable name="rest" select="substring-after($html, '&amp;')"/>
         <xsl:value-of select="substring-before($html, '&amp;')"/>
         <xsl:choose>
-          <xsl:when test="starts-with($rest, 'amp;')">&amp;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template></xsl:when>
-          <xsl:when test="starts-with($rest, 'lt;')">&lt;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template></xsl:when>
-          <xsl:when test="starts-with($rest, 'gt;')">&gt;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template></xsl:when>
-          <xsl:when test="starts-with($rest, 'quot;')">"<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 6)"/></xsl:call-template></xsl:when>
-          <xsl:when test="starts-with($rest, '#39;')">'<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template></xsl:when>
-          <xsl:otherwise>&amp;<xsl:call-template name="text-of-description"><xsl:with-param name="html" select="$rest"/></xsl:call-template></xsl:otherwise>
+          <xsl:when test="starts-with($rest, 'amp;')">&amp;<xsl:call-template name="decoded"><xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, 'lt;')">&lt;<xsl:call-template name="decoded"><xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, 'gt;')">&gt;<xsl:call-template name="decoded"><xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, 'quot;')">"<xsl:call-template name="decoded"><xsl:with-param name="html" select="substring($rest, 6)"/></xsl:call-template></xsl:when>
+          <xsl:when test="starts-with($rest, '#39;')">'<xsl:call-template name="decoded"><xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template></xsl:when>
+          <xsl:otherwise>&amp;<xsl:call-template name="decoded"><xsl:with-param name="html" select="$rest"/></xsl:call-template></xsl:otherwise>
         </xsl:choose>
       </xsl:when>
       <xsl:otherwise><xsl:value-of select="$html"/></xsl:otherwise>

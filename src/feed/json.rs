@@ -63,9 +63,11 @@ fn item<'a>(content: &'a ItemContent<'a>) -> JsonItem<'a> {
         id: &a.id,
         url: &a.url,
         title: &content.title,
-        content_html: content.html.as_deref(),
-        // JSON Feed requires content_html or content_text: a summary-only feed carries the summary as text.
-        content_text: content.html.is_none().then_some(content.summary.as_str()),
+        // JSON Feed requires content_html or content_text: a summary-only feed carries the summary, as HTML when
+        // front matter wrote it in Markdown, else as text. `summary` is plain text by the spec.
+        content_html: content.html.as_deref().or(content.summary_html.as_deref()),
+        content_text: (content.html.is_none() && content.summary_html.is_none())
+            .then_some(content.summary.as_str()),
         summary: &content.summary,
         date_published: a.date.to_rfc3339(),
         date_modified: a.updated.to_rfc3339(),

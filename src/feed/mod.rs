@@ -82,7 +82,11 @@ pub(crate) struct FeedMeta {
 pub(crate) struct ItemContent<'a> {
     pub article: &'a Article,
     pub title: String,
+    /// The summary as plain text.
     pub summary: String,
+    /// The summary as HTML, when front matter wrote it with Markdown markup (links, emphasis); the formats put
+    /// it where they carry HTML, `summary` where they carry text.
+    pub summary_html: Option<String>,
     /// The body with absolute URLs, when the feed carries full content.
     pub html: Option<String>,
 }
@@ -285,7 +289,10 @@ pub fn render_all(
             let items: Vec<ItemContent<'_>> = plan
                 .items
                 .iter()
-                .map(|a| item_content(a, contents.get(a.url.as_str()).cloned()))
+                .map(|a| {
+                    let html = contents.get(a.url.as_str()).cloned();
+                    item_content(a, html, &config.site.base_url)
+                })
                 .collect();
             let updated = plan.updated;
             config
@@ -337,13 +344,25 @@ fn escape_html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn item_content(article: &Article, html: Option<String>) -> ItemContent<'_> {
+fn item_content<'a>(
+    article: &'a Article,
+    html: Option<String>,
+    site: &url::Url,
+) -> ItemContent<'a> {
     ItemContent {
         article,
         title: xml_safe(&article.title),
         summary: xml_safe(&article.summary),
+        summary_html: summary_html(article, site),
         html,
     }
+}
+
+/// A summary that front matter wrote in Markdown, as HTML: sanitised and its URLs made absolute as the content's
+/// are. `None` for a plain-text summary.
+fn summary_html(article: &Article, site: &url::Url) -> Option<String> {
+    let markup = crate::store::markdown::inline_markup(article.summary_markdown.as_deref()?)?;
+    Some(content::feed_html(&markup.html, &article.url, site))
 }
 
 fn feed_meta(

@@ -4,7 +4,8 @@
 //! An RSS `<description>` is HTML to readers (RSS 2.0 allows entity-encoded HTML in an item's; feedparser, for one,
 //! reads the channel's as HTML too), while tidings' summaries and site descriptions are plain text (Atom
 //! says `type="text"`, JSON Feed `summary`). So a description is the text HTML-escaped ([`description_html`]):
-//! readers then show `Vec<String> & co` as written instead of dropping `<String>` as an unknown tag. The `rss`
+//! readers then show `Vec<String> & co` as written instead of dropping `<String>` as an unknown tag; a summary
+//! front matter wrote in Markdown is its rendered HTML (links and emphasis, sanitised like content). The `rss`
 //! crate adds only XML's layer on top (CDATA for an item's, escaped text for the channel's); `feed.xsl` decodes
 //! the escaping again to show it. `content:encoded` is HTML already and goes in as it is.
 
@@ -54,7 +55,12 @@ fn item(content: &ItemContent<'_>) -> Item {
     Item {
         title: Some(content.title.clone()),
         link: Some(a.url.clone()),
-        description: Some(description_html(&content.summary)),
+        description: Some(
+            content
+                .summary_html
+                .clone()
+                .unwrap_or_else(|| description_html(&content.summary)),
+        ),
         content: content.html.clone(),
         guid: Some(Guid {
             value: a.id.clone(),

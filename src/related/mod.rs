@@ -51,7 +51,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::RelatedConfig;
-use crate::store::{ArticleError, Catalog, taxonomy_slug};
+use crate::store::{ArticleError, Catalog, Severity, taxonomy_slug};
 use analyze::{Rows, dot};
 pub use terms::Terms;
 
@@ -843,6 +843,7 @@ pub fn check_picks(catalog: &Catalog, read: impl Fn(&Path) -> Option<String>) ->
             let (line, col) = text.as_deref().map_or((1, 1), |t| locate_pick(t, slug));
             errors.push(ArticleError {
                 path: article.source.clone(),
+                severity: Severity::Error,
                 line,
                 col,
                 message: format!(

@@ -27,6 +27,7 @@ fn article(slug: &str, title: &str, body: &str, days: i64) -> Article {
         updated: date,
         expires: None,
         summary: String::new(),
+        summary_markdown: None,
         category: None,
         tags: Vec::new(),
         author: None,

@@ -76,7 +76,8 @@ pub fn prepare(raw: &str, ctx: &BodyContext<'_>) -> (String, Vec<Problem>) {
     let (first, mut problems) = match ctx.dialect {
         Dialect::Jekyll => {
             let (out, problems) = super::liquid::render(raw, ctx.liquid, ctx.links);
-            (super::kramdown::remove_attribute_lists(&out), problems)
+            let kramdown = super::kramdown::remove_attribute_lists(&out);
+            (super::kramdown::markdown_in_html(&kramdown), problems)
         }
         Dialect::Hugo => super::shortcodes::render(raw, ctx.links),
         Dialect::Zola => {

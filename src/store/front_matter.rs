@@ -43,11 +43,7 @@ pub const MAX_FRONT_MATTER_BYTES: usize = 64 * 1024;
 /// least a title and a date.
 pub fn split(text: &str) -> Result<Split<'_>, FrontMatterError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let (format, delimiter) = if text.starts_with("---") {
-        (Format::Yaml, "---")
-    } else if text.starts_with("+++") {
-        (Format::Toml, "+++")
-    } else {
+    let Some((format, delimiter)) = opening(text) else {
         return Err(FrontMatterError {
             line: 1,
             col: 1,
@@ -91,6 +87,19 @@ pub fn split(text: &str) -> Result<Split<'_>, FrontMatterError> {
         col: 1,
         message: format!("front matter is never closed; add a line \"{delimiter}\" after it"),
     })
+}
+
+/// The front matter format `text` opens with (after a byte-order mark), and its delimiter; `None` for a file
+/// without front matter (a README, say), however its front matter might be broken further on.
+pub fn opening(text: &str) -> Option<(Format, &'static str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with("---") {
+        Some((Format::Yaml, "---"))
+    } else if text.starts_with("+++") {
+        Some((Format::Toml, "+++"))
+    } else {
+        None
+    }
 }
 
 /// Front matter as written, before validation. Every field is optional here; `store::parse_article` decides

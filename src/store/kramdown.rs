@@ -3,7 +3,8 @@
 //! extensions (`{::options … /}`, `{::comment}…{:/comment}`, `{::nomarkdown}…{:/nomarkdown}`). Attribute lists
 //! only style the page, so they are removed; comments are removed with their content; `nomarkdown` keeps its
 //! content; a `* TOC` item marked `{:toc}` (where kramdown puts the table of contents) is removed with its marker.
-//! Code (fenced blocks and backtick spans) is left as written.
+//! Block HTML marked `markdown="1"` has its content read as Markdown ([`markdown_in_html`]). Code (fenced blocks
+//! and backtick spans) is left as written.
 
 /// `markdown` without kramdown attribute lists and extensions.
 pub fn remove_attribute_lists(markdown: &str) -> String {
@@ -15,21 +16,7 @@ pub fn remove_attribute_lists(markdown: &str) -> String {
     let mut in_comment = false;
     for line in markdown.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        if let Some((c, n)) = fence {
-            out.push_str(line);
-            if trimmed.starts_with(&c.to_string().repeat(n))
-                && trimmed.trim_start_matches(c).trim().is_empty()
-            {
-                fence = None;
-            }
-            continue;
-        }
-        if let Some(c) = ['`', '~']
-            .into_iter()
-            .find(|c| trimmed.starts_with(&c.to_string().repeat(3)))
-        {
-            let n = trimmed.chars().take_while(|&x| x == c).count();
-            fence = Some((c, n));
+        if in_fence(&mut fence, trimmed) {
             out.push_str(line);
             continue;
         }
@@ -54,6 +41,186 @@ pub fn remove_attribute_lists(markdown: &str) -> String {
         out.push_str(&cleaned);
     }
     out
+}
+
+/// Whether a line (`trimmed` of its indentation) belongs to a fenced code block: opens one, is inside the one
+/// `fence` holds (its character and length), or closes it. Updates `fence`.
+fn in_fence(fence: &mut Option<(char, usize)>, trimmed: &str) -> bool {
+    if let Some((c, n)) = *fence {
+        if trimmed.starts_with(&c.to_string().repeat(n))
+            && trimmed.trim_start_matches(c).trim().is_empty()
+        {
+            *fence = None;
+        }
+        return true;
+    }
+    if let Some(c) = ['`', '~']
+        .into_iter()
+        .find(|c| trimmed.starts_with(&c.to_string().repeat(3)))
+    {
+        *fence = Some((c, trimmed.chars().take_while(|&x| x == c).count()));
+        return true;
+    }
+    false
+}
+
+/// The HTML elements CommonMark starts an HTML block with (its type 6) that kramdown users mark
+/// `markdown="1"`: their content is raw HTML to CommonMark up to the next blank line.
+const BLOCK_TAGS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "center",
+    "details",
+    "dialog",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "header",
+    "li",
+    "main",
+    "nav",
+    "section",
+    "summary",
+    "td",
+    "th",
+];
+
+/// Block HTML marked `markdown="1"` (or `"block"`), whose content kramdown reads as Markdown while CommonMark
+/// prints it raw (an HTML block runs to the next blank line): the opening tag loses the attribute and is set
+/// apart from the content by a blank line, and so is its closing tag, so the content between is Markdown again.
+/// Elsewhere (`markdown="0"`, `"span"`, an inline element, whose content CommonMark reads as Markdown anyway) the
+/// attribute is only dropped. Fenced code is left as written.
+pub fn markdown_in_html(markdown: &str) -> String {
+    if memchr::memmem::find(markdown.as_bytes(), b"markdown=").is_none() {
+        return markdown.to_string();
+    }
+    let mut out = String::with_capacity(markdown.len() + 32);
+    let mut fence = None;
+    // The marked elements open around the line: their tag name and how many elements of that name are open
+    // inside them.
+    let mut open: Vec<(&str, usize)> = Vec::new();
+    for line in markdown.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if in_fence(&mut fence, trimmed) {
+            out.push_str(line);
+            continue;
+        }
+        let indent = &line[..line.len() - trimmed.len()];
+        if let Some(tag) = MarkedTag::parse(trimmed) {
+            let opened = format!("{indent}{}", tag.without_attribute(trimmed));
+            if !(tag.block && BLOCK_TAGS.contains(&tag.name)) {
+                out.push_str(&opened);
+                out.push_str(&trimmed[tag.end..]);
+                continue;
+            }
+            out.push_str(&opened);
+            out.push_str("\n\n");
+            open.push((tag.name, 0));
+            let rest = trimmed[tag.end..].trim_start();
+            if !rest.trim().is_empty() {
+                close_or_copy(&mut out, &mut open, "", rest);
+            }
+            continue;
+        }
+        close_or_copy(&mut out, &mut open, indent, trimmed);
+    }
+    out
+}
+
+/// Copies a line (`indent`, then `text`), setting the closing tag of the innermost marked element apart when
+/// the line ends with it.
+fn close_or_copy(out: &mut String, open: &mut Vec<(&str, usize)>, indent: &str, text: &str) {
+    let Some((name, depth)) = open.last_mut() else {
+        out.push_str(indent);
+        out.push_str(text);
+        return;
+    };
+    let closing = format!("</{name}>");
+    let opens = text
+        .match_indices(&format!("<{name}"))
+        .filter(|(i, m)| {
+            text[i + m.len()..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace())
+        })
+        .count();
+    let closes = text.matches(&closing).count();
+    let body = text.trim_end();
+    if *depth == 0 && closes > opens && body.ends_with(&closing) {
+        let before = &body[..body.len() - closing.len()];
+        if !before.trim().is_empty() {
+            out.push_str(indent);
+            out.push_str(before.trim_end());
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(indent);
+        out.push_str(&closing);
+        out.push_str("\n\n");
+        open.pop();
+        return;
+    }
+    *depth = (*depth + opens).saturating_sub(closes);
+    out.push_str(indent);
+    out.push_str(text);
+}
+
+/// An opening tag at the start of a line that carries kramdown's `markdown` attribute.
+struct MarkedTag<'a> {
+    name: &'a str,
+    /// Whether its content is to be read as block Markdown (`"1"`, `"block"`).
+    block: bool,
+    /// The attribute with the whitespace before it, as a byte range of the line.
+    attribute: std::ops::Range<usize>,
+    /// Just past the tag's `>`.
+    end: usize,
+}
+
+impl<'a> MarkedTag<'a> {
+    fn parse(line: &'a str) -> Option<MarkedTag<'a>> {
+        let after = line.strip_prefix('<')?;
+        let name_len = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|&n| n > 0)?;
+        let name = &after[..name_len];
+        let end = line.find('>')? + 1;
+        let tag = &line[..end];
+        let at = tag.find(" markdown=").or_else(|| tag.find("\tmarkdown="))?;
+        let value_start = at + " markdown=".len();
+        let value = &tag[value_start..];
+        let (value, value_len) = match value.chars().next()? {
+            q @ ('"' | '\'') => {
+                let close = value[1..].find(q)?;
+                (&value[1..=close], close + 2)
+            }
+            _ => {
+                let len = value
+                    .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+                    .unwrap_or(value.len());
+                (&value[..len], len)
+            }
+        };
+        Some(MarkedTag {
+            name,
+            block: matches!(value, "1" | "block"),
+            attribute: at..value_start + value_len,
+            end,
+        })
+    }
+
+    /// The tag as written without the `markdown` attribute.
+    fn without_attribute(&self, line: &str) -> String {
+        format!(
+            "{}{}",
+            &line[..self.attribute.start],
+            &line[self.attribute.end..self.end]
+        )
+    }
 }
 
 /// `{:toc}` (or `{: toc}`, `{:.toc}`): kramdown's table-of-contents marker, alone on its line.
@@ -170,6 +337,49 @@ mod tests {
     fn comments_go_with_their_content_and_nomarkdown_keeps_it() {
         let md = "a {::comment}hidden\nstill hidden{:/comment} b\n{::nomarkdown}<b>kept</b>{:/nomarkdown}\n";
         assert_eq!(remove_attribute_lists(md), "a \n b\n<b>kept</b>\n");
+    }
+
+    /// Regression: `<div markdown="1">` printed its Markdown raw (`**Note:**`), as CommonMark reads the lines up
+    /// to a blank one as HTML.
+    #[test]
+    fn block_html_marked_markdown_has_its_content_read_as_markdown() {
+        for (md, expected) in [
+            (
+                "<div class=\"note\" markdown=\"1\">\n**Note:** see [docs](/d/).\n</div>\nAfter.\n",
+                "<div class=\"note\">\n\n**Note:** see [docs](/d/).\n\n</div>\n\nAfter.\n",
+            ),
+            (
+                "  <section markdown='block' id=x>\n  *a*\n  <div>\n  inner\n  </div>\n  </section>\n",
+                "  <section id=x>\n\n  *a*\n  <div>\n  inner\n  </div>\n\n  </section>\n\n",
+            ),
+            (
+                "<div markdown=1>*one line*</div>\n",
+                "<div>\n\n*one line*\n\n</div>\n\n",
+            ),
+            (
+                "<div markdown=\"1\">\n<div markdown=\"1\">\n*in*\n</div>\n*out*\n</div>\n",
+                "<div>\n\n<div>\n\n*in*\n\n</div>\n\n*out*\n\n</div>\n\n",
+            ),
+            // Not block Markdown: the attribute goes, nothing else changes.
+            (
+                "<div markdown=\"0\">\n*raw*\n</div>\n<span markdown=\"1\">*x*</span>\n",
+                "<div>\n*raw*\n</div>\n<span>*x*</span>\n",
+            ),
+            (
+                "```html\n<div markdown=\"1\">\n```\n",
+                "```html\n<div markdown=\"1\">\n```\n",
+            ),
+            ("No markup here.\n", "No markup here.\n"),
+        ] {
+            assert_eq!(markdown_in_html(md), expected, "{md:?}");
+        }
+        let html = crate::store::markdown::to_html(&markdown_in_html(
+            "<div class=\"note\" markdown=\"1\">\n**Note:** read *this*.\n</div>\n",
+        ));
+        assert_eq!(
+            html,
+            "<div class=\"note\">\n<p><strong>Note:</strong> read <em>this</em>.</p>\n</div>\n"
+        );
     }
 
     #[test]

@@ -89,6 +89,75 @@ pub fn plain_text(markdown: &str) -> String {
     text
 }
 
+/// A summary written in front matter, read as Hugo reads one: as inline Markdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineMarkup {
+    /// What a reader sees, as plain text (`Using Rust and serde`).
+    pub text: String,
+    /// The same as HTML (`Using <strong>Rust</strong> and <a href="https://serde.rs">serde</a>`), URLs as written.
+    pub html: String,
+}
+
+/// `summary` (one line) as inline Markdown, when it has any markup: emphasis, code, links. HTML written in it
+/// is shown as text, never passed on as markup (`Vec<String>` stays readable), an image is its alt text, and a
+/// link without a destination its text. `None` when there is no markup, or when Markdown would read the line as
+/// anything but one paragraph (`1. Introduction` as a list, `# of users` as a heading): then the summary is text
+/// as written, backslashes and character references included. Smart punctuation is off, so a summary without
+/// markup reads exactly as before.
+pub fn inline_markup(summary: &str) -> Option<InlineMarkup> {
+    let options = options() - Options::ENABLE_SMART_PUNCTUATION;
+    let events: Vec<Event<'_>> = Parser::new_ext(summary, options).collect();
+    let (Some(Event::Start(Tag::Paragraph)), Some(Event::End(TagEnd::Paragraph))) =
+        (events.first(), events.last())
+    else {
+        return None;
+    };
+    let inner = &events[1..events.len() - 1];
+    if inner.iter().any(|e| {
+        matches!(
+            e,
+            Event::Start(Tag::Paragraph) | Event::End(TagEnd::Paragraph)
+        )
+    }) {
+        return None;
+    }
+    // Markup is an inline element or a code span. A backslash escape or a character reference alone is not:
+    // `&lt;` in a plain summary is shown as written.
+    if !inner
+        .iter()
+        .any(|e| matches!(e, Event::Start(_) | Event::Code(_)))
+    {
+        return None;
+    }
+    let mut text = String::with_capacity(summary.len());
+    let mut kept = Vec::with_capacity(inner.len());
+    let mut in_empty_link = false;
+    for event in inner.iter().cloned() {
+        let event = match event {
+            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+            Event::SoftBreak | Event::HardBreak => Event::Text(" ".into()),
+            Event::Start(Tag::Link { ref dest_url, .. }) if dest_url.trim().is_empty() => {
+                in_empty_link = true;
+                continue;
+            }
+            Event::End(TagEnd::Link) if in_empty_link => {
+                in_empty_link = false;
+                continue;
+            }
+            Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => continue,
+            Event::FootnoteReference(_) | Event::TaskListMarker(_) => continue,
+            other => other,
+        };
+        if let Event::Text(t) | Event::Code(t) = &event {
+            text.push_str(t);
+        }
+        kept.push(event);
+    }
+    let mut html = String::with_capacity(summary.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, kept.into_iter());
+    Some(InlineMarkup { text, html })
+}
+
 /// `text.split_whitespace().count()`, and the Chinese and Japanese characters among them (scripts written
 /// without spaces between words): eight ASCII bytes at a time where they are ASCII (most text), other characters
 /// one at a time.
@@ -275,6 +344,64 @@ pub fn reading_minutes(words: usize, wpm: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_with_markdown_is_read_as_inline_markdown() {
+        for (summary, text, html) in [
+            (
+                "Using **Rust** and [serde](https://serde.rs)",
+                "Using Rust and serde",
+                "Using <strong>Rust</strong> and <a href=\"https://serde.rs\">serde</a>",
+            ),
+            ("*one* `two`", "one two", "<em>one</em> <code>two</code>"),
+            ("~~old~~ new", "old new", "<del>old</del> new"),
+            // HTML written in a summary is text, never markup.
+            (
+                "**Why** <script>alert(1)</script> & Vec<String>",
+                "Why <script>alert(1)</script> & Vec<String>",
+                "<strong>Why</strong> &lt;script&gt;alert(1)&lt;/script&gt; &amp; Vec&lt;String&gt;",
+            ),
+            (
+                "![a chart](chart.png) of **sales**",
+                "a chart of sales",
+                "a chart of <strong>sales</strong>",
+            ),
+            (
+                "[gone]() but **here**",
+                "gone but here",
+                "gone but <strong>here</strong>",
+            ),
+            (
+                "**5** \\* 3 &amp; 2",
+                "5 * 3 & 2",
+                "<strong>5</strong> * 3 &amp; 2",
+            ),
+        ] {
+            let m = inline_markup(summary).unwrap_or_else(|| panic!("{summary}"));
+            assert_eq!(
+                (m.text.as_str(), m.html.as_str()),
+                (text, html),
+                "{summary}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_summary_without_markup_or_that_is_no_paragraph_stays_text_as_written() {
+        for summary in [
+            "One line for feeds and digests.",
+            "It's \"done\" -- and... 5 * 3 = 15",
+            "snake_case_names & Vec<String>",
+            "5 \\* 3 and \"&lt;\"",
+            "1. Introduction to lists",
+            "# of users grew",
+            "- not a list, a dash",
+            "> not a quote",
+            "",
+        ] {
+            assert_eq!(inline_markup(summary), None, "{summary:?}");
+        }
+    }
 
     #[test]
     fn words_are_counted_as_split_whitespace_counts_them() {

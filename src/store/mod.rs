@@ -13,7 +13,9 @@
 //! file has: [`collect_articles`]) is reported as an [`ArticleError`] (`path:line:col: error: message`) and left
 //! out; it never takes the others down. What is wrong inside an article that can still be published (a Liquid
 //! tag or shortcode tidings cannot evaluate, a link to a missing article, a bad author URL) is left out of it and
-//! reported the same way ([`Parsed::problems`]), so `check` fails on it. [`load_required`] is for the commands
+//! reported the same way ([`Parsed::problems`]), so `check` fails on it. A file with no date anywhere (a README in
+//! `_posts`, a Hugo page) is no article by its generator's rules: it is left out with a [`Severity::Note`], which
+//! `check` lists without failing ([`page_note`]). [`load_required`] is for the commands
 //! that publish: a store folder that does not exist is a [`StoreError`], not an empty store.
 //!
 //! An article keeps its Markdown body; its HTML is rendered on demand ([`Article::html`]), as most articles never
@@ -64,7 +66,11 @@ pub struct Article {
     pub updated: DateTime<FixedOffset>,
     /// When it stops being published (Hugo's `expiryDate`), if ever.
     pub expires: Option<DateTime<FixedOffset>>,
+    /// The summary as plain text (for digests' text, JSON Feed's `summary`, related reading).
     pub summary: String,
+    /// The summary as front matter wrote it, when that is Markdown with markup (`Using **Rust** and
+    /// [serde](https://serde.rs)`): feeds render it ([`markdown::inline_markup`]) where they carry HTML.
+    pub summary_markdown: Option<String>,
     pub category: Option<String>,
     pub tags: Vec<String>,
     pub author: Option<Author>,
@@ -133,14 +139,42 @@ pub struct Parsed {
     pub problems: Vec<ArticleError>,
 }
 
-/// A file that could not become an article, with where and what to fix.
+/// A file that could not become an article, with where and what to fix; or, as a [`Severity::Note`], a file that
+/// is no article by its generator's rules ([`page_note`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
-#[error("{}:{line}:{col}: error: {message}", path.display())]
+#[error("{}:{line}:{col}: {severity}: {message}", path.display())]
 pub struct ArticleError {
     pub path: PathBuf,
     pub line: usize,
     pub col: usize,
     pub message: String,
+    pub severity: Severity,
+}
+
+impl ArticleError {
+    /// Whether it is something to fix (`check` fails on it), not a note about a file that is no article.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// What an [`ArticleError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Severity {
+    /// Something to fix: `check` fails on it, `build` prints it.
+    Error,
+    /// A file its generator would not publish as a post either (a README in `_posts`, an undated page): left
+    /// out, listed by `check` and `build -v`, never a failure.
+    Note,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Note => "note",
+        })
+    }
 }
 
 /// Every valid article of the store (drafts and future ones included), newest first, ties broken by permalink.
@@ -209,6 +243,7 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
     if !root.is_dir() {
         errors.push(ArticleError {
             path: root.to_owned(),
+            severity: Severity::Error,
             line: 1,
             col: 1,
             message: "the article store is not a folder; set [site] articles in config.toml".into(),
@@ -237,6 +272,7 @@ pub fn find_sources(root: &Path) -> (Vec<PathBuf>, Vec<ArticleError>) {
             Ok(_) => {}
             Err(e) => errors.push(ArticleError {
                 path: e.path().unwrap_or(root).to_owned(),
+                severity: Severity::Error,
                 line: 1,
                 col: 1,
                 message: format!("cannot read: {e}"),
@@ -275,6 +311,7 @@ fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
 pub fn read_source(path: PathBuf, max_bytes: u64) -> Result<Source, ArticleError> {
     let fail = |line, col, message: String| ArticleError {
         path: path.clone(),
+        severity: Severity::Error,
         line,
         col,
         message,
@@ -387,6 +424,7 @@ pub fn collect_articles(
                     };
                     errors.push(ArticleError {
                         path: article.source.clone(),
+                        severity: Severity::Error,
                         line: 1,
                         col: 1,
                         message: format!(
@@ -449,6 +487,7 @@ fn separate_taxonomies(articles: &mut [Article]) -> Vec<ArticleError> {
         }
         errors.push(ArticleError {
             path: source.to_owned(),
+            severity: Severity::Error,
             line: 1,
             col: 1,
             message: format!(
@@ -610,13 +649,21 @@ impl Head {
 fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Head, ArticleError> {
     let fail = |line: usize, col: usize, message: String| ArticleError {
         path: path.clone(),
+        severity: Severity::Error,
         line,
         col,
         message,
     };
     let mut problems = Vec::new();
     let from_fm = |e: FrontMatterError| fail(e.line, e.col, e.message);
-    let split = front_matter::split(&text).map_err(from_fm)?;
+    let (file_stem, file_date) = file_slug_and_date(&path);
+    let split = match front_matter::split(&text) {
+        Ok(split) => split,
+        Err(_) if file_date.is_none() && front_matter::opening(&text).is_none() => {
+            return Err(page_note(&path, 1, None));
+        }
+        Err(e) => return Err(from_fm(e)),
+    };
     let fm = front_matter::parse(&split).map_err(from_fm)?;
     let toml = split.format == front_matter::Format::Toml;
     // Position of a front matter key's value in the file, for errors about that key.
@@ -631,6 +678,23 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             .find(|k| key_position(split.front, k).is_some())
             .map_or((split.front_line, 1), |k| at_key(k))
     };
+
+    // Zola keeps a page's URL in `path` ("2024/01/05/slug"), which then gives its date and slug too.
+    let zola_path = fm
+        .path
+        .as_deref()
+        .map(|p| p.trim().trim_matches('/'))
+        .filter(|p| !p.is_empty());
+    let (path_slug, path_date) = zola_path.map_or((None, None), slug_and_date_of_url_path);
+    // No date anywhere (a `date:` written empty is a date left out: an error below, as a bad one is).
+    let undated = fm.date.is_none()
+        && fm.publish_date.is_none()
+        && key_position(split.front, "date").is_none()
+        && path_date.is_none()
+        && file_date.is_none();
+    if undated {
+        return Err(page_note(&path, split.front_line, Some(split.format)));
+    }
 
     let title = match &fm.title {
         Some(Value::String(s)) => single_line(s),
@@ -658,14 +722,6 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         ));
     }
 
-    // Zola keeps a page's URL in `path` ("2024/01/05/slug"), which then gives its date and slug too.
-    let zola_path = fm
-        .path
-        .as_deref()
-        .map(|p| p.trim().trim_matches('/'))
-        .filter(|p| !p.is_empty());
-    let (path_slug, path_date) = zola_path.map_or((None, None), slug_and_date_of_url_path);
-    let (file_stem, file_date) = file_slug_and_date(&path);
     // A date field's value, if written; a bad one is an error at the first of `keys` (its spellings) written.
     let date_of = |value: &Option<Value>, keys: &[&str]| {
         value
@@ -901,11 +957,28 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         }
         None => url.clone(),
     };
-    let summary = fm
+    let written_summary = fm
         .summary
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .map(single_line);
+    // A summary in Markdown (Hugo renders one: `Using **Rust**`) is its plain text here; the feeds render the
+    // Markdown, kept beside it, for their HTML fields. One that is only markup (an image) is no summary.
+    let (summary, summary_markdown) = match written_summary
+        .as_deref()
+        .map(|s| (s, markdown::inline_markup(s)))
+    {
+        Some((written, Some(markup))) => {
+            let text = single_line(&markup.text);
+            if text.is_empty() {
+                (None, None)
+            } else {
+                (Some(text), Some(written.to_owned()))
+            }
+        }
+        Some((written, None)) => (Some(written.to_owned()), None),
+        None => (None, None),
+    };
     let liquid = match dialect {
         body::Dialect::Jekyll => liquid_variables(
             ctx,
@@ -916,7 +989,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             &slug,
             &categories,
             &tags,
-            summary.as_deref(),
+            written_summary.as_deref(),
             author.as_ref(),
         ),
         body::Dialect::Hugo | body::Dialect::Zola => liquid::Variables::default(),
@@ -931,6 +1004,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         updated,
         expires,
         summary: String::new(),
+        summary_markdown,
         category,
         tags,
         author,
@@ -1006,6 +1080,7 @@ fn prepared(head: Head, links: &LinkIndex) -> (Article, Option<String>, String, 
         let (line, col) = crate::config::line_col(&text, body_start + offset);
         problems.push(ArticleError {
             path: article.source.clone(),
+            severity: Severity::Error,
             line,
             col,
             message: p.message,
@@ -1264,6 +1339,44 @@ fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
         return (stem[11..].to_string(), Some(date));
     }
     (stem.to_string(), None)
+}
+
+/// Why a file without a date (`front`: its front matter's format, `None` when it has none) is no article, as a
+/// [`Severity::Note`] at `line`. Jekyll publishes from `_posts` only files named `YYYY-MM-DD-title`, and copies a
+/// file without front matter as it is; Hugo and Zola make undated content a page, never a post of a feed. So a
+/// `README.md` in `_posts` or a Hugo `content/about.md` is left out without failing `check`; a date that is
+/// written but wrong (or empty) is still an error.
+fn page_note(path: &Path, line: usize, front: Option<front_matter::Format>) -> ArticleError {
+    let in_posts = path.components().any(|c| c.as_os_str() == "_posts");
+    let message = match front {
+        _ if in_posts => {
+            "not a post: neither its name nor its front matter has a date (Jekyll publishes only \
+                          `_posts/YYYY-MM-DD-title.md`); it is left out of the feeds and digests; to publish it, name \
+                          it YYYY-MM-DD-title.md"
+        }
+        None => {
+            "not an article: no front matter and no date in its name (Jekyll copies such a file as it is, Hugo \
+                 makes it a page); it is left out of the feeds and digests; to publish it, start it with front \
+                 matter holding a title and a date"
+        }
+        Some(front_matter::Format::Toml) => {
+            "not an article: no date, so it is a page (as Hugo and Zola publish \
+                                             undated content); it is left out of the feeds and digests; to publish \
+                                             it, add `date = 2024-01-31` to its front matter"
+        }
+        Some(front_matter::Format::Yaml) => {
+            "not an article: no date, so it is a page (as Hugo and Zola publish \
+                                             undated content); it is left out of the feeds and digests; to publish \
+                                             it, add `date: YYYY-MM-DD` to its front matter"
+        }
+    };
+    ArticleError {
+        path: path.to_owned(),
+        severity: Severity::Note,
+        line,
+        col: 1,
+        message: message.into(),
+    }
 }
 
 fn local_midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {

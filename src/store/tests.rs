@@ -134,9 +134,151 @@ fn a_yaml_error_after_a_line_separator_is_placed_on_the_line_an_editor_shows() {
 }
 
 #[test]
-fn article_without_date_is_rejected() {
-    let e = parse("x.md", "---\ntitle: T\n---\n").unwrap_err();
+fn a_summary_written_in_markdown_is_plain_text_with_its_markdown_kept_for_the_feeds() {
+    let a = parse(
+        "_posts/2024-01-05-serde.md",
+        "---\ntitle: Serde\nsummary: \"Using **Rust** and\n  [serde](https://serde.rs)\"\n---\n{{ page.summary }}\n",
+    )
+    .unwrap();
+    assert_eq!(a.summary, "Using Rust and serde");
+    assert_eq!(
+        a.summary_markdown.as_deref(),
+        Some("Using **Rust** and [serde](https://serde.rs)")
+    );
+    // Liquid's page.summary is the front matter as written, as in Jekyll.
+    assert!(
+        a.body
+            .unwrap()
+            .contains("Using **Rust** and [serde](https://serde.rs)"),
+        "page.summary"
+    );
+    for (summary, expected) in [
+        ("One line for feeds.", "One line for feeds."),
+        ("Vec<String> & 1. not a list", "Vec<String> & 1. not a list"),
+        ("1. Introduction", "1. Introduction"),
+    ] {
+        let a = parse(
+            "x.md",
+            &format!("---\ntitle: T\ndate: 2024-01-05\nsummary: \"{summary}\"\n---\nBody.\n"),
+        )
+        .unwrap();
+        assert_eq!((a.summary.as_str(), a.summary_markdown), (expected, None));
+    }
+    // Only markup, no text: no summary; the first paragraph stands in.
+    let a = parse(
+        "x.md",
+        "---\ntitle: T\ndate: 2024-01-05\nsummary: \"![](chart.png)\"\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!((a.summary.as_str(), a.summary_markdown), ("Body.", None));
+}
+
+#[test]
+fn a_date_written_empty_is_rejected() {
+    let e = parse("x.md", "---\ntitle: T\ndate:\n---\n").unwrap_err();
+    assert!(e.is_error(), "{e}");
     assert!(e.message.starts_with("missing date"), "{e}");
+}
+
+/// Regression: a README in Jekyll's `_posts` and a Hugo `content/about.md` made `check` fail; neither generator
+/// publishes them as posts.
+#[test]
+fn a_file_without_any_date_is_noted_as_no_article_not_an_error() {
+    for (path, text, says) in [
+        (
+            "site/_posts/README.md",
+            "# Posts\n\nOne file a post.\n",
+            "not a post: neither its name nor its front matter has a date (Jekyll publishes only \
+             `_posts/YYYY-MM-DD-title.md`)",
+        ),
+        (
+            "site/_posts/notes.md",
+            "---\ntitle: Notes\n---\nbody\n",
+            "name it YYYY-MM-DD-title.md",
+        ),
+        (
+            "content/about.md",
+            "---\ntitle: About\nmenu: main\n---\nWho we are.\n",
+            "not an article: no date, so it is a page (as Hugo and Zola publish undated content)",
+        ),
+        (
+            "content/search.md",
+            "---\nlayout: search\n---\n",
+            "add `date: YYYY-MM-DD` to its front matter",
+        ),
+        (
+            "content/about.md",
+            "+++\ntitle = \"About\"\npath = \"about\"\n+++\n",
+            "add `date = 2024-01-31` to its front matter",
+        ),
+        (
+            "content/README.md",
+            "\u{feff}Read me.\n",
+            "not an article: no front matter and no date in its name",
+        ),
+    ] {
+        let e = parse(path, text).unwrap_err();
+        assert_eq!(e.severity, Severity::Note, "{path}: {e}");
+        assert!(!e.is_error(), "{path}: {e}");
+        assert!(e.message.contains(says), "{path}: {e}");
+        assert!(e.to_string().starts_with(&format!("{path}:")), "{e}");
+        assert!(e.to_string().contains(": note: "), "{e}");
+    }
+}
+
+#[test]
+fn a_file_dated_anywhere_is_still_an_article_or_an_error() {
+    // Dated by its name, by Zola's path, by Hugo's publishDate: articles.
+    for (path, text) in [
+        (
+            "site/_posts/2024-01-05-hello.md",
+            "---\ntitle: Hello\n---\n",
+        ),
+        (
+            "content/x.md",
+            "+++\ntitle = \"X\"\npath = \"2024/01/05/x\"\n+++\n",
+        ),
+        (
+            "content/x.md",
+            "---\ntitle: X\npublishDate: 2024-01-05\n---\n",
+        ),
+        // As sites with a plugin for undated post names write it: the date is in the front matter.
+        (
+            "site/_posts/hello.md",
+            "---\ntitle: Hello\ndate: 2024-01-05\n---\n",
+        ),
+    ] {
+        assert!(parse(path, text).is_ok(), "{path}");
+    }
+    // A date that is there but wrong, a dated file without front matter or title: errors naming the fix.
+    for (path, text, line, says) in [
+        (
+            "content/x.md",
+            "---\ntitle: X\ndate: 2024-13-01\n---\n",
+            3,
+            "\"2024-13-01\" is not a date; use YYYY-MM-DD or RFC 3339",
+        ),
+        (
+            "content/x.md",
+            "---\ntitle: X\npublishDate: last tuesday\n---\n",
+            3,
+            "is not a date",
+        ),
+        ("site/_posts/2024-01-05-x.md", "# X\n", 1, "no front matter"),
+        (
+            "site/_posts/2024-01-05-x.md",
+            "---\ndraft: false\n---\n",
+            2,
+            "missing title",
+        ),
+        ("content/x.md", "---\ntitle: [X\n---\n", 3, "not valid YAML"),
+        ("content/x.md", "---\ntitle: X\n", 1, "never closed"),
+    ] {
+        let e = parse(path, text).unwrap_err();
+        assert!(e.is_error(), "{path}: {e}");
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
 }
 
 #[test]
@@ -539,7 +681,12 @@ fn zola_path_gives_date_slug_and_url() {
 
 #[test]
 fn a_toml_article_without_a_date_is_told_the_toml_fix() {
-    let e = parse("content/x.md", "+++\ntitle = \"T\"\n+++\n").unwrap_err();
+    // Under `[extra]`, where Zola does not read it.
+    let e = parse(
+        "content/x.md",
+        "+++\ntitle = \"T\"\n[extra]\ndate = 2024-01-31\n+++\n",
+    )
+    .unwrap_err();
     assert!(
         e.message
             .starts_with("missing date; add `date = 2024-01-31`"),
@@ -547,7 +694,7 @@ fn a_toml_article_without_a_date_is_told_the_toml_fix() {
     );
     assert!(e.message.contains("path = \"2024/01/31/slug\""), "{e}");
     assert!(!e.message.contains("date:"), "no YAML syntax for TOML: {e}");
-    let e = parse("x.md", "---\ntitle: T\n---\n").unwrap_err();
+    let e = parse("x.md", "---\ntitle: T\ndate:\n---\n").unwrap_err();
     assert!(
         e.message
             .starts_with("missing date; add `date: YYYY-MM-DD`"),

@@ -144,3 +144,31 @@ fn summaries_and_the_description_show_as_written_in_the_browser() {
         }
     }
 }
+
+/// A summary written in Markdown is HTML in both feeds (an RSS description, an Atom summary of type html): the
+/// page shows its text, not its tags, and still shows HTML written in it as text.
+#[test]
+fn a_summary_written_in_markdown_shows_as_its_text_in_the_browser() {
+    let env = TestEnv::empty();
+    std::fs::write(
+        env.path().join("config.toml"),
+        "[site]\ntitle = \"T\"\nbase_url = \"https://example.com/\"\narticles = \"articles\"\n",
+    )
+    .unwrap();
+    env.write_article(
+        "a.md",
+        "---\ntitle: A\ndate: 2024-01-01\nsummary: 'Using **Rust** and [serde](https://serde.rs) & <b>Vec<T></b>'\n---\nBody.\n",
+    );
+    env.run_ok(&["build"]);
+    let base = serve(env.path().join("public"));
+    for feed in ["rss.xml", "atom.xml"] {
+        let dom = chromium(&["--dump-dom", &format!("{base}/{feed}")]);
+        let paragraphs: Vec<String> = elements(&dom, "p").into_iter().map(|p| p.text).collect();
+        assert!(
+            paragraphs
+                .iter()
+                .any(|p| p == "Using Rust and serde & <b>Vec<T></b>"),
+            "{feed}: {paragraphs:?}"
+        );
+    }
+}

@@ -385,9 +385,10 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "unclosed.md:1:1: error: front matter is never closed",
         ),
         (
-            "no-front-matter.md",
+            // Dated by its name, so meant as a post (undated, it would be no article: a note).
+            "2024-01-03-no-front-matter.md",
             b"# Just a heading\n".to_vec(),
-            "no-front-matter.md:1:1: error: no front matter",
+            "2024-01-03-no-front-matter.md:1:1: error: no front matter",
         ),
         (
             "bad-toml.md",
@@ -532,6 +533,55 @@ fn summaries_and_the_site_description_read_back_as_written_in_every_format() {
     let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
     assert_eq!(json["description"], DESCRIPTION);
     assert_eq!(json["items"][0]["summary"], SUMMARY);
+}
+
+/// Regression: a front-matter summary written in Markdown (Hugo renders one) showed its `**` and `[..](..)` as
+/// text in every format. HTML fields now carry its HTML (sanitised, links absolute), text fields its text, in a
+/// full-content feed and a summary-only one alike; HTML written in it is still shown as text, never run.
+#[test]
+fn a_summary_written_in_markdown_reads_as_formatted_text_in_every_format() {
+    for full_content in [true, false] {
+        let env = TestEnv::empty();
+        env.write_config(&format!("[feeds]\nfull_content = {full_content}\n"));
+        env.write_article(
+            "serde.md",
+            "---\ntitle: Serde\ndate: 2024-01-01\nsummary: \"Using **Rust** and [serde](https://serde.rs), \
+             [the guide](../guide/) & <script>alert(1)</script> [x](javascript:alert(2))\"\n---\nBody.\n",
+        );
+        env.run_ok(&["build"]);
+        assert_every_feed_valid(&env);
+        const SHOWN: &str = "Using Rust and serde, the guide & <script>alert(1)</script> x";
+        let readings = feedparser(&[env.public("rss.xml"), env.public("atom.xml")]);
+        assert_eq!(readings.len(), 2);
+        for (path, reading) in &readings {
+            let entries = reading["entries"].as_array().unwrap();
+            assert_eq!(entries.len(), 1, "{path}");
+            assert_eq!(entries[0]["summary_shown"], SHOWN, "{path}");
+            let html = entries[0]["summary"].as_str().unwrap();
+            for part in [
+                "<strong>Rust</strong>",
+                "<a href=\"https://serde.rs/\">serde</a>",
+                "<a href=\"https://example.com/blog/posts/guide/\">the guide</a>",
+                "&lt;script&gt;",
+            ] {
+                assert!(html.contains(part), "{path}: {part} missing from {html}");
+            }
+            assert!(!html.contains("javascript"), "{path}: {html}");
+        }
+        let json: Value = serde_json::from_str(&env.read_public("feed.json")).unwrap();
+        let item = &json["items"][0];
+        assert_eq!(item["summary"], SHOWN, "JSON Feed's summary is plain text");
+        if full_content {
+            assert!(item["content_html"].as_str().unwrap().contains("Body."));
+        } else {
+            let html = item["content_html"].as_str().unwrap();
+            assert!(html.contains("<strong>Rust</strong>"), "{html}");
+            assert!(item.get("content_text").is_none(), "{item}");
+        }
+        let atom = env.read_public("atom.xml");
+        assert!(atom.contains("<summary type=\"html\">"), "{atom}");
+        assert!(!atom.contains("**Rust**"), "{atom}");
+    }
 }
 
 /// Regression: `tags: [rust, Rust, rust]` put the article three times in `tag/rust/`, and its JSON Feed failed

@@ -591,6 +591,8 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
         "href=\"https://example.com/blog/releases/\"",
         "<table>",
         "{% assign version = \"2.1\" %}",
+        // kramdown's `markdown="1"`: the div's content is Markdown.
+        "<div class=\"upgrade\">\n<p><strong>Upgrading from 2.0?</strong> Read <a href=\"https://example.com/blog/upgrading/\">the notes</a> first.</p>\n</div>",
     ] {
         assert!(notes.contains(part), "{part} missing from {notes}");
     }
@@ -626,6 +628,7 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
     assert_eq!(
         store_problems(&env, "_posts"),
         [
+            "README.md:1:1: note: not a post: neither its name nor its front matter has a date (Jekyll publishes only `_posts/YYYY-MM-DD-title.md`); it is left out of the feeds and digests; to publish it, name it YYYY-MM-DD-title.md",
             "2023-06-01-what-only-jekyll-can-render.md:7:1: error: Liquid tag \"{% include note.html content=\"Don't panic\" %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
             "2023-06-01-what-only-jekyll-can-render.md:9:23: error: Liquid \"{{ site.data.releases.latest }}\" names a value tidings does not have (it knows site.url, site.baseurl, site.title, page.* and assigned names); it is left out of the feeds",
             "2023-06-01-what-only-jekyll-can-render.md:11:1: error: Liquid tag \"{% if page.comments %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
@@ -712,6 +715,7 @@ fn a_hugo_blog_publishes_every_post_with_shortcodes_evaluated() {
     assert_eq!(
         store_problems(&env, "content"),
         [
+            "about.md:2:1: note: not an article: no date, so it is a page (as Hugo and Zola publish undated content); it is left out of the feeds and digests; to publish it, add `date: YYYY-MM-DD` to its front matter",
             "posts/shortcodes.md:11:1: error: shortcode \"{{< tweet user=\"GoHugoIO\" id=\"1315233626070503424\" >}}\" needs the site's Hugo templates; it is left out of the feeds",
             "posts/shortcodes.md:13:1: error: shortcode \"{{% notice tip %}}\" needs the site's Hugo templates; it is left out of the feeds (what it encloses is kept, up to {{% /notice %}})",
         ]
@@ -837,6 +841,112 @@ fn a_zola_blog_publishes_every_post_with_paths_authors_and_internal_links() {
 
 /// A store that suddenly holds under half the articles of the last build (a half-synced folder, the wrong
 /// checkout) is refused, the published feeds left as they were, until the owner says the removal is meant.
+/// Regression: a README in Jekyll's `_posts` and an undated Hugo page made `check` exit 1 as article errors.
+/// Neither generator publishes them as posts: they are notes (`check` lists them, `build -v` logs them), never
+/// published nor mailed, and `check` passes; a post whose date is there but wrong still fails it.
+#[test]
+fn files_their_generator_would_not_publish_are_noted_and_left_out_without_failing_check() {
+    let env = TestEnv::empty();
+    env.write_config(
+        "[newsletter]\nfrom = \"Blog <news@example.com>\"\npostal_address = \"1 Test Street\"\n\n\
+         [[digest]]\nname = \"weekly\"\nschedule = \"0 8 * * MON\"\n\n[state]\ndatabase = \"state.db\"\n",
+    );
+    env.write_article(
+        "_posts/2024-01-05-hello.md",
+        "---\ntitle: Hello\n---\nHi.\n",
+    );
+    env.write_article("_posts/README.md", "# Posts\n\nOne file a post.\n");
+    env.write_article(
+        "content/about.md",
+        "---\ntitle: About\nmenu: main\n---\nUs.\n",
+    );
+    env.write_article("content/scratch.md", "Scratch notes, no front matter.\n");
+
+    let out = env.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notes: Vec<&str> = stdout.lines().collect();
+    assert_eq!(notes.len(), 3, "{stdout}");
+    for (line, at) in notes.iter().zip([
+        "_posts/README.md:1:1: note: not a post: ",
+        "content/about.md:2:1: note: not an article: no date",
+        "content/scratch.md:1:1: note: not an article: no front matter",
+    ]) {
+        assert!(line.contains(at), "{line}");
+        assert!(
+            line.contains("left out of the feeds and digests; to publish it"),
+            "{line}"
+        );
+    }
+    assert!(
+        env.run(&["-q", "check"]).stdout.is_empty(),
+        "-q prints no notes"
+    );
+
+    let stderr = env.run_ok(&["build"]);
+    assert!(!stderr.contains("note:"), "notes only under -v: {stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    assert_eq!(titles(&env), ["Hello"]);
+    assert_every_feed_valid(&env);
+    let verbose = env.run_ok(&["-v", "build"]);
+    assert!(
+        verbose.contains("README.md:1:1: note: not a post"),
+        "{verbose}"
+    );
+
+    // Never in a digest: the next digest of a subscriber who joined before the post holds the post alone.
+    env.run_ok(&[
+        "--now",
+        "2024-01-01T00:00:00+01:00",
+        "subscribers",
+        "add",
+        "reader@example.com",
+    ]);
+    let preview = env.run(&[
+        "--now",
+        "2024-01-08T09:00:00+01:00",
+        "digest",
+        "preview",
+        "weekly",
+    ]);
+    let shown = String::from_utf8_lossy(&preview.stdout);
+    assert!(
+        preview.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&preview.stderr)
+    );
+    assert!(shown.contains("hello"), "{shown}");
+    assert!(
+        !shown.contains("about") && !shown.contains("README") && !shown.contains("scratch"),
+        "{shown}"
+    );
+
+    // A date that is written but wrong is still an error naming the file, line and fix.
+    env.write_article(
+        "content/post.md",
+        "---\ntitle: Post\ndate: 2024-02-30\n---\n",
+    );
+    let problems = check_problems(&env);
+    let errors: Vec<&String> = problems
+        .iter()
+        .filter(|l| l.contains(": error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{problems:?}");
+    assert!(
+        errors[0].ends_with(
+            "content/post.md:3:7: error: date \"2024-02-30\" is not a date; use YYYY-MM-DD or RFC 3339 \
+             (2024-01-31T09:00:00+01:00)"
+        ),
+        "{}",
+        errors[0]
+    );
+}
+
 #[test]
 fn a_store_that_shrank_under_half_is_refused_unless_allow_shrink() {
     let env = TestEnv::sample();
