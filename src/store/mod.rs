@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
 use crate::config::{AuthorConfig, Config};
@@ -411,13 +412,15 @@ pub fn collect_articles(
 ) -> (Catalog, Vec<ArticleError>) {
     let mut errors = Vec::new();
     let mut articles = Vec::with_capacity(results.len());
-    let mut by_url: HashMap<String, (PathBuf, String)> = HashMap::new();
+    // URL → the article (in `articles`) that has it.
+    let mut by_url: FxHashMap<String, usize> = FxHashMap::default();
     for result in results {
         match result {
             Ok(Parsed { article, problems }) => {
                 errors.extend(problems);
-                if let Some((first, first_slug)) = by_url.get(&article.url) {
-                    let what = if *first_slug == article.slug {
+                if let Some(&first) = by_url.get(&article.url) {
+                    let first: &Article = &articles[first];
+                    let what = if first.slug == article.slug {
                         format!("slug \"{}\"", article.slug)
                     } else {
                         format!("permalink {}", article.url)
@@ -430,15 +433,12 @@ pub fn collect_articles(
                         message: format!(
                             "{what} is already used by {} (both would be published at {}); give one of them another \
                              `slug:` in its front matter",
-                            first.display(),
+                            first.source.display(),
                             article.url
                         ),
                     });
                 } else {
-                    by_url.insert(
-                        article.url.clone(),
-                        (article.source.clone(), article.slug.clone()),
-                    );
+                    by_url.insert(article.url.clone(), articles.len());
                     articles.push(article);
                 }
             }
@@ -447,7 +447,7 @@ pub fn collect_articles(
     }
     articles.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.source.cmp(&b.source)));
     errors.extend(separate_taxonomies(&mut articles));
-    let mut slugs: HashSet<String> = HashSet::new();
+    let mut slugs: FxHashSet<String> = FxHashSet::default();
     for article in &mut articles {
         if !slugs.insert(article.slug.clone()) {
             let dated = format!("{}-{}", article.date.format("%Y-%m-%d"), article.slug);
@@ -476,38 +476,57 @@ fn separate_taxonomies(articles: &mut [Article]) -> Vec<ArticleError> {
     }
     let mut errors = Vec::new();
     // (kind, slug) → (spelling, name, file) of the first article that used it.
-    let mut owners: HashMap<(&'static str, String), (String, String, PathBuf)> = HashMap::new();
+    let mut owners: FxHashMap<(&'static str, String), (String, String, PathBuf)> =
+        FxHashMap::default();
+    // Whether a name is left out, decided where it is first used: the slug and spelling of a name are worked
+    // out once, not at each of its (thousands of) uses. Categories, then tags.
+    let mut decided: [FxHashMap<String, bool>; 2] = Default::default();
     let mut conflict = |kind: &'static str, name: &str, source: &Path| -> bool {
-        let slug = taxonomy_slug(name);
-        let owner = owners
-            .entry((kind, slug.clone()))
-            .or_insert_with(|| (spelling(name), name.to_string(), source.to_owned()));
-        if owner.0 == spelling(name) {
-            return false;
+        let decided = &mut decided[usize::from(kind == "tag")];
+        let clash = match decided.get(name) {
+            Some(&clash) => clash,
+            None => {
+                let spelled = spelling(name);
+                let owner = owners
+                    .entry((kind, taxonomy_slug(name)))
+                    .or_insert_with(|| (spelled.clone(), name.to_string(), source.to_owned()));
+                let clash = owner.0 != spelled;
+                decided.insert(name.to_owned(), clash);
+                clash
+            }
+        };
+        if clash {
+            let slug = taxonomy_slug(name);
+            let owner = &owners[&(kind, slug.clone())];
+            errors.push(ArticleError {
+                path: source.to_owned(),
+                severity: Severity::Error,
+                line: 1,
+                col: 1,
+                message: format!(
+                    "{kind} \"{name}\" and {kind} \"{}\" (in {}) would share the feed folder {kind}/{slug}/; rename \
+                     one of them (\"{name}\" is left out of it)",
+                    owner.1,
+                    owner.2.display()
+                ),
+            });
         }
-        errors.push(ArticleError {
-            path: source.to_owned(),
-            severity: Severity::Error,
-            line: 1,
-            col: 1,
-            message: format!(
-                "{kind} \"{name}\" and {kind} \"{}\" (in {}) would share the feed folder {kind}/{slug}/; rename one \
-                 of them (\"{name}\" is left out of it)",
-                owner.1,
-                owner.2.display()
-            ),
-        });
-        true
+        clash
     };
     for a in articles.iter_mut() {
-        if a.category
+        let Article {
+            category,
+            tags,
+            source,
+            ..
+        } = a;
+        if category
             .as_deref()
-            .is_some_and(|c| conflict("category", c, &a.source))
+            .is_some_and(|c| conflict("category", c, source))
         {
-            a.category = None;
+            *category = None;
         }
-        let source = a.source.clone();
-        a.tags.retain(|t| !conflict("tag", t, &source));
+        tags.retain(|t| !conflict("tag", t, source));
     }
     errors
 }
