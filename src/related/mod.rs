@@ -621,20 +621,25 @@ impl RelatedIndex {
 
     /// Every published article's related list, in the catalog's order; computed in parallel.
     pub fn all(&self) -> Vec<(&Entry, Vec<Suggestion<'_>>)> {
+        self.all_scored()
+            .into_iter()
+            .zip(&self.entries)
+            .map(|(list, entry)| {
+                (
+                    entry,
+                    list.into_iter().map(|s| self.suggestion(s)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// [`RelatedIndex::all`] by article number.
+    fn all_scored(&self) -> Vec<Vec<Scored>> {
         let n = self.entries.len();
         (0..n as u32)
             .into_par_iter()
             .with_min_len(256)
-            .map_init(
-                || Scratch::new(self),
-                |scratch, q| {
-                    let list = self.list(q, scratch);
-                    (
-                        &self.entries[q as usize],
-                        list.into_iter().map(|s| self.suggestion(s)).collect(),
-                    )
-                },
-            )
+            .map_init(|| Scratch::new(self), |scratch, q| self.list(q, scratch))
             .collect()
     }
 
@@ -775,7 +780,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// One item of `related.json`.
+/// One item of `related.json` but its score: what the file says of an article wherever it is suggested.
 #[derive(Serialize)]
 struct JsonItem<'a> {
     slug: &'a str,
@@ -783,35 +788,55 @@ struct JsonItem<'a> {
     url: &'a str,
     date: String,
     reading_minutes: u32,
-    score: f64,
 }
 
 /// `related.json`: an object from every published article's slug (sorted) to its list of
 /// `{slug, title, url, date, reading_minutes, score}`, best first; one article per line so a diff of two builds
 /// reads well. The same index gives the same bytes.
 pub fn render_json(index: &RelatedIndex) -> Vec<u8> {
-    let mut lists = index.all();
-    lists.par_sort_unstable_by(|a, b| a.0.slug.cmp(&b.0.slug));
+    // Each article's item up to its score (`{"slug":…,"reading_minutes":6,"score":`) is written once, however
+    // many lists suggest it.
+    let heads: Vec<Vec<u8>> = index
+        .entries
+        .par_iter()
+        .map(|e| {
+            let mut head = serde_json::to_vec(&JsonItem {
+                slug: &e.slug,
+                title: &e.title,
+                url: &e.url,
+                date: e.date.to_rfc3339_opts(SecondsFormat::Secs, true),
+                reading_minutes: e.reading_minutes,
+            })
+            .expect("writing JSON to a Vec cannot fail");
+            head.pop(); // its closing brace
+            head.extend_from_slice(b",\"score\":");
+            head
+        })
+        .collect();
+    let mut lists: Vec<(u32, Vec<Scored>)> = (0..).zip(index.all_scored()).collect();
+    lists.par_sort_unstable_by(|a, b| {
+        index.entries[a.0 as usize]
+            .slug
+            .cmp(&index.entries[b.0 as usize].slug)
+    });
     // Each article's line on its own (in parallel: at 10,000 articles the file is about 11 MB), then joined.
     let lines: Vec<Vec<u8>> = lists
         .par_iter()
-        .map(|(entry, list)| {
-            let items: Vec<JsonItem<'_>> = list
-                .iter()
-                .map(|s| JsonItem {
-                    slug: &s.entry.slug,
-                    title: &s.entry.title,
-                    url: &s.entry.url,
-                    date: s.entry.date.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    reading_minutes: s.entry.reading_minutes,
-                    score: round(s.score),
-                })
-                .collect();
+        .map(|(q, list)| {
             let mut line = Vec::with_capacity(1200);
-            serde_json::to_writer(&mut line, &entry.slug)
+            serde_json::to_writer(&mut line, &index.entries[*q as usize].slug)
                 .expect("writing JSON to a Vec cannot fail");
-            line.extend_from_slice(b": ");
-            serde_json::to_writer(&mut line, &items).expect("writing JSON to a Vec cannot fail");
+            line.extend_from_slice(b": [");
+            for (i, s) in list.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(&heads[s.doc as usize]);
+                serde_json::to_writer(&mut line, &round(f64::from(s.score)))
+                    .expect("writing JSON to a Vec cannot fail");
+                line.push(b'}');
+            }
+            line.push(b']');
             line
         })
         .collect();
