@@ -276,9 +276,7 @@ impl BuildReport {
     pub fn left_out(&self) -> impl Iterator<Item = &ArticleError> {
         self.errors.iter().filter(|e| e.is_error())
     }
-}
 
-impl BuildReport {
     /// Writes one output file into the build (only when its bytes changed) and counts it.
     fn write(&mut self, out: &mut Staged, rel: &str, bytes: &[u8]) -> Result<(), BuildError> {
         let path = out.published_path(rel);
