@@ -51,11 +51,11 @@ impl Dialect {
             p.components()
                 .any(|c| c.as_os_str().to_string_lossy().starts_with('_'))
         });
-        let dated = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.len() > 11
-                && n.as_bytes()[10] == b'-'
-                && chrono::NaiveDate::parse_from_str(&n[..10], "%Y-%m-%d").is_ok()
-        });
+        let dated = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(super::name_date)
+            .is_some_and(|(_, sep, _)| sep == '-');
         if in_underscore_folder || dated {
             Dialect::Jekyll
         } else {

@@ -1350,14 +1350,38 @@ fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
     } else {
         stem
     };
-    // Jekyll writes `2024-01-05-title.md`, Zola also `2024-01-05_title.md`.
-    if stem.len() > 11
-        && matches!(stem.as_bytes()[10], b'-' | b'_')
-        && let Ok(date) = NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d")
-    {
-        return (stem[11..].to_string(), Some(date));
+    match name_date(stem) {
+        Some((date, _, rest)) => (rest.to_string(), Some(date)),
+        None => (stem.to_string(), None),
     }
-    (stem.to_string(), None)
+}
+
+/// The date a file name starts with, the character after it and the rest (never empty): Jekyll's
+/// `2024-01-05-title` (whose month and day may have one digit: `2024-1-5-title`), Zola's `2024-01-05_title`.
+pub(crate) fn name_date(name: &str) -> Option<(NaiveDate, char, &str)> {
+    let bytes = name.as_bytes();
+    // The number of `min` to `max` digits at `from`, and where it ends.
+    let number = |from: usize, min: usize, max: usize| -> Option<(u32, usize)> {
+        let n = bytes
+            .get(from..)?
+            .iter()
+            .take(max)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let value = name[from..from + n].parse().ok().filter(|_| n >= min)?;
+        Some((value, from + n))
+    };
+    let (year, at) = number(0, 4, 4)?;
+    let (month, at) = number(at + 1, 1, 2).filter(|_| bytes.get(at) == Some(&b'-'))?;
+    let (day, at) = number(at + 1, 1, 2).filter(|_| bytes.get(at) == Some(&b'-'))?;
+    let sep = match bytes.get(at) {
+        Some(b'-') => '-',
+        Some(b'_') => '_',
+        _ => return None,
+    };
+    let rest = &name[at + 1..];
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    (!rest.is_empty()).then_some((date, sep, rest))
 }
 
 /// Why a file without a date (`front`: its front matter's format, `None` when it has none) is no article, as a

@@ -78,6 +78,36 @@ fn jekyll_file_name_gives_slug_and_date() {
     assert_eq!(a.date.date_naive().to_string(), "2023-05-06");
 }
 
+/// Jekyll's file-name pattern (`\d{2,4}-\d{1,2}-\d{1,2}-title`) takes a month and a day of one digit; tidings
+/// reads four-digit years.
+#[test]
+fn a_file_name_date_may_write_its_month_and_day_with_one_digit() {
+    let a = parse("_posts/2023-5-6-my-post.md", "---\ntitle: T\n---\nbody").unwrap();
+    assert_eq!(a.slug, "my-post");
+    assert_eq!(a.date.date_naive().to_string(), "2023-05-06");
+    for (name, date, rest) in [
+        ("2023-05-06-a", Some("2023-05-06"), "a"),
+        ("2023-5-16_a-b", Some("2023-05-16"), "a-b"),
+        ("2023-12-1-x", Some("2023-12-01"), "x"),
+        ("2023-05-06-", None, ""),
+        ("2023-05-06", None, ""),
+        ("2023-13-01-a", None, ""),
+        ("2023-02-30-a", None, ""),
+        ("2023-005-06-a", None, ""),
+        ("23-05-06-a", None, ""),
+        ("2023-05-06x-a", None, ""),
+        ("2023--06-a", None, ""),
+        ("20230506-a", None, ""),
+    ] {
+        let got = super::name_date(name);
+        assert_eq!(
+            got.map(|(d, _, r)| (d.to_string(), r.to_string())),
+            date.map(|d| (d.to_string(), rest.to_string())),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn hugo_page_bundle_takes_its_folders_name() {
     let a = parse(
