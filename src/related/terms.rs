@@ -74,34 +74,8 @@ pub fn intern_all(stems: &[String]) -> Vec<u32> {
 
 /// How often each term occurs in one article: in its title and in the rest (summary and body). Encoded as
 /// varints: (term number − previous term number, title count, other count), terms in ascending number order.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Terms(Box<[u8]>);
-
-// As one byte string (a serializer that writes a sequence byte by byte is many times slower).
-impl Serialize for Terms {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Terms {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bytes;
-        impl<'de> serde::de::Visitor<'de> for Bytes {
-            type Value = Terms;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("term counts as bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Terms, E> {
-                Ok(Terms(v.into()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Terms, E> {
-                Ok(Terms(v.into_boxed_slice()))
-            }
-        }
-        deserializer.deserialize_bytes(Bytes)
-    }
-}
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms(#[serde(with = "serde_bytes")] Box<[u8]>);
 
 impl std::fmt::Debug for Terms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
