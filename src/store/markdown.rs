@@ -105,6 +105,11 @@ pub struct InlineMarkup {
 /// as written, backslashes and character references included. Smart punctuation is off, so a summary without
 /// markup reads exactly as before.
 pub fn inline_markup(summary: &str) -> Option<InlineMarkup> {
+    // Emphasis, code, strikethrough, links and images all need one of these: a summary without any (most) is
+    // not parsed (this runs for every article at every cold build).
+    if !summary.contains(['*', '_', '`', '~', '[', '<']) {
+        return None;
+    }
     let options = options() - Options::ENABLE_SMART_PUNCTUATION;
     let events: Vec<Event<'_>> = Parser::new_ext(summary, options).collect();
     let (Some(Event::Start(Tag::Paragraph)), Some(Event::End(TagEnd::Paragraph))) =
