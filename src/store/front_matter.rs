@@ -1,7 +1,8 @@
 //! Splitting a source file into front matter and body, and reading the front matter in the conventions of
 //! Jekyll, Hugo and Zola (YAML between `---`, TOML between `+++`) into one [`FrontMatter`] shape.
 //!
-//! Both formats are first read into a `serde_json::Value` (TOML datetimes become strings), then into
+//! Both formats are first read into a `serde_json::Value` (TOML datetimes become strings; flat YAML, the common
+//! case, by [`super::flat_yaml`] without the full parser, anything else by serde_yaml_ng), then into
 //! [`FrontMatter`], whose fields accept every spelling the three generators use (`summary` / `description` /
 //! `excerpt`, `updated` / `lastmod`, `categories` or `taxonomies.categories` …). Positions in errors are
 //! relative to the whole file.
@@ -195,6 +196,8 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
         Format::Yaml => {
             if split.front.trim().is_empty() {
                 Value::Object(Default::default())
+            } else if let Some(flat) = super::flat_yaml::read(split.front) {
+                flat
             } else if let Some((line, col)) = too_deep(split.front) {
                 // The YAML scanner's time grows with the square of unclosed flow nesting (60 KB of `[` took 13 s)
                 // before it reaches its own recursion limit; no real front matter nests this deep.

@@ -30,6 +30,7 @@
 
 mod body;
 pub mod cache;
+mod flat_yaml;
 mod front_matter;
 mod kramdown;
 mod links;
