@@ -96,8 +96,9 @@ pub struct SiteConfig {
     #[serde(default = "default_articles")]
     pub articles: PathBuf,
     /// Where an article lives on the site: `{slug}`, `{year}`, `{month}`, `{day}`, `{category}` (the first
-    /// category's slug, `uncategorized` without one) and `{categories}` (every category as folders, none without
-    /// one, as Jekyll's `:categories`) are replaced.
+    /// category's slug, `uncategorized` without one), `{categories}` (every category as folders, none without
+    /// one, as Jekyll's `:categories`), `{section}` and `{sections}` (the first / every folder the file is in below
+    /// `articles`, lowercased, as Hugo's `:section` / `:sections`; none at the top) are replaced.
     #[serde(default = "default_permalink")]
     pub permalink: String,
     #[serde(default = "default_wpm")]

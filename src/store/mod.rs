@@ -377,6 +377,8 @@ pub struct ParseContext<'a> {
     pub title: &'a str,
     pub base_url: &'a url::Url,
     pub permalink: &'a str,
+    /// The store's folder: an article's folders below it are the `{section}` / `{sections}` of its permalink.
+    pub store: &'a Path,
     pub timezone: chrono_tz::Tz,
     pub reading_wpm: u32,
     pub authors: &'a std::collections::BTreeMap<String, AuthorConfig>,
@@ -393,6 +395,7 @@ impl<'a> ParseContext<'a> {
             title: &config.site.title,
             base_url: &config.site.base_url,
             permalink: &config.site.permalink,
+            store: &config.site.articles,
             timezone: config.timezone(),
             reading_wpm: config.site.reading_wpm,
             authors: &config.authors,
@@ -967,6 +970,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             date,
             category.as_deref(),
             &categories_path,
+            &sections(&path, ctx.store),
         ),
     };
     let id = match &fm.id {
@@ -1338,6 +1342,28 @@ fn author_from_config(key: &str, a: &AuthorConfig) -> Author {
 
 /// The slug a file name gives (`2024-01-05-hello.md` → `hello`; `post/index.md` → `post`) and the date in a
 /// Jekyll file-name prefix.
+/// The folders an article sits in below the store, as Hugo's `:sections` (and Zola's section path) are:
+/// lowercased, as both put them in URLs; without a page bundle's own folder (`posts/hello/index.md` is in
+/// `posts`) or a folder whose name starts with `_` (Jekyll's `_posts`, which no URL shows).
+fn sections(path: &Path, store: &Path) -> Vec<String> {
+    let Ok(within) = path.strip_prefix(store) else {
+        return Vec::new();
+    };
+    let mut folders: Vec<&std::ffi::OsStr> = within
+        .parent()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
+    if within.file_stem().is_some_and(|s| s == "index") {
+        folders.pop();
+    }
+    folders
+        .into_iter()
+        .filter_map(|f| f.to_str())
+        .filter(|f| !f.starts_with('_') && *f != ".")
+        .map(str::to_lowercase)
+        .collect()
+}
+
 fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
     let stem = path
         .file_stem()
@@ -1527,12 +1553,19 @@ fn permalink(
     date: DateTime<FixedOffset>,
     category: Option<&str>,
     categories: &str,
+    sections: &[String],
 ) -> String {
     // Each placeholder's value is made only when the pattern has it (this runs for every article).
     let mut path = pattern.replace("{slug}", slug);
-    if path.contains("{categories}") {
-        // No category: no folder for them (Jekyll's default permalink), rather than an empty one.
-        path = path.replace("{categories}", categories).replace("//", "/");
+    // No category (no section): no folder for them (Jekyll's default permalink), rather than an empty one.
+    for (placeholder, folders) in [
+        ("{categories}", categories),
+        ("{sections}", &sections.join("/")),
+        ("{section}", sections.first().map_or("", String::as_str)),
+    ] {
+        if path.contains(placeholder) {
+            path = path.replace(placeholder, folders).replace("//", "/");
+        }
     }
     for (placeholder, format) in [("{year}", "%Y"), ("{month}", "%m"), ("{day}", "%d")] {
         if path.contains(placeholder) {

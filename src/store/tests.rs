@@ -35,6 +35,7 @@ fn parse_in(path: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Parsed, A
         title: "Blog",
         base_url: &base,
         permalink: "/posts/{slug}/",
+        store: Path::new(""),
         timezone,
         reading_wpm: 200,
         authors: &authors,
@@ -399,6 +400,7 @@ fn duplicate_slugs_name_both_files() {
         title: "Blog",
         base_url: &base,
         permalink: "/{slug}/",
+        store: Path::new(""),
         timezone: chrono_tz::UTC,
         reading_wpm: 200,
         authors: &authors,
@@ -670,6 +672,7 @@ fn parse_many(files: &[(&str, &str)], permalink: &str) -> (Catalog, Vec<ArticleE
         title: "Blog",
         base_url: &base,
         permalink,
+        store: Path::new(""),
         timezone: chrono_tz::UTC,
         reading_wpm: 200,
         authors: &authors,
@@ -783,6 +786,47 @@ fn jekyll_liquid_links_and_problems_are_located_in_the_file() {
     );
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!((errors[0].line, errors[0].col), (6, 1));
+}
+
+/// Regression: a Hugo site's second section (`content/notes/`) was published under the one `[site] permalink`
+/// of the first; `{section}` / `{sections}` are the file's folders, as Hugo's `:section` / `:sections` are.
+#[test]
+fn hugo_sections_are_the_folders_below_the_store() {
+    let files = [
+        (
+            "posts/hello.md",
+            "---\ntitle: Hello\ndate: 2024-01-01\n---\nx\n",
+        ),
+        (
+            "Notes/til.md",
+            "---\ntitle: TIL\ndate: 2024-01-02\n---\nx\n",
+        ),
+        (
+            "notes/rust/bundle/index.md",
+            "---\ntitle: B\ndate: 2024-01-03\n---\nx\n",
+        ),
+        ("top.md", "---\ntitle: Top\ndate: 2024-01-04\n---\nx\n"),
+        ("_posts/2024-01-05-jekyll.md", "---\ntitle: J\n---\nx\n"),
+    ];
+    let urls = |permalink| {
+        let (catalog, errors) = parse_many(&files, permalink);
+        assert!(errors.is_empty(), "{errors:?}");
+        ["hello", "til", "bundle", "top", "jekyll"].map(|s| catalog.by_slug(s).unwrap().url.clone())
+    };
+    assert_eq!(
+        urls("/{section}/{slug}/"),
+        [
+            "https://example.com/blog/posts/hello/",
+            "https://example.com/blog/notes/til/",
+            "https://example.com/blog/notes/bundle/",
+            "https://example.com/blog/top/",
+            "https://example.com/blog/jekyll/",
+        ]
+    );
+    assert_eq!(
+        urls("/{sections}/{slug}/")[2],
+        "https://example.com/blog/notes/rust/bundle/"
+    );
 }
 
 #[test]
@@ -1145,12 +1189,13 @@ fn jekylls_categories_are_folders_of_the_permalink() {
             "welcome",
             date,
             Some("Jekyll"),
-            "jekyll/update"
+            "jekyll/update",
+            &[]
         ),
         "https://example.com/jekyll/update/2019/03/04/welcome.html"
     );
     assert_eq!(
-        permalink(&base, jekyll_default, "nocat", date, None, ""),
+        permalink(&base, jekyll_default, "nocat", date, None, "", &[]),
         "https://example.com/2019/03/04/nocat.html"
     );
 }
