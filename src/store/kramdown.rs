@@ -3,12 +3,15 @@
 //! extensions (`{::options … /}`, `{::comment}…{:/comment}`, `{::nomarkdown}…{:/nomarkdown}`). Attribute lists
 //! only style the page, so they are removed; comments are removed with their content; `nomarkdown` keeps its
 //! content; a `* TOC` item marked `{:toc}` (where kramdown puts the table of contents) is removed with its marker.
-//! Block HTML marked `markdown="1"` has its content read as Markdown ([`markdown_in_html`]). Code (fenced blocks
-//! and backtick spans) is left as written.
+//! Block HTML marked `markdown="1"` has its content read as Markdown ([`markdown_in_html`]). An abbreviation
+//! definition (`*[HTML]: HyperText Markup Language`) is removed: kramdown prints none, it only titles the word
+//! (which a feed item goes without). Code (fenced blocks and backtick spans) is left as written.
 
 /// `markdown` without kramdown attribute lists and extensions.
 pub fn remove_attribute_lists(markdown: &str) -> String {
-    if memchr::memmem::find(markdown.as_bytes(), b"{:").is_none() {
+    if memchr::memmem::find(markdown.as_bytes(), b"{:").is_none()
+        && memchr::memmem::find(markdown.as_bytes(), b"*[").is_none()
+    {
         return markdown.to_string();
     }
     let mut out = String::with_capacity(markdown.len());
@@ -30,6 +33,9 @@ pub fn remove_attribute_lists(markdown: &str) -> String {
             {
                 out.truncate(above.len() - last.len());
             }
+            continue;
+        }
+        if !in_comment && is_abbreviation(line) {
             continue;
         }
         let (cleaned, comment) = clean_line(line, in_comment);
@@ -232,6 +238,16 @@ fn is_toc_marker(line: &str) -> bool {
     inner.is_some_and(|i| i.trim().trim_start_matches('.') == "toc")
 }
 
+/// kramdown's abbreviation definition, `*[HTML]: HyperText Markup Language` (indented by at most three spaces).
+fn is_abbreviation(line: &str) -> bool {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    indent <= 3
+        && line[indent..]
+            .strip_prefix("*[")
+            .and_then(|rest| rest.split_once("]:"))
+            .is_some_and(|(name, _)| !name.is_empty() && !name.contains(']'))
+}
+
 /// A Markdown list item's line: `* x`, `- x`, `+ x`, `1. x`.
 fn is_list_item(line: &str) -> bool {
     let line = line.trim_start();
@@ -330,6 +346,15 @@ mod tests {
         assert_eq!(
             remove_attribute_lists(md),
             "## Setup {#setup}\nA paragraph with *style* and [a link](u).\n\n`{: kept}` in code\n\n```\n{: kept too}\n```\nEnd.\n"
+        );
+    }
+
+    #[test]
+    fn abbreviation_definitions_print_nothing_outside_code() {
+        let md = "HTML and CSS.\n\n*[HTML]: HyperText Markup Language\n   *[CSS]: Cascading Style Sheets\n\n```\n*[kept]: in code\n```\n*emphasis* [x]: y\n";
+        assert_eq!(
+            remove_attribute_lists(md),
+            "HTML and CSS.\n\n\n```\n*[kept]: in code\n```\n*emphasis* [x]: y\n"
         );
     }
 

@@ -24,6 +24,8 @@ pub(crate) fn options() -> Options {
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_SMART_PUNCTUATION
         | Options::ENABLE_HEADING_ATTRIBUTES
+        // `term` then `: definition`: kramdown (Jekyll) and goldmark (Hugo, on by default) both read it so.
+        | Options::ENABLE_DEFINITION_LIST
 }
 
 /// The body's plain text, first paragraph and word count, in one pass of the parser.

@@ -593,9 +593,12 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
         "{% assign version = \"2.1\" %}",
         // kramdown's `markdown="1"`: the div's content is Markdown.
         "<div class=\"upgrade\">\n<p><strong>Upgrading from 2.0?</strong> Read <a href=\"https://example.com/blog/upgrading/\">the notes</a> first.</p>\n</div>",
+        // A definition list, as kramdown renders it; the abbreviation's definition prints nothing.
+        "<dl>\n<dt>LTS</dt>\n<dd>A release supported for two years.</dd>\n</dl>",
     ] {
         assert!(notes.contains(part), "{part} missing from {notes}");
     }
+    assert!(!notes.contains("*[LTS]"), "{notes}");
     assert!(
         !notes.contains("TODO"),
         "kramdown comments are dropped: {notes}"
