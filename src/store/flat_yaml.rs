@@ -213,6 +213,38 @@ mod tests {
         assert_eq!(fast["aliases"][1], "/older/");
     }
 
+    /// The fixture blogs' front matter (Jekyll, Hugo, Zola, fuzzing finds) as serde_yaml_ng reads it, wherever
+    /// the fast path reads it at all.
+    #[test]
+    fn reads_the_fixture_blogs_as_serde_yaml_ng_does() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut read_fast = 0;
+        for entry in walkdir::WalkDir::new(fixtures) {
+            let path = entry.unwrap().into_path();
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            use super::super::front_matter::{Format, split};
+            let Ok(split) = split(&text).map_err(drop).and_then(|s| {
+                if s.format == Format::Yaml {
+                    Ok(s)
+                } else {
+                    Err(())
+                }
+            }) else {
+                continue;
+            };
+            if let Some(fast) = read(split.front) {
+                read_fast += 1;
+                assert_eq!(Some(fast), yaml(split.front), "{}", path.display());
+            }
+        }
+        assert!(
+            read_fast >= 30,
+            "only {read_fast} fixtures read by the fast path"
+        );
+    }
+
     #[test]
     fn leaves_what_it_cannot_be_sure_of_to_the_full_parser() {
         for front in [
