@@ -970,7 +970,11 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             date,
             category.as_deref(),
             &categories_path,
-            &sections(&path, ctx.store),
+            &if ctx.permalink.contains("{section") {
+                sections(&path, ctx.store)
+            } else {
+                Vec::new()
+            },
         ),
     };
     let id = match &fm.id {
@@ -1340,8 +1344,6 @@ fn author_from_config(key: &str, a: &AuthorConfig) -> Author {
     }
 }
 
-/// The slug a file name gives (`2024-01-05-hello.md` → `hello`; `post/index.md` → `post`) and the date in a
-/// Jekyll file-name prefix.
 /// The folders an article sits in below the store, as Hugo's `:sections` (and Zola's section path) are:
 /// lowercased, as both put them in URLs; without a page bundle's own folder (`posts/hello/index.md` is in
 /// `posts`) or a folder whose name starts with `_` (Jekyll's `_posts`, which no URL shows).
@@ -1364,6 +1366,8 @@ fn sections(path: &Path, store: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The slug a file name gives (`2024-01-05-hello.md` → `hello`; `post/index.md` → `post`) and the date in a
+/// Jekyll file-name prefix.
 fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
     let stem = path
         .file_stem()
@@ -1558,14 +1562,15 @@ fn permalink(
     // Each placeholder's value is made only when the pattern has it (this runs for every article).
     let mut path = pattern.replace("{slug}", slug);
     // No category (no section): no folder for them (Jekyll's default permalink), rather than an empty one.
-    for (placeholder, folders) in [
-        ("{categories}", categories),
-        ("{sections}", &sections.join("/")),
-        ("{section}", sections.first().map_or("", String::as_str)),
-    ] {
-        if path.contains(placeholder) {
-            path = path.replace(placeholder, folders).replace("//", "/");
-        }
+    if path.contains("{categories}") {
+        path = path.replace("{categories}", categories).replace("//", "/");
+    }
+    if path.contains("{section") {
+        let first = sections.first().map_or("", String::as_str);
+        path = path
+            .replace("{sections}", &sections.join("/"))
+            .replace("{section}", first)
+            .replace("//", "/");
     }
     for (placeholder, format) in [("{year}", "%Y"), ("{month}", "%m"), ("{day}", "%d")] {
         if path.contains(placeholder) {
