@@ -245,23 +245,29 @@ impl fmt::Debug for RelatedIndex {
 /// per article and the list of them, in the order first reached), and the query's text vector spread over the
 /// whole vocabulary (zero elsewhere) for exact scoring. Everything is back to zero between queries.
 struct Scratch {
-    acc: Vec<f32>,
-    seen: Vec<bool>,
+    slots: Vec<Slot>,
     /// `first[..n]` are the `n` articles reached; one slot more, written before it is known to be needed.
     first: Vec<u32>,
-    /// The reached articles with a positive score, as [`rank_key`]s.
+    /// `reached[..m]`: the reached articles with a positive score, as [`rank_key`]s; one slot more, as `first`.
     reached: Vec<u64>,
     dense: Vec<f32>,
+}
+
+/// One article's accumulated approximate score in a query and whether the query reached it: side by side, so
+/// the posting walk touches one place (and checks one bound) per posting.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    acc: f32,
+    seen: bool,
 }
 
 impl Scratch {
     fn new(index: &RelatedIndex) -> Scratch {
         let n = index.entries.len();
         Scratch {
-            acc: vec![0.0; n],
-            seen: vec![false; n],
+            slots: vec![Slot::default(); n],
             first: vec![0; n + 1],
-            reached: Vec::new(),
+            reached: vec![0; n + 1],
             dense: vec![0.0; index.vocabulary.len()],
         }
     }
@@ -496,8 +502,7 @@ impl RelatedIndex {
         allow: &dyn Fn(u32) -> bool,
     ) -> Vec<Scored> {
         let Scratch {
-            acc,
-            seen,
+            slots,
             first,
             reached,
             dense,
@@ -513,26 +518,26 @@ impl RelatedIndex {
             }
             for (t, wq) in strongest(rows.row(q as usize), QUERY_TERMS) {
                 for &(d, wd) in &postings[t as usize] {
-                    let d = d as usize;
-                    acc[d] += weight * wq * wd;
+                    let slot = &mut slots[d as usize];
+                    slot.acc += weight * wq * wd;
                     // Noted the first time without a branch ("first time?" mispredicts half the time): always
-                    // written, kept only when new.
-                    first[n_reached] = d as u32;
-                    n_reached += usize::from(!seen[d]);
-                    seen[d] = true;
+                    // written, kept only when new. At most every article once, so `first` has room.
+                    first[n_reached] = d;
+                    n_reached += usize::from(!slot.seen);
+                    slot.seen = true;
                 }
             }
         }
-        // Each reached article once, with a positive score (an article is never its own suggestion).
-        reached.clear();
+        // Each reached article once, with a positive score (an article is never its own suggestion); kept
+        // without a branch, as above.
+        let mut n_positive = 0;
         for &d in &first[..n_reached] {
-            let slot = &mut acc[d as usize];
-            if *slot > 0.0 && d != q {
-                reached.push(rank_key(d, *slot));
-            }
-            *slot = 0.0;
-            seen[d as usize] = false;
+            let slot = &mut slots[d as usize];
+            reached[n_positive] = rank_key(d, slot.acc);
+            n_positive += usize::from(slot.acc > 0.0 && d != q);
+            *slot = Slot::default();
         }
+        let reached = &mut reached[..n_positive];
 
         // The best reached articles by their approximate score; `allow` is asked only about those, unless it
         // turns too many of them down (a digest's "older than" filter), then about every reached article.
