@@ -329,7 +329,11 @@ pub fn build(
     let key = cache::key(config);
     let manifest = cache::dir(config).join(cache::MANIFEST);
     let last = cache::read::<cache::Manifest>(&manifest, key);
-    if let Some(last) = last.as_ref().filter(|last| last.still_holds(config, now)) {
+    let listing = store::find_sources(&config.site.articles);
+    if let Some(last) = last
+        .as_ref()
+        .filter(|last| last.still_holds(config, now, &listing))
+    {
         return Ok(BuildReport {
             published: last.published,
             feeds: last.feeds,
@@ -342,7 +346,7 @@ pub fn build(
         });
     }
     let clock = std::time::Instant::now();
-    let loaded = load_cached(config, started);
+    let loaded = load_cached(config, listing, started);
     tracing::debug!(
         parsed = loaded.parsed,
         reused = loaded.reused,
@@ -378,12 +382,17 @@ fn publish_loaded(
     Ok((report, loaded.catalog))
 }
 
-/// Loads the store through the build cache's parses, and keeps the new ones for the next build.
-fn load_cached(config: &Config, started: std::time::SystemTime) -> store::cache::Loaded {
+/// Loads the store (`listing`: its files, as [`store::find_sources`] gives them) through the build cache's
+/// parses, and keeps the new ones for the next build.
+fn load_cached(
+    config: &Config,
+    listing: (Vec<PathBuf>, Vec<store::ArticleError>),
+    started: std::time::SystemTime,
+) -> store::cache::Loaded {
     let key = cache::key(config);
     let path = cache::dir(config).join(cache::ARTICLES);
     let previous = cache::read(&path, key).unwrap_or_default();
-    store::cache::load_cached(config, previous, started, |entries| {
+    store::cache::load_cached(config, listing, previous, started, |entries| {
         cache::write_logged(&path, key, entries)
     })
 }
@@ -599,7 +608,7 @@ pub async fn run_once(
 ) -> Result<RoundReport, RoundError> {
     store::require_store(&config.site.articles).map_err(BuildError::from)?;
     let started = std::time::SystemTime::now();
-    let loaded = load_cached(config, started);
+    let loaded = load_cached(config, store::find_sources(&config.site.articles), started);
     let last = cache::read::<cache::Manifest>(
         &cache::dir(config).join(cache::MANIFEST),
         cache::key(config),

@@ -219,13 +219,18 @@ impl Manifest {
 
     /// Whether a build at `now` would read and write exactly what this one did: the same store files with the
     /// same stamps, settled before this build started; the published files as it left them; `now` in the same
-    /// window. Only metadata is read (one `stat` per file).
-    pub fn still_holds(&self, config: &Config, now: DateTime<FixedOffset>) -> bool {
+    /// window. Only metadata is read (one `stat` per file); `listing` is the store's files as
+    /// [`crate::store::find_sources`] gives them now (a build that goes on loads from the same listing).
+    pub fn still_holds(
+        &self,
+        config: &Config,
+        now: DateTime<FixedOffset>,
+        (paths, errors): &(Vec<PathBuf>, Vec<ArticleError>),
+    ) -> bool {
         use rayon::prelude::*;
         if !self.window.contains(now) || Stamp::read(&config.site.articles) != self.store {
             return false;
         }
-        let (paths, errors) = crate::store::find_sources(&config.site.articles);
         if !errors.is_empty()
             || paths.len() != self.sources.len()
             // As bytes: comparing paths component by component costs more than every stat together.

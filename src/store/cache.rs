@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::links::{LinkIndex, Lookup, recording};
 use super::{
-    ArticleError, Catalog, Head, ParseContext, Parsed, body_only, collect_articles, find_sources,
-    finish, parse_head, read_source,
+    ArticleError, Catalog, Head, ParseContext, Parsed, body_only, collect_articles, finish,
+    parse_head, read_source,
 };
 use crate::config::Config;
 use crate::related::terms::{self, Counter};
@@ -204,17 +204,19 @@ fn read(
 }
 
 /// Reads and parses the store of `config` like [`super::load`], reusing `previous` (the last build's parses,
-/// made with this config) where the files and the links they looked up are unchanged. Articles come without
+/// made with this config) where the files and the links they looked up are unchanged. `listing` is the store's
+/// files and the folders that could not be read, as [`find_sources`] gives them. Articles come without
 /// their bodies. `started` is when this build started (before anything was read), the time the new entries are
 /// good from. When anything differs from `previous`, `save` is given the new entries before they become the
 /// catalog (so they are never held twice), to be kept for the next build.
 pub fn load_cached(
     config: &Config,
+    listing: (Vec<PathBuf>, Vec<ArticleError>),
     previous: ArticleCache,
     started: SystemTime,
     save: impl FnOnce(&ArticleCache),
 ) -> Loaded {
-    let (paths, mut errors) = find_sources(&config.site.articles);
+    let (paths, mut errors) = listing;
     let ctx = ParseContext {
         keep_bodies: false,
         ..ParseContext::from_config(config)

@@ -591,6 +591,7 @@ pub fn load_required(config: &Config) -> Result<(Catalog, Vec<ArticleError>), St
 pub fn load(config: &Config) -> (Catalog, Vec<ArticleError>) {
     let loaded = cache::load_cached(
         config,
+        find_sources(&config.site.articles),
         cache::ArticleCache::default(),
         std::time::SystemTime::now(),
         |_| {},
