@@ -28,7 +28,7 @@ use crate::store::cache::Stamp;
 use crate::store::{ArticleError, Catalog};
 
 /// Bumped whenever what the files hold changes shape or meaning.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 const MAGIC: [u8; 8] = *b"tidings\0";
 
 pub const MANIFEST: &str = "build.manifest";

@@ -95,7 +95,9 @@ pub struct SiteConfig {
     /// The article store: a folder searched recursively for `*.md`.
     #[serde(default = "default_articles")]
     pub articles: PathBuf,
-    /// Where an article lives on the site: `{slug}`, `{year}`, `{month}`, `{day}`, `{category}` (the first
+    /// Where an article lives on the site: `{slug}`, `{title}` (the title's slug, Hugo's `:title`),
+    /// `{slug_or_title}` (a written slug, else the title's: Hugo's `:slug`), `{year}`, `{month}`, `{day}`,
+    /// `{category}` (the first
     /// category's slug, `uncategorized` without one), `{categories}` (every category as folders, none without
     /// one, as Jekyll's `:categories`), `{section}` and `{sections}` (the first / every folder the file is in below
     /// `articles`, lowercased, as Hugo's `:section` / `:sections`; none at the top) are replaced.
@@ -109,6 +111,147 @@ pub struct SiteConfig {
     /// Files larger than this are reported and skipped, so a stray 50 MB file cannot stall a build.
     #[serde(default = "default_max_article_bytes")]
     pub max_article_bytes: u64,
+    /// Whose conventions the store follows. `auto` (the default) looks for the generator's own config beside
+    /// the store (`_config.yml`, `hugo.toml`, Zola's `config.toml`…, [`Generator::detect`]) and, when there is
+    /// none, decides per file.
+    #[serde(default)]
+    pub generator: Generator,
+    /// Hugo only: whether a `YYYY-MM-DD-` file-name prefix is a date, left out of the slug (Hugo's config says
+    /// `:filename` under `[frontmatter]`), rather than part of the slug as Hugo has it by default. Worked out
+    /// with `generator`.
+    #[serde(skip)]
+    pub hugo_name_dates: bool,
+    /// Jekyll only: the text values of the site's `_config.yml`, as Liquid's `site.*` reads them (`repository`,
+    /// `author.name` for a nested one). `[site]`'s own `url`, `baseurl` and `title` come from tidings' config.
+    #[serde(skip)]
+    pub jekyll_config: std::sync::Arc<BTreeMap<String, String>>,
+}
+
+/// The text values of a Jekyll `_config.yml` (YAML; a `_config.toml` is TOML), nested keys joined with dots
+/// (`author.name`), lists of text joined as Liquid prints them. A file that cannot be read gives none: its
+/// values are then reported where a post uses them, as any unknown `site.*` is.
+fn jekyll_site_values(file: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let value: serde_json::Value = if file.extension().is_some_and(|e| e == "toml") {
+        toml::from_str::<toml::Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or_default()
+    } else {
+        serde_yaml_ng::from_str(&text).unwrap_or_default()
+    };
+    fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        use serde_json::Value;
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            Value::String(s) => {
+                out.insert(prefix.to_owned(), s.clone());
+            }
+            Value::Number(n) => {
+                out.insert(prefix.to_owned(), n.to_string());
+            }
+            Value::Bool(b) => {
+                out.insert(prefix.to_owned(), b.to_string());
+            }
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                let joined = items.iter().filter_map(Value::as_str).collect::<String>();
+                out.insert(prefix.to_owned(), joined);
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    flatten("", &value, &mut out);
+    out
+}
+
+/// A static-site generator whose store tidings reads, for the conventions that differ between them: which
+/// template syntax a body holds, and whether a dated file name's date is part of its slug.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generator {
+    /// Not known: each file's own signs decide (a `_posts`-like folder or a dated name with YAML front matter:
+    /// Jekyll; TOML front matter: Zola; else Hugo).
+    #[default]
+    Auto,
+    Jekyll,
+    Hugo,
+    Zola,
+}
+
+impl Generator {
+    /// The generator whose config file is in the store's folder or one of the three above it (`_posts`,
+    /// `content/posts`), skipping `own` (tidings' config, which may sit there too): Jekyll's `_config.yml`,
+    /// Hugo's `hugo.toml` (or `config.toml` / `.yaml` / `.json` with a `baseURL`, or `config/_default/`), Zola's
+    /// `zola.toml` (or `config.toml` with a top-level `base_url`). With it, whether Hugo reads dates from file
+    /// names (`:filename` in its config). `Auto` when none is found.
+    pub fn detect(store: &Path, own: &Path) -> (Generator, bool) {
+        let (generator, name_dates, _) = Generator::find(store, own);
+        (generator, name_dates)
+    }
+
+    /// [`Generator::detect`], with the generator's config file.
+    fn find(store: &Path, own: &Path) -> (Generator, bool, Option<PathBuf>) {
+        let own = std::fs::canonicalize(own).ok();
+        let is_own = |p: &Path| own.is_some() && std::fs::canonicalize(p).ok() == own;
+        let read = |p: &Path| {
+            (!is_own(p))
+                .then(|| std::fs::read_to_string(p).ok())
+                .flatten()
+        };
+        for dir in store.ancestors().take(4) {
+            if let Some(file) = ["_config.yml", "_config.yaml", "_config.toml"]
+                .iter()
+                .map(|f| dir.join(f))
+                .find(|f| f.is_file() && !is_own(f))
+            {
+                return (Generator::Jekyll, false, Some(file));
+            }
+            if dir.join("zola.toml").is_file() {
+                return (Generator::Zola, false, None);
+            }
+            let hugo_files = [
+                "hugo.toml",
+                "hugo.yaml",
+                "hugo.yml",
+                "hugo.json",
+                "config/_default/hugo.toml",
+                "config/_default/config.toml",
+                "config/_default/hugo.yaml",
+                "config/_default/config.yaml",
+            ];
+            if let Some(text) = hugo_files.iter().find_map(|f| read(&dir.join(f))) {
+                return (Generator::Hugo, text.contains(":filename"), None);
+            }
+            if let Some(text) = read(&dir.join("config.toml"))
+                && let Ok(table) = toml::from_str::<toml::Table>(&text)
+            {
+                if table.contains_key("base_url") {
+                    return (Generator::Zola, false, None);
+                }
+                if table.keys().any(|k| k.eq_ignore_ascii_case("baseurl")) {
+                    return (Generator::Hugo, text.contains(":filename"), None);
+                }
+            }
+            for f in ["config.yaml", "config.yml", "config.json"] {
+                if let Some(text) = read(&dir.join(f))
+                    && text.to_ascii_lowercase().contains("baseurl")
+                {
+                    return (Generator::Hugo, text.contains(":filename"), None);
+                }
+            }
+        }
+        (Generator::Auto, false, None)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -634,6 +777,16 @@ impl Config {
             .map_err(|e| invalid_value(origin, &overridden, e))?;
         config.resolve_paths(base);
         config.validate(origin, templates_named)?;
+        let (found, name_dates, file) = Generator::find(&config.site.articles, origin);
+        if config.site.generator == Generator::Auto {
+            config.site.generator = found;
+        }
+        config.site.hugo_name_dates = config.site.generator == Generator::Hugo && name_dates;
+        if config.site.generator == Generator::Jekyll
+            && let Some(file) = file
+        {
+            config.site.jekyll_config = std::sync::Arc::new(jekyll_site_values(&file));
+        }
         Ok(config)
     }
 
@@ -691,10 +844,14 @@ impl Config {
         if self.site.title.trim().is_empty() {
             invalid("site.title", "must not be empty".into());
         }
-        if !self.site.permalink.contains("{slug}") {
+        if !["{slug}", "{slug_or_title}", "{title}"]
+            .iter()
+            .any(|p| self.site.permalink.contains(p))
+        {
             invalid(
                 "site.permalink",
-                "must contain {slug}, like \"/posts/{slug}/\"".into(),
+                "must contain {slug} (or {slug_or_title} or {title}), like \"/posts/{slug}/\""
+                    .into(),
             );
         }
         if self.site.reading_wpm == 0 {
@@ -1014,6 +1171,46 @@ mod tests {
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         Config::parse(Path::new("config.toml"), text, env, Path::new("/srv/blog"))
+    }
+
+    #[test]
+    fn the_generator_is_found_by_its_config_beside_the_store_but_never_by_tidings_own() {
+        let site = tempfile::tempdir().unwrap();
+        let store = site.path().join("content/posts");
+        std::fs::create_dir_all(&store).unwrap();
+        let own = site.path().join("config.toml");
+        std::fs::write(&own, "[site]\nbase_url = \"https://example.com/\"\n").unwrap();
+        assert_eq!(Generator::detect(&store, &own), (Generator::Auto, false));
+
+        let zola = site.path().join("elsewhere.toml");
+        std::fs::write(&own, "base_url = \"https://example.com/\"\n").unwrap();
+        assert_eq!(Generator::detect(&store, &zola), (Generator::Zola, false));
+
+        std::fs::write(&own, "baseURL = \"https://example.com/\"\n").unwrap();
+        assert_eq!(Generator::detect(&store, &zola), (Generator::Hugo, false));
+
+        std::fs::remove_file(&own).unwrap();
+        std::fs::write(
+            site.path().join("hugo.toml"),
+            "[frontmatter]\ndate = [\":filename\", \":default\"]\n",
+        )
+        .unwrap();
+        assert_eq!(Generator::detect(&store, &zola), (Generator::Hugo, true));
+
+        let jekyll = tempfile::tempdir().unwrap();
+        std::fs::create_dir(jekyll.path().join("_posts")).unwrap();
+        std::fs::write(jekyll.path().join("_config.yml"), "title: x\n").unwrap();
+        assert_eq!(
+            Generator::detect(&jekyll.path().join("_posts"), &zola),
+            (Generator::Jekyll, false)
+        );
+
+        let text = format!(
+            "{MINIMAL}articles = \"{}\"\ngenerator = \"zola\"\n",
+            jekyll.path().join("_posts").display()
+        );
+        let config = parse(&text, &[]).unwrap();
+        assert_eq!(config.site.generator, Generator::Zola, "as written wins");
     }
 
     #[test]

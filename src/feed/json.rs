@@ -79,11 +79,15 @@ fn item<'a>(content: &'a ItemContent<'a>) -> JsonItem<'a> {
                 url: au.url.as_deref(),
             })
             .collect(),
-        tags: a
-            .category
-            .iter()
-            .chain(a.tags.iter())
-            .map(String::as_str)
-            .collect(),
+        tags: {
+            // A name that is both the category and a tag is listed once.
+            let mut tags: Vec<&str> = Vec::with_capacity(a.tags.len() + 1);
+            for t in a.category.iter().chain(&a.tags) {
+                if !tags.contains(&t.as_str()) {
+                    tags.push(t);
+                }
+            }
+            tags
+        },
     }
 }

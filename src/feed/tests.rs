@@ -552,3 +552,21 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn a_name_that_is_the_category_and_a_tag_is_one_json_feed_tag() {
+    let c = config("");
+    let catalog = Catalog::new(vec![article(
+        &c,
+        "a",
+        "2024-01-01",
+        "categories: [Post Formats]\ntags: [Post Formats, notice]\n",
+        "x",
+    )]);
+    let json: serde_json::Value =
+        serde_json::from_str(file(&render(&c, &catalog), "feed.json")).unwrap();
+    assert_eq!(
+        json["items"][0]["tags"],
+        serde_json::json!(["Post Formats", "notice"])
+    );
+}

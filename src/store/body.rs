@@ -2,8 +2,8 @@
 //! Liquid ([`liquid`](super::liquid)) and kramdown attribute lists ([`kramdown`](super::kramdown)), Hugo's
 //! shortcodes ([`shortcodes`](super::shortcodes)) and Zola's `@/` links ([`links`](super::links)).
 //!
-//! Which passes run is decided per file ([`Dialect::of`]): Liquid only where Jekyll would run it (YAML front
-//! matter in a `_posts`-like folder or a dated file name), so a Hugo or plain article that shows `{{ x }}` in a
+//! Which passes run is decided by the site's generator, when it is known, else per file ([`Dialect::of`]):
+//! Liquid only where Jekyll would run it (YAML front matter in a `_posts`-like folder or a dated file name), so a Hugo or plain article that shows `{{ x }}` in a
 //! code sample keeps it. What a pass cannot evaluate is removed from the output and reported as a [`Problem`]
 //! at its byte offset in the body; nothing is printed raw into a feed.
 
@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::front_matter::Format;
 use super::links::{LinkIndex, resolve_internal_links};
+use crate::config::Generator;
 
 /// Something in a body that could not be evaluated, at a byte offset of the body as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +42,17 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// Jekyll for YAML front matter in a folder whose name starts with `_` (`_posts`, `_drafts`, a collection)
-    /// or in a file named `YYYY-MM-DD-title.md`; otherwise Hugo (whose shortcodes no other format uses).
-    pub fn of(path: &Path, format: Format) -> Dialect {
+    /// The site's generator's, when it is known (a Hugo site's dated `2020-01-01-post.md` holds shortcodes, not
+    /// Liquid). Else per file: Jekyll for YAML front matter in a folder whose name starts with `_` (`_posts`,
+    /// `_drafts`, a collection) or in a file named `YYYY-MM-DD-title.md`; Zola for TOML front matter; otherwise
+    /// Hugo (whose shortcodes no other format uses).
+    pub fn of(path: &Path, format: Format, generator: Generator) -> Dialect {
+        match generator {
+            Generator::Jekyll => return Dialect::Jekyll,
+            Generator::Hugo => return Dialect::Hugo,
+            Generator::Zola => return Dialect::Zola,
+            Generator::Auto => {}
+        }
         if format == Format::Toml {
             return Dialect::Zola;
         }
@@ -195,7 +204,11 @@ mod tests {
             ("content/posts/x.md", Format::Yaml, Dialect::Hugo),
             ("site/_posts/2024-01-05-x.md", Format::Toml, Dialect::Zola),
         ] {
-            assert_eq!(Dialect::of(Path::new(path), format), dialect, "{path}");
+            assert_eq!(
+                Dialect::of(Path::new(path), format, Generator::Auto),
+                dialect,
+                "{path}"
+            );
         }
     }
 }

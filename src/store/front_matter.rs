@@ -272,6 +272,29 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, FrontMatterError> {
     })
 }
 
+/// The keys [`FrontMatter`] reads (and Jekyll's `published`), also found capitalised.
+const FIELDS: &[&str] = &[
+    "title",
+    "date",
+    "updated",
+    "slug",
+    "id",
+    "summary",
+    "category",
+    "categories",
+    "tags",
+    "taxonomies",
+    "author",
+    "authors",
+    "draft",
+    "published",
+    "related",
+    "path",
+    "permalink",
+    "url",
+    "excerpt_separator",
+];
+
 /// Other keys that mean a field, in order of precedence after the field's own: the first one written is
 /// taken. Matched without regard to case, as Hugo does (`publishDate`, `publishdate`). `description` comes before
 /// `excerpt` as in jekyll-feed; `published` is Hugo's spelling of `publishDate` when it holds a date (Jekyll's
@@ -285,6 +308,7 @@ const SPELLINGS: &[(&str, &[&str])] = &[
 
 /// Front matter as real sites write it, brought to the one shape [`FrontMatter`] reads, so that a common way of
 /// writing a key never costs the article:
+/// - a field written with capitals (`Title:`) is read as the field, as Hugo reads it;
 /// - another spelling of a field ([`SPELLINGS`]) is copied to it when the field itself is not written (the
 ///   original stays, for Liquid's `page.*`), so `description` beside `summary` is no "duplicate field";
 /// - Jekyll's `published: false` makes a draft;
@@ -292,6 +316,20 @@ const SPELLINGS: &[(&str, &[&str])] = &[
 /// - a list under `category` or `author` (the singular keys) is the list of `categories` or `authors` when those
 ///   are not written, else its first entry.
 fn fold_spellings(map: &mut serde_json::Map<String, Value>) {
+    // `Title:`, `Date:`, `Tags = […]`: Hugo reads keys without regard to case, and sites exported from other
+    // tools write them capitalised.
+    for field in FIELDS {
+        if map.contains_key(*field) {
+            continue;
+        }
+        let found = map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(field))
+            .map(|(_, v)| v.clone());
+        if let Some(value) = found {
+            map.insert((*field).to_owned(), value);
+        }
+    }
     // A yes/no `published` is Jekyll's (and beats `draft`); a date there is Hugo's publishDate, folded below.
     if let Some(&Value::Bool(published)) = map.get("published") {
         map.remove("published");

@@ -10,6 +10,7 @@
 //! offset, never printed raw into a feed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::body::{Problem, escape_html, push_fenced_code};
 use super::links::LinkIndex;
@@ -19,6 +20,9 @@ use super::links::LinkIndex;
 pub struct Variables {
     /// `site.url` (scheme and host, no trailing slash), `site.baseurl` (the path, no trailing slash), `site.title`…
     pub site: BTreeMap<String, String>,
+    /// Every other `site.*`: the values of the Jekyll site's `_config.yml` (`site.repository`,
+    /// `site.author.name`), shared by all its posts.
+    pub site_config: Arc<BTreeMap<String, String>>,
     /// `page.title`, `page.url`, `page.date`, and every scalar of the front matter.
     pub page: BTreeMap<String, String>,
 }
@@ -103,6 +107,31 @@ struct Renderer<'a> {
 }
 
 /// Evaluates the Liquid in `src`; returns the text and what could not be evaluated.
+/// After a value that could not be given (`out` ends where it would have gone, `src[pos..]` follows it): when
+/// it was part of a Markdown link's destination (`[text](https://github.com/{{ site.data.repo }}/pull/1)`), the
+/// whole destination goes (`[text]()`: the link keeps its text), rather than a live link to the wrong place; when
+/// it was all of an autolink (`<{{ release.url }}>`), the brackets go. Returns where copying `src` resumes.
+fn drop_unfinished_link(out: &mut String, src: &str, pos: usize) -> usize {
+    let in_destination = |s: &str| !s.contains(|c: char| c.is_whitespace() || c == ')' || c == '(');
+    if let Some(open) = out.rfind("](")
+        && in_destination(&out[open + 2..])
+    {
+        let rest = &src[pos..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == ')')
+            .unwrap_or(rest.len());
+        if rest[end..].starts_with(')') {
+            out.truncate(open + 2);
+            return pos + end;
+        }
+    }
+    if out.ends_with('<') && src[pos..].starts_with('>') {
+        out.pop();
+        return pos + 1;
+    }
+    pos
+}
+
 pub fn render(src: &str, vars: &Variables, links: &LinkIndex) -> (String, Vec<Problem>) {
     let has = |pattern: &[u8]| memchr::memmem::find(src.as_bytes(), pattern).is_some();
     if !has(b"{%") && !has(b"{{") {
@@ -163,8 +192,9 @@ impl<'a> Renderer<'a> {
             trim_next = m.trim_after;
             pos = m.end;
             if m.kind == Kind::Output {
-                if let Some(value) = self.output(&m) {
-                    out.push_str(&value);
+                match self.output(&m) {
+                    Some(value) => out.push_str(&value),
+                    None => pos = drop_unfinished_link(out, src, pos),
                 }
                 continue;
             }
@@ -183,26 +213,32 @@ impl<'a> Renderer<'a> {
                     let target = m.args();
                     match self.links.resolve(target) {
                         Some(url) => self.push_permalink(out, &url),
-                        None => self.problem(
+                        None => {
+                            pos = drop_unfinished_link(out, src, pos);
+                            self.problem(
                             m.start,
                             format!(
                                 "{{% link {target} %}}: no article of the store is at that path; give the path from \
                                  the site's root, like _posts/2024-01-05-title.md"
                             ),
-                        ),
+                            )
+                        }
                     }
                 }
                 "post_url" => {
                     let target = m.args();
                     match self.links.resolve_post(target) {
                         Some(url) => self.push_permalink(out, &url),
-                        None => self.problem(
+                        None => {
+                            pos = drop_unfinished_link(out, src, pos);
+                            self.problem(
                             m.start,
                             format!(
                                 "{{% post_url {target} %}}: no post of the store has that file name; write it like \
                                  2024-01-05-title, without the extension"
                             ),
-                        ),
+                            )
+                        }
                     }
                 }
                 "assign" => self.assign(&m),
@@ -295,7 +331,7 @@ impl<'a> Renderer<'a> {
                 m.start,
                 format!(
                     "Liquid \"{}\" names a value tidings does not have (it knows site.url, site.baseurl, site.title, \
-                     page.* and assigned names); it is left out of the feeds",
+                     the values of _config.yml, page.* and assigned names); it is left out of the feeds",
                     m.shown(self.src)
                 ),
             );
@@ -350,7 +386,12 @@ impl<'a> Renderer<'a> {
             return Some(expr.to_string());
         }
         if let Some(key) = expr.strip_prefix("site.") {
-            return self.vars.site.get(key).cloned();
+            return self
+                .vars
+                .site
+                .get(key)
+                .or_else(|| self.vars.site_config.get(key))
+                .cloned();
         }
         if let Some(key) = expr.strip_prefix("page.") {
             return self.vars.page.get(key).cloned();
@@ -474,6 +515,30 @@ mod tests {
             "Intro\n\n```ruby\n# a comment\nputs \"<!DOCTYPE x [\"\n```\n\n\nAfter\n"
         );
         assert_eq!(problems, vec![]);
+    }
+
+    #[test]
+    fn a_link_whose_destination_cannot_be_given_keeps_only_its_text() {
+        let (out, problems) = run(
+            "[PR](https://github.com/{{ site.data.repo }}/pull/7224) and [b]({% post_url 2020-01-01-gone %}#part) \
+             <{{ release.url }}> [ok]({{ site.url }}/x) {{ unknown }} (aside)",
+        );
+        assert_eq!(
+            out,
+            "[PR]() and [b]()  [ok](https://example.com/x)  (aside)"
+        );
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        let mut vars = vars();
+        vars.site_config = Arc::new(BTreeMap::from([(
+            "repository".to_string(),
+            "octo/blog".to_string(),
+        )]));
+        let (out, _) = render(
+            "[PR](https://github.com/{{ site.repository }}/pull/7)",
+            &vars,
+            &links(),
+        );
+        assert_eq!(out, "[PR](https://github.com/octo/blog/pull/7)");
     }
 
     #[test]

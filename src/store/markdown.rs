@@ -5,7 +5,7 @@
 //! The HTML keeps URLs as the author wrote them; making them absolute is the feeds' job (`feed::urls`), since
 //! it depends on where the article is published.
 
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 /// What the store keeps from a body's text; the HTML is rendered only for the articles a feed carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,19 +236,44 @@ fn ascii_space_bytes(v: u64) -> u64 {
 pub fn to_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     let mut in_empty_link = false; // links do not nest
-    let events = Parser::new_ext(markdown, options()).filter(|event| match event {
-        Event::Start(Tag::Link { dest_url, .. }) if dest_url.trim().is_empty() => {
-            in_empty_link = true;
-            false
-        }
-        Event::End(TagEnd::Link) if in_empty_link => {
-            in_empty_link = false;
-            false
-        }
-        _ => true,
-    });
+    let events = Parser::new_ext(markdown, options())
+        .filter(|event| match event {
+            Event::Start(Tag::Link { dest_url, .. }) if dest_url.trim().is_empty() => {
+                in_empty_link = true;
+                false
+            }
+            Event::End(TagEnd::Link) if in_empty_link => {
+                in_empty_link = false;
+                false
+            }
+            _ => true,
+        })
+        .map(|event| match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(
+                    fence_language(&info).to_owned().into(),
+                )))
+            }
+            other => other,
+        });
     pulldown_cmark::html::push_html(&mut html, events);
     html
+}
+
+/// The language of a code fence's info string, without the attributes Hugo and Pandoc write beside it:
+/// `go {linenos=true}` and `go{hl_lines=[2]}` are `go`, `{.python .numberLines}` is `python`, and
+/// `{filename=".env"}` none.
+fn fence_language(info: &str) -> &str {
+    let info = info.trim();
+    if let Some(attributes) = info.strip_prefix('{') {
+        let attributes = attributes.split('}').next().unwrap_or_default();
+        return attributes
+            .split_whitespace()
+            .find_map(|a| a.strip_prefix('.'))
+            .unwrap_or_default();
+    }
+    let word = info.split_whitespace().next().unwrap_or_default();
+    word.split('{').next().unwrap_or_default()
 }
 
 /// [`to_html`] of at most `max_bytes`: when the whole is longer, the HTML of the longest run of whole top-level
@@ -351,6 +376,26 @@ pub fn reading_minutes(words: usize, wpm: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_fence_keeps_its_language_without_hugo_or_pandoc_attributes() {
+        for (fence, class) in [
+            ("```go {linenos=true}", Some("language-go")),
+            ("```go{hl_lines=[2]}", Some("language-go")),
+            ("```{.python .numberLines}", Some("language-python")),
+            ("``` {filename=\".env\"}", None),
+            ("```rust", Some("language-rust")),
+        ] {
+            let html = to_html(&format!("{fence}\nx = 1\n```\n"));
+            match class {
+                Some(class) => assert!(
+                    html.starts_with(&format!("<pre><code class=\"{class}\">")),
+                    "{fence}: {html}"
+                ),
+                None => assert!(html.starts_with("<pre><code>x = 1"), "{fence}: {html}"),
+            }
+        }
+    }
 
     #[test]
     fn a_summary_with_markdown_is_read_as_inline_markdown() {

@@ -38,7 +38,7 @@ mod liquid;
 pub mod markdown;
 mod shortcodes;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
@@ -46,7 +46,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
-use crate::config::{AuthorConfig, Config};
+use crate::config::{AuthorConfig, Config, Generator};
 use crate::related::terms::{Counter, Terms};
 use front_matter::{AuthorRef, FrontMatterError, OneOrMany, key_position};
 pub use links::LinkIndex;
@@ -387,6 +387,12 @@ pub struct ParseContext<'a> {
     pub language: &'a str,
     /// Whether articles keep their Markdown body ([`Article::body`]).
     pub keep_bodies: bool,
+    /// Whose conventions the store follows (`Auto`: each file's own signs decide).
+    pub generator: Generator,
+    /// Whether a Hugo file name's `YYYY-MM-DD-` prefix is a date rather than part of its slug.
+    pub hugo_name_dates: bool,
+    /// A Jekyll site's `_config.yml` values (Liquid's other `site.*`).
+    pub jekyll_config: &'a std::sync::Arc<BTreeMap<String, String>>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -402,6 +408,9 @@ impl<'a> ParseContext<'a> {
             default_author: config.site.default_author.as_deref(),
             language: &config.site.language,
             keep_bodies: true,
+            generator: config.site.generator,
+            hugo_name_dates: config.site.hugo_name_dates,
+            jekyll_config: &config.site.jekyll_config,
         }
     }
 }
@@ -646,8 +655,8 @@ struct Head {
     /// The summary front matter gives, if any.
     summary: Option<String>,
     /// What ends a summary written at the top of the body: front matter's `excerpt_separator` (Jekyll), else
-    /// Hugo's `<!--more-->`.
-    summary_divider: String,
+    /// (`None`) Hugo's `<!--more-->` or Zola's `<!-- more -->` ([`more_comment`]).
+    summary_divider: Option<String>,
     problems: Vec<ArticleError>,
     /// The whole file and where its body starts.
     text: String,
@@ -680,7 +689,9 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     };
     let mut problems = Vec::new();
     let from_fm = |e: FrontMatterError| fail(e.line, e.col, e.message);
-    let (file_stem, file_date) = file_slug_and_date(&path);
+    // Hugo keeps a dated file name whole in the slug, unless its config reads dates from file names.
+    let name_date_in_slug = ctx.generator == Generator::Hugo && !ctx.hugo_name_dates;
+    let (file_stem, file_date) = file_slug_and_date(&path, name_date_in_slug);
     let split = match front_matter::split(&text) {
         Ok(split) => split,
         Err(_) if file_date.is_none() && front_matter::opening(&text).is_none() => {
@@ -690,6 +701,7 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
     };
     let fm = front_matter::parse(&split).map_err(from_fm)?;
     let toml = split.format == front_matter::Format::Toml;
+    let dialect = body::Dialect::of(&path, split.format, ctx.generator);
     // Position of a front matter key's value in the file, for errors about that key.
     let at_key = |key: &str| {
         key_position(split.front, key).map_or((split.front_line, 1), |(l, c)| {
@@ -728,6 +740,12 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             return Err(fail(l, c, "title must be text".into()));
         }
         None => String::new(),
+    };
+    // Jekyll titles a dated post without one after its file name (`2015-02-26-introducing-jekyll-talk`:
+    // "Introducing Jekyll Talk").
+    let title = match (title.is_empty(), dialect, file_date) {
+        (true, body::Dialect::Jekyll, Some(_)) => titleize_slug(&file_stem),
+        _ => title,
     };
     if title.is_empty() {
         let (l, c) = fm
@@ -788,9 +806,15 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         &["expiryDate", "expirydate", "unpublishdate"],
     )?;
 
+    // Zola slugifies a slug and a file name (`bevy-0.16` → `bevy-0-16`: its default `slugify.paths = "on"`).
+    let zola = ctx.generator == Generator::Zola;
     let slug = match (&fm.slug, path_slug) {
         (Some(s), _) => {
-            let s = url_safe_slug(s.trim());
+            let s = if zola {
+                zola_slug(s.trim())
+            } else {
+                url_safe_slug(s.trim())
+            };
             check_slug(&s).map_err(|m| {
                 let (l, c) = at_key("slug");
                 fail(l, c, m)
@@ -805,7 +829,11 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             s
         }
         (None, None) => {
-            let file_stem = url_safe_slug(&file_stem);
+            let file_stem = if zola {
+                zola_slug(&file_stem)
+            } else {
+                url_safe_slug(&file_stem)
+            };
             check_slug(&file_stem).map_err(|m| {
                 fail(
                     1,
@@ -881,7 +909,6 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
             .and_then(|key| ctx.authors.get(key).map(|a| author_from_config(key, a))),
     };
 
-    let dialect = body::Dialect::of(&path, split.format);
     // Jekyll reads `categories: jekyll update` as two categories; Hugo and Zola write lists (or commas).
     let names = |list: OneOrMany| match (list, dialect) {
         (OneOrMany::One(s), body::Dialect::Jekyll) => {
@@ -951,30 +978,46 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
 
     // Where the article is published: Zola's `path`, Jekyll's `permalink`, Hugo's `url`, else the site's pattern.
     // Jekyll's `:categories` (and `{categories}`) is every category, as folders: `category: x` is the list [x].
-    let categories_path = if categories.is_empty() {
-        category_path(category.as_slice())
+    // Jekyll: the names lowercased and escaped (`Post Formats` → `post%20formats`), and the date in the site's
+    // zone, as Jekyll makes its URLs; elsewhere the names' slugs, and the date as written.
+    let jekyll = dialect == body::Dialect::Jekyll;
+    let categories_path = category_path(
+        if categories.is_empty() {
+            category.as_slice()
+        } else {
+            &categories
+        },
+        jekyll,
+    );
+    let url_date = if jekyll {
+        date.with_timezone(&ctx.timezone).fixed_offset()
     } else {
-        category_path(&categories)
+        date
     };
-    let own_url = zola_path.map(str::to_string).or_else(|| {
+    // Zola's `path` always ends in a slash, whatever its last part looks like (`1.94.1-release`).
+    let own_url = zola_path.map(|p| format!("{p}/")).or_else(|| {
         fm.permalink
             .as_deref()
             .or(fm.url.as_deref())
-            .map(|p| expand_jekyll_permalink(p, &slug, date, &categories_path))
+            .map(|p| expand_jekyll_permalink(p, &slug, url_date, &categories_path))
     });
     let url = match own_url {
         Some(p) => page_url(ctx.base_url, &p),
         None => permalink(
             ctx.base_url,
             ctx.permalink,
-            &slug,
-            date,
-            category.as_deref(),
-            &categories_path,
-            &if ctx.permalink.contains("{section") {
-                sections(&path, ctx.store)
-            } else {
-                Vec::new()
+            &Placeholders {
+                slug: &slug,
+                slug_written: fm.slug.is_some() || zola_path.is_some(),
+                title: &title,
+                date: url_date,
+                category: category.as_deref(),
+                categories: &categories_path,
+                sections: &if ctx.permalink.contains("{section") {
+                    sections(&path, ctx.store, zola)
+                } else {
+                    Vec::new()
+                },
             },
         ),
     };
@@ -1045,8 +1088,8 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         url,
     };
     let summary_divider = match fm.extra.get("excerpt_separator") {
-        Some(Value::String(divider)) if !divider.trim().is_empty() => divider.clone(),
-        _ => "<!--more-->".to_owned(),
+        Some(Value::String(divider)) if !divider.trim().is_empty() => Some(divider.clone()),
+        _ => None,
     };
     Ok(Head {
         article,
@@ -1118,10 +1161,27 @@ fn prepared(head: Head, links: &LinkIndex) -> (Article, Option<String>, String, 
     // Else the body up to its summary divider, when it has one, as one line (Hugo's manual summary, Jekyll's
     // excerpt); else [`finish`] takes the first paragraph.
     let summary = summary.or_else(|| {
-        let at = markdown.find(&summary_divider)?;
+        let at = match &summary_divider {
+            Some(divider) => markdown.find(divider.as_str())?,
+            None => more_comment(&markdown)?,
+        };
         Some(single_line(&markdown::plain_text(&markdown[..at]))).filter(|s| !s.is_empty())
     });
     (article, summary, markdown, problems)
+}
+
+/// Where the first `<!--more-->` of `markdown` starts, spaces inside allowed: Hugo writes `<!--more-->`, Zola's
+/// documentation `<!-- more -->`.
+fn more_comment(markdown: &str) -> Option<usize> {
+    markdown
+        .match_indices("<!--")
+        .map(|(at, _)| at)
+        .find(|&at| {
+            let inside = markdown[at + 4..].trim_start();
+            inside
+                .strip_prefix("more")
+                .is_some_and(|rest| rest.trim_start().starts_with("-->"))
+        })
 }
 
 /// The offset in `written` of byte `offset` of `cleaned` (`written` without the characters XML forbids).
@@ -1156,7 +1216,10 @@ fn liquid_variables(
     author: Option<&Author>,
 ) -> liquid::Variables {
     let base = ctx.base_url;
-    let mut vars = liquid::Variables::default();
+    let mut vars = liquid::Variables {
+        site_config: ctx.jekyll_config.clone(),
+        ..Default::default()
+    };
     let origin = base.origin().ascii_serialization();
     let baseurl = base.path().trim_end_matches('/').to_string();
     vars.site.insert("url".into(), origin);
@@ -1228,8 +1291,8 @@ fn check_slug(slug: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The slug (last segment, without `.html`) and the date (a leading `YYYY/MM/DD`) of a URL path like Zola's
-/// `path = "2024/01/05/my-post"`.
+/// The slug (last segment, without `.html`) and the date (a `YYYY/MM/DD` before the last segment, after any
+/// section: `inside-rust/2024/01/05/my-post`) of a URL path like Zola's `path = "2024/01/05/my-post"`.
 fn slug_and_date_of_url_path(path: &str) -> (Option<String>, Option<NaiveDate>) {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let slug = segments.last().map(|s| {
@@ -1238,23 +1301,78 @@ fn slug_and_date_of_url_path(path: &str) -> (Option<String>, Option<NaiveDate>) 
             .unwrap_or(s)
             .to_string()
     });
-    let date = match segments.as_slice() {
-        [y, m, d, _, ..] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
+    let date = segments.windows(4).find_map(|w| match w {
+        [y, m, d, _] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
             NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d").ok()
         }
         _ => None,
-    };
+    });
     (slug, date)
 }
 
-/// Categories as URL folders (`jekyll/update`): each one's slug, in order; nameless ones left out.
-fn category_path(categories: &[String]) -> String {
+/// Categories as URL folders (`jekyll/update`), in order: each one's slug (nameless ones left out), or for
+/// Jekyll (`jekyll`) each one lowercased and escaped as Jekyll's `:categories` has them (`post%20formats`).
+fn category_path(categories: &[String], jekyll: bool) -> String {
+    let mut seen = HashSet::new();
     categories
         .iter()
-        .map(|c| taxonomy_slug(c))
-        .filter(|c| !c.is_empty())
+        .map(|c| {
+            if jekyll {
+                jekyll_escape_path(&c.to_lowercase())
+            } else {
+                taxonomy_slug(c)
+            }
+        })
+        .filter(|c| !c.is_empty() && (!jekyll || seen.insert(c.clone())))
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Characters Jekyll's `URL.escape_path` leaves as they are (RFC 3986's unreserved and sub-delimiters, `:`, `@`);
+/// every other byte is percent-encoded.
+const JEKYLL_PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+fn jekyll_escape_path(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment.trim(), JEKYLL_PATH_KEEPS).to_string()
+}
+
+/// Jekyll's `Utils.titleize_slug`: each hyphen-separated word capitalised.
+fn titleize_slug(slug: &str) -> String {
+    slug.split('-')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Zola's slug of a name (`slugify.paths = "on"`, its default): the `slug` crate's, as Zola uses it.
+fn zola_slug(name: &str) -> String {
+    match slug::slugify(name) {
+        slugged if !slugged.is_empty() => slugged,
+        _ => name.to_owned(),
+    }
 }
 
 /// Jekyll's front-matter `permalink` with its placeholders (`:year`, `:short_year`, `:month`, `:i_month`,
@@ -1346,9 +1464,9 @@ fn author_from_config(key: &str, a: &AuthorConfig) -> Author {
 }
 
 /// The folders an article sits in below the store, as Hugo's `:sections` (and Zola's section path) are:
-/// lowercased, as both put them in URLs; without a page bundle's own folder (`posts/hello/index.md` is in
+/// lowercased, as Hugo puts them in URLs (slugified for Zola, as its `slugify.paths` does); without a page bundle's own folder (`posts/hello/index.md` is in
 /// `posts`) or a folder whose name starts with `_` (Jekyll's `_posts`, which no URL shows).
-fn sections(path: &Path, store: &Path) -> Vec<String> {
+fn sections(path: &Path, store: &Path, zola: bool) -> Vec<String> {
     let Ok(within) = path.strip_prefix(store) else {
         return Vec::new();
     };
@@ -1363,13 +1481,13 @@ fn sections(path: &Path, store: &Path) -> Vec<String> {
         .into_iter()
         .filter_map(|f| f.to_str())
         .filter(|f| !f.starts_with('_') && *f != ".")
-        .map(str::to_lowercase)
+        .map(|f| if zola { zola_slug(f) } else { f.to_lowercase() })
         .collect()
 }
 
-/// The slug a file name gives (`2024-01-05-hello.md` → `hello`; `post/index.md` → `post`) and the date in a
-/// Jekyll file-name prefix.
-fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
+/// The slug a file name gives (`2024-01-05-hello.md` → `hello`, or the whole name with `keep_date`, as Hugo
+/// has it; `post/index.md` → `post`) and the date in a Jekyll file-name prefix.
+fn file_slug_and_date(path: &Path, keep_date: bool) -> (String, Option<NaiveDate>) {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -1383,6 +1501,7 @@ fn file_slug_and_date(path: &Path) -> (String, Option<NaiveDate>) {
         stem
     };
     match name_date(stem) {
+        Some((date, _, _)) if keep_date => (stem.to_string(), Some(date)),
         Some((date, _, rest)) => (rest.to_string(), Some(date)),
         None => (stem.to_string(), None),
     }
@@ -1519,9 +1638,38 @@ fn check_year(date: DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>, Stri
     }
 }
 
+/// Zone names Ruby's `Time.parse` (so Jekyll) reads after a time, `2013-06-27 11:00:00 UTC`, as offsets in
+/// hours.
+const ZONE_NAMES: &[(&str, i32)] = &[
+    ("UTC", 0),
+    ("GMT", 0),
+    ("Z", 0),
+    ("EST", -5),
+    ("EDT", -4),
+    ("CST", -6),
+    ("CDT", -5),
+    ("MST", -7),
+    ("MDT", -6),
+    ("PST", -8),
+    ("PDT", -7),
+];
+
 fn parse_date_unchecked(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d);
+    }
+    if let Some((time, zone)) = s.rsplit_once(' ')
+        && let Some(&(_, hours)) = ZONE_NAMES.iter().find(|(name, _)| zone == *name)
+    {
+        let offset = FixedOffset::east_opt(hours * 3600).expect("a whole hour is an offset");
+        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+            if let Ok(naive) = NaiveDateTime::parse_from_str(time.trim_end(), format) {
+                return naive
+                    .and_local_timezone(offset)
+                    .single()
+                    .ok_or_else(|| format!("date \"{s}\" is not a time"));
+            }
+        }
     }
     for format in [
         "%Y-%m-%d %H:%M:%S %z",
@@ -1551,17 +1699,45 @@ fn parse_date_unchecked(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffs
     ))
 }
 
-fn permalink(
-    base: &url::Url,
-    pattern: &str,
-    slug: &str,
+/// What an article gives `[site] permalink`'s placeholders.
+struct Placeholders<'a> {
+    /// `slug:` as written, else the file name's.
+    slug: &'a str,
+    /// Whether `slug` was written (in `slug:` or Zola's `path`) rather than taken from the file name.
+    slug_written: bool,
+    title: &'a str,
     date: DateTime<FixedOffset>,
-    category: Option<&str>,
-    categories: &str,
-    sections: &[String],
-) -> String {
+    category: Option<&'a str>,
+    /// Every category, as folders ([`category_path`]).
+    categories: &'a str,
+    sections: &'a [String],
+}
+
+/// `pattern` with the article's values in its placeholders, joined to `base`: `{slug}`, `{title}` (the title's
+/// slug, Hugo's `:title`), `{slug_or_title}` (a written slug, else the title's: Hugo's `:slug`), `{year}`,
+/// `{month}`, `{day}`, `{category}`, `{categories}`, `{section}`, `{sections}`.
+fn permalink(base: &url::Url, pattern: &str, values: &Placeholders<'_>) -> String {
+    let Placeholders {
+        slug,
+        slug_written,
+        title,
+        date,
+        category,
+        categories,
+        sections,
+    } = *values;
     // Each placeholder's value is made only when the pattern has it (this runs for every article).
     let mut path = pattern.replace("{slug}", slug);
+    if path.contains("{title}") || path.contains("{slug_or_title}") {
+        let title = match taxonomy_slug(title) {
+            t if t.is_empty() => slug.to_owned(),
+            t => t,
+        };
+        let slug_or_title = if slug_written { slug } else { &title };
+        path = path
+            .replace("{slug_or_title}", slug_or_title)
+            .replace("{title}", &title);
+    }
     // No category (no section): no folder for them (Jekyll's default permalink), rather than an empty one.
     if path.contains("{categories}") {
         path = path.replace("{categories}", categories).replace("//", "/");

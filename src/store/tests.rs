@@ -42,6 +42,9 @@ fn parse_in(path: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Parsed, A
         default_author: None,
         language: "en",
         keep_bodies: true,
+        generator: Generator::Auto,
+        hugo_name_dates: false,
+        jekyll_config: &Default::default(),
     };
     parse_article(Path::new(path), text, &ctx)
 }
@@ -297,8 +300,8 @@ fn a_file_dated_anywhere_is_still_an_article_or_an_error() {
         ),
         ("site/_posts/2024-01-05-x.md", "# X\n", 1, "no front matter"),
         (
-            "site/_posts/2024-01-05-x.md",
-            "---\ndraft: false\n---\n",
+            "content/posts/2024-01-05-x.md",
+            "+++\ndraft = false\n+++\n",
             2,
             "missing title",
         ),
@@ -407,6 +410,9 @@ fn duplicate_slugs_name_both_files() {
         default_author: None,
         language: "en",
         keep_bodies: true,
+        generator: Generator::Auto,
+        hugo_name_dates: false,
+        jekyll_config: &Default::default(),
     };
     let results = vec![
         parse_article(
@@ -679,6 +685,9 @@ fn parse_many(files: &[(&str, &str)], permalink: &str) -> (Catalog, Vec<ArticleE
         default_author: None,
         language: "en",
         keep_bodies: true,
+        generator: Generator::Auto,
+        hugo_name_dates: false,
+        jekyll_config: &Default::default(),
     };
     let sources = files
         .iter()
@@ -1156,6 +1165,15 @@ fn a_summary_divider_in_the_body_ends_the_summary() {
     )
     .unwrap();
     assert_eq!(a.summary, "Only.", "else the first paragraph");
+    let a = parse(
+        "content/blog/zola.md",
+        "+++\ntitle = \"Zola\"\ndate = 2024-01-01\n+++\nIntro.\n\n- one\n- two\n\n<!-- more -->\n\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.summary, "Intro. one two",
+        "Zola's <!-- more --> with spaces"
+    );
 }
 
 #[test]
@@ -1182,21 +1200,41 @@ fn jekylls_categories_are_folders_of_the_permalink() {
     let base = url::Url::parse("https://example.com/").unwrap();
     let date = DateTime::parse_from_rfc3339("2019-03-04T10:00:00+01:00").unwrap();
     let jekyll_default = "/{categories}/{year}/{month}/{day}/{slug}.html";
+    let welcome = Placeholders {
+        slug: "welcome",
+        slug_written: false,
+        title: "Welcome to Jekyll!",
+        date,
+        category: Some("Jekyll"),
+        categories: "jekyll/update",
+        sections: &[],
+    };
     assert_eq!(
-        permalink(
-            &base,
-            jekyll_default,
-            "welcome",
-            date,
-            Some("Jekyll"),
-            "jekyll/update",
-            &[]
-        ),
+        permalink(&base, jekyll_default, &welcome),
         "https://example.com/jekyll/update/2019/03/04/welcome.html"
     );
+    let nocat = Placeholders {
+        slug: "nocat",
+        category: None,
+        categories: "",
+        ..welcome
+    };
     assert_eq!(
-        permalink(&base, jekyll_default, "nocat", date, None, "", &[]),
+        permalink(&base, jekyll_default, &nocat),
         "https://example.com/2019/03/04/nocat.html"
+    );
+    // Hugo's `:slug` is the written slug, else the title's; `:title` always the title's.
+    assert_eq!(
+        permalink(&base, "/posts/{slug_or_title}/{title}/", &welcome),
+        "https://example.com/posts/welcome-to-jekyll/welcome-to-jekyll/"
+    );
+    let written = Placeholders {
+        slug_written: true,
+        ..welcome
+    };
+    assert_eq!(
+        permalink(&base, "/posts/{slug_or_title}/", &written),
+        "https://example.com/posts/welcome/"
     );
 }
 
@@ -1256,4 +1294,164 @@ proptest::proptest! {
         let (a, b) = (Path::new(&a), Path::new(&b));
         proptest::prop_assert_eq!(super::path_order(a, b), a.components().cmp(b.components()));
     }
+}
+
+#[test]
+fn front_matter_keys_written_with_capitals_are_read_as_hugo_reads_them() {
+    let a = parse(
+        "content/entry/2014/02/28/232846.md",
+        "+++\nTitle = \"Capitals\"\nDate = \"2014-02-28T23:28:46+09:00\"\nCategories = [\"Apps\"]\nTags = [\"tech\"]\n+++\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.title, "Capitals");
+    assert_eq!(a.category.as_deref(), Some("Apps"));
+    assert_eq!(a.tags, ["tech"]);
+    assert_eq!(a.date.to_rfc3339(), "2014-02-28T23:28:46+09:00");
+    let a = parse(
+        "content/posts/eks.md",
+        "---\nTitle: Yaml capitals\nDate: 2025-05-09\ntitle: lower wins\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.title, "lower wins", "the field's own spelling first");
+}
+
+#[test]
+fn a_jekyll_post_without_a_title_is_titled_after_its_file_name_as_jekyll_titles_it() {
+    let a = parse(
+        "site/_posts/2015-02-26-introducing-jekyll-talk.markdown",
+        "---\nlayout: post\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.title, "Introducing Jekyll Talk");
+    let a = parse(
+        "site/_posts/2012-11-18-hello.md",
+        "---\ntitle:\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.title, "Hello", "an empty title too");
+}
+
+#[test]
+fn jekyll_reads_a_zone_name_after_the_time() {
+    for (written, rfc3339) in [
+        ("2013-06-27 11:00:00 UTC", "2013-06-27T11:00:00+00:00"),
+        ("2013-12-21 2:00:00 GMT", "2013-12-21T02:00:00+00:00"),
+        ("2013-12-21 09:30 PST", "2013-12-21T09:30:00-08:00"),
+    ] {
+        let a = parse(
+            "site/_posts/2013-06-27-zone.md",
+            &format!("---\ntitle: Zone\ndate: {written}\n---\nBody.\n"),
+        )
+        .unwrap();
+        assert_eq!(a.date.to_rfc3339(), rfc3339, "{written}");
+    }
+}
+
+#[test]
+fn jekyll_urls_take_the_date_in_the_site_zone_and_categories_lowercased_and_escaped() {
+    // Europe/Berlin (parse's zone): 23:30 at -07:00 is 08:30 the next day there.
+    let a = parse(
+        "site/_posts/2013-05-06-released.md",
+        "---\ntitle: R\ndate: 2013-05-06 23:30:00 -0700\npermalink: /news/:year/:month/:day/:title/\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.url, "https://example.com/blog/news/2013/05/07/released/");
+    let a = parse(
+        "site/_posts/2013-05-06-notice.md",
+        "---\ntitle: N\ndate: 2013-05-06\ncategories: [Post Formats, Ünïcode]\npermalink: /:categories/:title/\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.url,
+        "https://example.com/blog/post%20formats/%C3%BCn%C3%AFcode/notice/"
+    );
+    let a = parse(
+        "content/posts/notice.md",
+        "---\ntitle: N\ndate: 2013-05-06T23:30:00-07:00\ncategories: [Post Formats]\nurl: /x/:year/:month/:day/:categories/\n---\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(
+        a.url, "https://example.com/blog/x/2013/05/06/post-formats/",
+        "elsewhere slugs and the date as written"
+    );
+}
+
+#[test]
+fn zola_paths_end_in_a_slash_and_may_start_with_a_section() {
+    let a = parse(
+        "content/1.94.1-release.md",
+        "+++\ntitle = \"Rust 1.94.1\"\npath = \"2026/03/26/1.94.1-release\"\n+++\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.url, "https://example.com/blog/2026/03/26/1.94.1-release/");
+    let a = parse(
+        "content/inside-rust/retro/index.md",
+        "+++\ntitle = \"Retro\"\npath = \"inside-rust/2026/01/05/retro\"\n+++\nBody.\n",
+    )
+    .unwrap();
+    assert_eq!(a.date.format("%Y-%m-%d").to_string(), "2026-01-05");
+    assert_eq!(
+        a.url,
+        "https://example.com/blog/inside-rust/2026/01/05/retro/"
+    );
+}
+
+/// `parse` with the site's generator known.
+fn parse_as(path: &str, text: &str, generator: Generator, hugo_name_dates: bool) -> Article {
+    let base = url::Url::parse("https://example.com/").unwrap();
+    let authors = authors();
+    let ctx = ParseContext {
+        title: "Blog",
+        base_url: &base,
+        permalink: "/{sections}/{slug}/",
+        store: Path::new("content"),
+        timezone: chrono_tz::UTC,
+        reading_wpm: 200,
+        authors: &authors,
+        default_author: None,
+        language: "en",
+        keep_bodies: true,
+        generator,
+        hugo_name_dates,
+        jekyll_config: &Default::default(),
+    };
+    let parsed = parse_article(Path::new(path), text, &ctx).unwrap();
+    assert_eq!(parsed.problems, vec![], "{path}: unexpected problems");
+    parsed.article
+}
+
+#[test]
+fn a_hugo_site_keeps_a_dated_file_name_whole_and_reads_its_shortcodes() {
+    let text =
+        "---\ntitle: Dated\ndate: 2020-01-01\n---\n{{< figure src=\"a.png\" caption=\"A\" >}}\n";
+    let a = parse_as(
+        "content/posts/2020-01-01-dated.md",
+        text,
+        Generator::Hugo,
+        false,
+    );
+    assert_eq!(a.url, "https://example.com/posts/2020-01-01-dated/");
+    let body = a.body.unwrap();
+    assert!(body.contains("<figure"), "{body}");
+    let a = parse_as(
+        "content/posts/2020-01-01-dated.md",
+        text,
+        Generator::Hugo,
+        true,
+    );
+    assert_eq!(
+        a.url, "https://example.com/posts/dated/",
+        "[frontmatter] date = [\":filename\", …] drops it"
+    );
+}
+
+#[test]
+fn a_zola_site_slugifies_file_and_folder_names() {
+    let a = parse_as(
+        "content/News Items/2025-04-24-bevy-0.16/index.md",
+        "+++\ntitle = \"Bevy 0.16\"\n+++\nBody.\n",
+        Generator::Zola,
+        false,
+    );
+    assert_eq!(a.url, "https://example.com/news-items/bevy-0-16/");
 }

@@ -558,6 +558,13 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
     assert_no_generator_markup(&env);
     assert_every_feed_valid(&env);
 
+    let gists = content_of(&env, "Gists and links between posts");
+    assert!(
+        gists.contains(
+            "<a href=\"https://github.com/octo/test-blog\">on GitHub</a>, kept by Ann Author."
+        ),
+        "_config.yml's values are site.*: {gists}"
+    );
     let welcome = content_of(&env, "Welcome to Jekyll!");
     assert!(
         welcome.contains("<pre><code class=\"language-ruby\"># Prints 'Hi, Tom' to STDOUT."),
@@ -633,7 +640,7 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
         [
             "README.md:1:1: note: not a post: neither its name nor its front matter has a date (Jekyll publishes only `_posts/YYYY-MM-DD-title.md`); it is left out of the feeds and digests; to publish it, name it YYYY-MM-DD-title.md",
             "2023-06-01-what-only-jekyll-can-render.md:7:1: error: Liquid tag \"{% include note.html content=\"Don't panic\" %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
-            "2023-06-01-what-only-jekyll-can-render.md:9:23: error: Liquid \"{{ site.data.releases.latest }}\" names a value tidings does not have (it knows site.url, site.baseurl, site.title, page.* and assigned names); it is left out of the feeds",
+            "2023-06-01-what-only-jekyll-can-render.md:9:23: error: Liquid \"{{ site.data.releases.latest }}\" names a value tidings does not have (it knows site.url, site.baseurl, site.title, the values of _config.yml, page.* and assigned names); it is left out of the feeds",
             "2023-06-01-what-only-jekyll-can-render.md:11:1: error: Liquid tag \"{% if page.comments %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
             "2023-06-01-what-only-jekyll-can-render.md:11:41: error: Liquid tag \"{% endif %}\" cannot be evaluated outside Jekyll; it is left out of the feeds",
         ]
