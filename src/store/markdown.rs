@@ -26,6 +26,24 @@ pub(crate) fn options() -> Options {
         | Options::ENABLE_HEADING_ATTRIBUTES
         // `term` then `: definition`: kramdown (Jekyll) and goldmark (Hugo, on by default) both read it so.
         | Options::ENABLE_DEFINITION_LIST
+        // TeX between dollars is kept as written ([`math_as_written`]), not read as Markdown.
+        | Options::ENABLE_MATH
+}
+
+/// `markdown`'s events, math as written.
+fn events(markdown: &str, options: Options) -> impl Iterator<Item = Event<'_>> {
+    Parser::new_ext(markdown, options).map(math_as_written)
+}
+
+/// Math (`$…$`, `$$…$$`) back to its text with its dollars, as the author wrote it: a feed reader runs no
+/// MathJax, and TeX read as Markdown is garbled (`$W_t$ and $W_{t-1}$` turned into emphasis, `\\` line breaks
+/// halved, quotes made curly). A single dollar is often money (`$5-$10`): as text it reads as written either way.
+fn math_as_written(event: Event<'_>) -> Event<'_> {
+    match event {
+        Event::InlineMath(tex) => Event::Text(format!("${tex}$").into()),
+        Event::DisplayMath(tex) => Event::Text(format!("$${tex}$$").into()),
+        other => other,
+    }
 }
 
 /// The body's plain text, first paragraph and word count, in one pass of the parser.
@@ -34,7 +52,7 @@ pub fn analyze(markdown: &str) -> Analysis {
     let mut first_paragraph = String::new();
     let mut in_paragraph = false;
     let mut first_done = false;
-    for event in Parser::new_ext(markdown, options()) {
+    for event in events(markdown, options()) {
         match event {
             Event::Start(Tag::Paragraph) => in_paragraph = true,
             Event::End(TagEnd::Paragraph) => {
@@ -71,7 +89,7 @@ pub fn analyze(markdown: &str) -> Analysis {
 /// `bold,`), blocks apart by a space. What a summary written at the top of the body reads as.
 pub fn plain_text(markdown: &str) -> String {
     let mut text = String::with_capacity(markdown.len());
-    for event in Parser::new_ext(markdown, options()) {
+    for event in events(markdown, options()) {
         match event {
             Event::Text(t) | Event::Code(t) => text.push_str(&t),
             Event::SoftBreak | Event::HardBreak => text.push(' '),
@@ -113,7 +131,7 @@ pub fn inline_markup(summary: &str) -> Option<InlineMarkup> {
         return None;
     }
     let options = options() - Options::ENABLE_SMART_PUNCTUATION;
-    let events: Vec<Event<'_>> = Parser::new_ext(summary, options).collect();
+    let events: Vec<Event<'_>> = events(summary, options).collect();
     let (Some(Event::Start(Tag::Paragraph)), Some(Event::End(TagEnd::Paragraph))) =
         (events.first(), events.last())
     else {
@@ -236,7 +254,7 @@ fn ascii_space_bytes(v: u64) -> u64 {
 pub fn to_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     let mut in_empty_link = false; // links do not nest
-    let events = Parser::new_ext(markdown, options())
+    let events = events(markdown, options())
         .filter(|event| match event {
             Event::Start(Tag::Link { dest_url, .. }) if dest_url.trim().is_empty() => {
                 in_empty_link = true;
@@ -376,6 +394,19 @@ pub fn reading_minutes(words: usize, wpm: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tex_between_dollars_is_kept_as_written() {
+        assert_eq!(
+            to_html("Let $W'_t$ and $$W_{t-1}$$ be *it*.\n\n$$\na \\\\ b < c\n$$\n"),
+            "<p>Let $W'_t$ and $$W_{t-1}$$ be <em>it</em>.</p>\n<p>$$\na \\\\ b &lt; c\n$$</p>\n"
+        );
+        assert_eq!(
+            to_html("From $5-$10, or US$5 and US$6 \"each\".\n"),
+            "<p>From $5-$10, or US$5 and US$6 \u{201c}each\u{201d}.</p>\n"
+        );
+        assert_eq!(plain_text("Let $W_t$ be"), "Let $W_t$ be ");
+    }
 
     #[test]
     fn a_code_fence_keeps_its_language_without_hugo_or_pandoc_attributes() {
