@@ -86,7 +86,19 @@ pub fn prepare(raw: &str, ctx: &BodyContext<'_>) -> (String, Vec<Problem>) {
         Dialect::Jekyll => {
             let (out, problems) = super::liquid::render(raw, ctx.liquid, ctx.links);
             let kramdown = super::kramdown::remove_attribute_lists(&out);
-            (super::kramdown::markdown_in_html(&kramdown), problems)
+            // With `kramdown: {parse_block_html: true}` in `_config.yml`, the content of block HTML is Markdown,
+            // much as CommonMark reads it after a blank line; by default it is raw to its closing tag.
+            let parse_block_html = ctx
+                .liquid
+                .site_config
+                .get("kramdown.parse_block_html")
+                .is_some_and(|v| v == "true");
+            let whole = if parse_block_html {
+                kramdown
+            } else {
+                super::kramdown::html_blocks_whole(&kramdown)
+            };
+            (super::kramdown::markdown_in_html(&whole), problems)
         }
         Dialect::Hugo => super::shortcodes::render(raw, ctx.links),
         Dialect::Zola => {

@@ -5,7 +5,9 @@
 //! content; a `* TOC` item marked `{:toc}` (where kramdown puts the table of contents) is removed with its marker.
 //! Block HTML marked `markdown="1"` has its content read as Markdown ([`markdown_in_html`]). An abbreviation
 //! definition (`*[HTML]: HyperText Markup Language`) is removed: kramdown prints none, it only titles the word
-//! (which a feed item goes without). Code (fenced blocks and backtick spans) is left as written.
+//! (which a feed item goes without). A block HTML element runs to its closing tag, as kramdown reads it, not to
+//! the next blank line as CommonMark does ([`html_blocks_whole`]). Code (fenced blocks and backtick spans) is
+//! left as written.
 
 /// `markdown` without kramdown attribute lists and extensions.
 pub fn remove_attribute_lists(markdown: &str) -> String {
@@ -97,6 +99,102 @@ const BLOCK_TAGS: &[&str] = &[
     "td",
     "th",
 ];
+
+/// Elements whose raw HTML block kramdown runs to the closing tag: [`BLOCK_TAGS`] and the others CommonMark
+/// starts an HTML block with (its type 6) that posts write raw. (`pre`, `script` and `style` already run to
+/// their closing tag in CommonMark.)
+const RAW_BLOCK_TAGS: &[&str] = &[
+    "table", "ul", "ol", "p", "h1", "h2", "h3", "h4", "h5", "h6", "iframe", "video", "audio",
+    "form", "noscript",
+];
+
+/// Block HTML as kramdown reads it: an element opened at the start of a line (not marked `markdown="1"`, see
+/// [`markdown_in_html`]) is raw HTML up to its closing tag, blank lines and whitespace-only lines inside
+/// included, where CommonMark ends the HTML block at the first of them and reads the rest as Markdown (a table
+/// whose rows are set apart by a blank line became code blocks of escaped `<td>`s). A blank line inside becomes
+/// an empty comment, which keeps the block whole and prints nothing; after the closing tag a blank line ends
+/// the block (`<p id="x"></p>` then `---` is a rule, not text). An element that is never closed is left to
+/// CommonMark.
+pub fn html_blocks_whole(markdown: &str) -> String {
+    if memchr::memchr(b'<', markdown.as_bytes()).is_none() {
+        return markdown.to_string();
+    }
+    let lines: Vec<&str> = markdown.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(markdown.len() + 64);
+    let mut fence = None;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        i += 1;
+        if in_fence(&mut fence, trimmed) {
+            out.push_str(line);
+            continue;
+        }
+        let Some(name) = raw_block_start(line) else {
+            out.push_str(line);
+            continue;
+        };
+        // The line where the element closes, if it does.
+        let mut depth = 0isize;
+        let end = (i - 1..lines.len()).find(|&j| {
+            depth += element_balance(lines[j], name);
+            depth <= 0
+        });
+        let Some(end) = end else {
+            out.push_str(line);
+            continue;
+        };
+        for &inner in &lines[i - 1..=end] {
+            if inner.trim().is_empty() {
+                out.push_str("<!-- -->\n");
+            } else {
+                out.push_str(inner);
+            }
+        }
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        i = end + 1;
+        if lines.get(i).is_some_and(|next| !next.trim().is_empty()) {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The name of the raw block element a line opens (indented at most three spaces, as CommonMark starts an HTML
+/// block), unless it is marked `markdown=`.
+fn raw_block_start(line: &str) -> Option<&'static str> {
+    let trimmed = line.trim_start_matches(' ');
+    if line.len() - trimmed.len() > 3 || MarkedTag::parse(trimmed).is_some() {
+        return None;
+    }
+    let after = trimmed.strip_prefix('<')?;
+    let name_len = after.find(|c: char| !c.is_ascii_alphanumeric())?;
+    let name = after[..name_len].to_ascii_lowercase();
+    if !after[name_len..].starts_with(['>', ' ', '\t', '\n', '\r', '/']) {
+        return None;
+    }
+    BLOCK_TAGS
+        .iter()
+        .chain(RAW_BLOCK_TAGS)
+        .copied()
+        .find(|t| *t == name)
+}
+
+/// Opening minus closing tags of element `name` in `line` (`<name>` or `<name …>`, and `</name>`).
+fn element_balance(line: &str, name: &str) -> isize {
+    let lower = line.to_ascii_lowercase();
+    let opens = lower
+        .match_indices(&format!("<{name}"))
+        .filter(|(i, m)| {
+            lower[i + m.len()..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace())
+        })
+        .count();
+    let closes = lower.matches(&format!("</{name}>")).count();
+    opens as isize - closes as isize
+}
 
 /// Block HTML marked `markdown="1"` (or `"block"`), whose content kramdown reads as Markdown while CommonMark
 /// prints it raw (an HTML block runs to the next blank line): the opening tag loses the attribute and is set
@@ -337,6 +435,36 @@ fn closing_brace(s: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_html_element_runs_to_its_closing_tag_as_kramdown_reads_it() {
+        let table =
+            "<table>\n  <tr>\n    \n    <td>a</td>\n\n    <td>b</td>\n  </tr>\n</table>\nAfter.\n";
+        assert_eq!(
+            html_blocks_whole(table),
+            "<table>\n  <tr>\n<!-- -->\n    <td>a</td>\n<!-- -->\n    <td>b</td>\n  </tr>\n</table>\n\nAfter.\n"
+        );
+        let html = crate::store::markdown::to_html(&html_blocks_whole(table));
+        assert!(
+            !html.contains("<pre>") && !html.contains("&lt;td"),
+            "{html}"
+        );
+        assert!(html.ends_with("<p>After.</p>\n"), "{html}");
+        // A one-line element ends where it closes.
+        assert_eq!(
+            html_blocks_whole("<p id = \"build\"></p>\n---\n"),
+            "<p id = \"build\"></p>\n\n---\n"
+        );
+        // Never closed, marked markdown="1", or in a code fence: as written.
+        for kept in [
+            "<div>\nopen\n\nstill\n",
+            "<div markdown=\"1\">\n*a*\n\n</div>\n",
+            "```\n<div>\n\n</div>\n```\n",
+            "    <div>\n\n    </div>\n",
+        ] {
+            assert_eq!(html_blocks_whole(kept), kept);
+        }
+    }
 
     #[test]
     fn attribute_lists_are_removed_and_code_is_kept() {

@@ -132,6 +132,21 @@ fn drop_unfinished_link(out: &mut String, src: &str, pos: usize) -> usize {
     pos
 }
 
+/// Liquid's `strip_html`: the text without its tags.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 pub fn render(src: &str, vars: &Variables, links: &LinkIndex) -> (String, Vec<Problem>) {
     let has = |pattern: &[u8]| memchr::memmem::find(src.as_bytes(), pattern).is_some();
     if !has(b"{%") && !has(b"{{") {
@@ -242,6 +257,27 @@ impl<'a> Renderer<'a> {
                     }
                 }
                 "assign" => self.assign(&m),
+                "capture" => {
+                    let mut captured = String::new();
+                    match self.render_until(m.end, Some("endcapture"), &mut captured) {
+                        Some(end) => {
+                            let value = if m.trim_after {
+                                captured.trim_start().to_string()
+                            } else {
+                                captured
+                            };
+                            self.locals.insert(m.args().trim().to_string(), value);
+                            pos = end;
+                        }
+                        None => {
+                            self.problem(
+                                m.start,
+                                "{% capture %} is never closed; add {% endcapture %}",
+                            );
+                            pos = src.len();
+                        }
+                    }
+                }
                 "gist" => {
                     let mut args = m.args().split_whitespace();
                     match args.next().filter(|a| a.contains('/')) {
@@ -342,13 +378,14 @@ impl<'a> Renderer<'a> {
                 Some((n, a)) => (n.trim(), a.trim()),
                 None => (filter.trim(), ""),
             };
-            let arg = || {
-                let first = split_outside_quotes(args, ',')
+            let arg_at = |n: usize| {
+                let nth = split_outside_quotes(args, ',')
                     .into_iter()
-                    .next()
+                    .nth(n)
                     .unwrap_or_default();
-                self.value(first.trim())
+                self.value(nth.trim())
             };
+            let arg = || arg_at(0);
             value = match name {
                 "relative_url" => self.relative_url(&value),
                 "absolute_url" => self.absolute_url(&value),
@@ -361,6 +398,12 @@ impl<'a> Renderer<'a> {
                 "prepend" => arg().unwrap_or_default() + &value,
                 "default" if value.is_empty() => arg().unwrap_or_default(),
                 "default" => value,
+                "markdownify" => super::markdown::to_html(&value),
+                "remove" => value.replace(&arg().unwrap_or_default(), ""),
+                "replace" => {
+                    value.replace(&arg().unwrap_or_default(), &arg_at(1).unwrap_or_default())
+                }
+                "strip_html" => strip_tags(&value),
                 _ => {
                     self.problem(
                         m.start,
@@ -542,6 +585,19 @@ mod tests {
     }
 
     #[test]
+    fn a_capture_is_rendered_once_and_read_back_through_filters() {
+        let (out, problems) = run(
+            "{%- capture fig -%}\n![a]({{ site.baseurl }}/a.png)\n{%- endcapture -%}\n<figure>{{ fig | markdownify | remove: \"<p>\" | remove: \"</p>\" | strip }}</figure> \
+             {{ \"<b>x</b> y\" | strip_html | replace: \"y\", \"z\" }}",
+        );
+        assert_eq!(
+            out,
+            "<figure><img src=\"/blog/a.png\" alt=\"a\" /></figure> x z"
+        );
+        assert_eq!(problems, vec![]);
+    }
+
+    #[test]
     fn links_and_site_values_are_evaluated() {
         let (out, problems) = run(
             "[a]({% post_url 2024-01-05-first %}) [b]({% link _posts/2024-01-05-first.md %}) \
@@ -586,7 +642,7 @@ mod tests {
 
     #[test]
     fn what_cannot_be_evaluated_is_removed_and_reported_at_its_offset() {
-        let src = "a {% include note.html %} b {{ release.version }} c {{ page.title | markdownify }} d {% post_url nope %}";
+        let src = "a {% include note.html %} b {{ release.version }} c {{ page.title | sort }} d {% post_url nope %}";
         let (out, problems) = run(src);
         assert_eq!(out, "a  b  c  d ");
         let offsets: Vec<usize> = problems.iter().map(|p| p.offset).collect();
@@ -612,7 +668,7 @@ mod tests {
             "{problems:?}"
         );
         assert!(
-            problems[2].message.contains("filter \"markdownify\""),
+            problems[2].message.contains("filter \"sort\""),
             "{problems:?}"
         );
         assert!(
