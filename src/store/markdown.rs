@@ -85,6 +85,41 @@ pub fn analyze(markdown: &str) -> Analysis {
     }
 }
 
+/// A Jekyll title as jekyll-feed prints it (`smartify | strip_html`): tags removed, HTML character references
+/// decoded (`Special&nbsp;---&nbsp;Characters`), quotes curled and `--`, `---`, `...` made dashes and an ellipsis
+/// (kramdown's SmartyPants). Nothing else of Markdown applies: every other punctuation mark stays as written.
+pub fn smartify(title: &str) -> String {
+    if !title.contains(['\'', '"', '-', '.', '&', '<']) {
+        return title.to_owned();
+    }
+    let mut escaped = String::with_capacity(title.len() + 16);
+    // A paragraph whatever the title starts with (`# of`, `1. Intro`); the two characters go again below.
+    escaped.push_str("a ");
+    let mut in_tag = false;
+    for c in title.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if in_tag => {}
+            '\'' | '"' | '-' | '.' | '&' | '#' | ';' => escaped.push(c),
+            c if c.is_ascii_punctuation() => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c => escaped.push(c),
+        }
+    }
+    let mut text = String::with_capacity(escaped.len());
+    for event in Parser::new_ext(&escaped, Options::ENABLE_SMART_PUNCTUATION) {
+        match event {
+            Event::Text(t) => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => text.push(' '),
+            _ => {}
+        }
+    }
+    text.strip_prefix("a ").unwrap_or(&text).trim().to_owned()
+}
+
 /// The text of a Markdown fragment as a reader sees it: inline markup gone without a trace (`**bold**,` is
 /// `bold,`), blocks apart by a space. What a summary written at the top of the body reads as.
 pub fn plain_text(markdown: &str) -> String {
@@ -274,7 +309,31 @@ pub fn to_html(markdown: &str) -> String {
             }
             other => other,
         });
-    pulldown_cmark::html::push_html(&mut html, events);
+    if memchr::memmem::find(markdown.as_bytes(), b"[^").is_none() {
+        pulldown_cmark::html::push_html(&mut html, events);
+        return html;
+    }
+    // Footnotes at the end, as kramdown, goldmark and Zola put them, wherever their definitions were written
+    // (often right below the paragraph that cites them).
+    let mut notes = Vec::new();
+    let mut in_note = false;
+    let body: Vec<Event<'_>> = events
+        .filter(|event| {
+            in_note |= matches!(event, Event::Start(Tag::FootnoteDefinition(_)));
+            let keep = !in_note;
+            if !keep {
+                notes.push(event.clone());
+            }
+            in_note &= !matches!(event, Event::End(TagEnd::FootnoteDefinition));
+            keep
+        })
+        .collect();
+    pulldown_cmark::html::push_html(&mut html, body.into_iter());
+    if !notes.is_empty() {
+        html.push_str("<div class=\"footnotes\">\n<hr />\n");
+        pulldown_cmark::html::push_html(&mut html, notes.into_iter());
+        html.push_str("</div>\n");
+    }
     html
 }
 
@@ -394,6 +453,38 @@ pub fn reading_minutes(words: usize, wpm: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jekyll_title_is_smartified_as_jekyll_feed_prints_it() {
+        for (written, shown) in [
+            (
+                "Markup: Title with Special&nbsp;---&nbsp;Characters",
+                "Markup: Title with Special\u{a0}\u{2014}\u{a0}Characters",
+            ),
+            (
+                "\"Quoted\" -- it's <em>fine</em>...",
+                "\u{201c}Quoted\u{201d} \u{2013} it\u{2019}s fine\u{2026}",
+            ),
+            (
+                "# of users: 1. *not* _emphasis_ [x](y)",
+                "# of users: 1. *not* _emphasis_ [x](y)",
+            ),
+            ("C++ & Rust", "C++ & Rust"),
+            ("1. Intro", "1. Intro"),
+        ] {
+            assert_eq!(smartify(written), shown, "{written}");
+        }
+    }
+
+    #[test]
+    fn footnotes_come_at_the_end_wherever_they_are_defined() {
+        let html = to_html("One[^a] two.\n\n[^a]: The note.\n\nThree.\n");
+        assert!(
+            html.starts_with("<p>One<sup class=\"footnote-reference\"><a href=\"#a\">1</a></sup> two.</p>\n<p>Three.</p>\n<div class=\"footnotes\">\n<hr />\n<div class=\"footnote-definition\" id=\"a\">"),
+            "{html}"
+        );
+        assert!(html.ends_with("The note.</p>\n</div>\n</div>\n"), "{html}");
+    }
 
     #[test]
     fn tex_between_dollars_is_kept_as_written() {

@@ -742,9 +742,11 @@ fn parse_head(path: PathBuf, text: String, ctx: &ParseContext<'_>) -> Result<Hea
         None => String::new(),
     };
     // Jekyll titles a dated post without one after its file name (`2015-02-26-introducing-jekyll-talk`:
-    // "Introducing Jekyll Talk").
+    // "Introducing Jekyll Talk"),
+    // and prints titles through `smartify`: curly quotes, dashes, character references decoded.
     let title = match (title.is_empty(), dialect, file_date) {
         (true, body::Dialect::Jekyll, Some(_)) => titleize_slug(&file_stem),
+        (false, body::Dialect::Jekyll, _) => single_line(&markdown::smartify(&title)),
         _ => title,
     };
     if title.is_empty() {
