@@ -674,6 +674,12 @@ fn a_hugo_blog_publishes_every_post_with_shortcodes_evaluated() {
                 Some("Ann Author"),
             ),
             (
+                "Moved from Jekyll",
+                "2024-01-20T10:00:00+01:00",
+                &format!("{b}/posts/2024-01-20-moved-from-jekyll/"),
+                None,
+            ),
+            (
                 "First steps with Hugo",
                 "2024-01-10T09:00:00+01:00",
                 &format!("{b}/posts/first-steps/"),
@@ -683,6 +689,20 @@ fn a_hugo_blog_publishes_every_post_with_shortcodes_evaluated() {
     );
     assert_no_generator_markup(&env);
     assert_every_feed_valid(&env);
+
+    // hugo.toml beside the store makes it a Hugo site: a dated name is no Jekyll post.
+    let moved = content_of(&env, "Moved from Jekyll");
+    for part in [
+        "href=\"https://www.youtube.com/watch?v=eIu4fP4fOHE\"",
+        "$e^{i\\pi} + 1 = 0$",
+    ] {
+        assert!(moved.contains(part), "{part} missing from {moved}");
+    }
+    let note = moved.find("Written right below").unwrap();
+    assert!(
+        moved.find("The last paragraph.").unwrap() < note,
+        "the footnote at the end: {moved}"
+    );
 
     let first = content_of(&env, "First steps with Hugo");
     for part in [
