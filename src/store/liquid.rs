@@ -132,21 +132,6 @@ fn drop_unfinished_link(out: &mut String, src: &str, pos: usize) -> usize {
     pos
 }
 
-/// Liquid's `strip_html`: the text without its tags.
-fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
 pub fn render(src: &str, vars: &Variables, links: &LinkIndex) -> (String, Vec<Problem>) {
     let has = |pattern: &[u8]| memchr::memmem::find(src.as_bytes(), pattern).is_some();
     if !has(b"{%") && !has(b"{{") {
@@ -403,7 +388,7 @@ impl<'a> Renderer<'a> {
                 "replace" => {
                     value.replace(&arg().unwrap_or_default(), &arg_at(1).unwrap_or_default())
                 }
-                "strip_html" => strip_tags(&value),
+                "strip_html" => super::markdown::strip_tags(&value),
                 _ => {
                     self.problem(
                         m.start,

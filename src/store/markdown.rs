@@ -95,12 +95,8 @@ pub fn smartify(title: &str) -> String {
     let mut escaped = String::with_capacity(title.len() + 16);
     // A paragraph whatever the title starts with (`# of`, `1. Intro`); the two characters go again below.
     escaped.push_str("a ");
-    let mut in_tag = false;
-    for c in title.chars() {
+    for c in strip_tags(title).chars() {
         match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            _ if in_tag => {}
             '\'' | '"' | '-' | '.' | '&' | '#' | ';' => escaped.push(c),
             c if c.is_ascii_punctuation() => {
                 escaped.push('\\');
@@ -118,6 +114,21 @@ pub fn smartify(title: &str) -> String {
         }
     }
     text.strip_prefix("a ").unwrap_or(&text).trim().to_owned()
+}
+
+/// `html` without its tags (Liquid's `strip_html`, jekyll-feed's on titles).
+pub fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The text of a Markdown fragment as a reader sees it: inline markup gone without a trace (`**bold**,` is
