@@ -112,7 +112,7 @@ pub struct SiteConfig {
     #[serde(default = "default_max_article_bytes")]
     pub max_article_bytes: u64,
     /// Whose conventions the store follows. `auto` (the default) looks for the generator's own config beside
-    /// the store (`_config.yml`, `hugo.toml`, Zola's `config.toml`…, [`Generator::detect`]) and, when there is
+    /// the store (`_config.yml`, `hugo.toml`, Zola's `config.toml`…) and, when there is
     /// none, decides per file.
     #[serde(default)]
     pub generator: Generator,
@@ -193,14 +193,9 @@ impl Generator {
     /// `content/posts`), skipping `own` (tidings' config, which may sit there too): Jekyll's `_config.yml`,
     /// Hugo's `hugo.toml` (or `config.toml` / `.yaml` / `.json` with a `baseURL`, or `config/_default/`), Zola's
     /// `zola.toml` (or `config.toml` with a top-level `base_url`). With it, whether Hugo reads dates from file
-    /// names (`:filename` in its config). `Auto` when none is found.
-    pub fn detect(store: &Path, own: &Path) -> (Generator, bool) {
-        let (generator, name_dates, _) = Generator::find(store, own);
-        (generator, name_dates)
-    }
-
-    /// [`Generator::detect`], with the generator's config file.
-    fn find(store: &Path, own: &Path) -> (Generator, bool, Option<PathBuf>) {
+    /// names (`:filename` in its config), and Jekyll's config file (whose values are Liquid's `site.*`). `Auto`
+    /// when none is found.
+    fn detect(store: &Path, own: &Path) -> (Generator, bool, Option<PathBuf>) {
         let own = std::fs::canonicalize(own).ok();
         let is_own = |p: &Path| own.is_some() && std::fs::canonicalize(p).ok() == own;
         let read = |p: &Path| {
@@ -777,7 +772,7 @@ impl Config {
             .map_err(|e| invalid_value(origin, &overridden, e))?;
         config.resolve_paths(base);
         config.validate(origin, templates_named)?;
-        let (found, name_dates, file) = Generator::find(&config.site.articles, origin);
+        let (found, name_dates, file) = Generator::detect(&config.site.articles, origin);
         if config.site.generator == Generator::Auto {
             config.site.generator = found;
         }
@@ -1180,14 +1175,23 @@ mod tests {
         std::fs::create_dir_all(&store).unwrap();
         let own = site.path().join("config.toml");
         std::fs::write(&own, "[site]\nbase_url = \"https://example.com/\"\n").unwrap();
-        assert_eq!(Generator::detect(&store, &own), (Generator::Auto, false));
+        assert_eq!(
+            Generator::detect(&store, &own),
+            (Generator::Auto, false, None)
+        );
 
         let zola = site.path().join("elsewhere.toml");
         std::fs::write(&own, "base_url = \"https://example.com/\"\n").unwrap();
-        assert_eq!(Generator::detect(&store, &zola), (Generator::Zola, false));
+        assert_eq!(
+            Generator::detect(&store, &zola),
+            (Generator::Zola, false, None)
+        );
 
         std::fs::write(&own, "baseURL = \"https://example.com/\"\n").unwrap();
-        assert_eq!(Generator::detect(&store, &zola), (Generator::Hugo, false));
+        assert_eq!(
+            Generator::detect(&store, &zola),
+            (Generator::Hugo, false, None)
+        );
 
         std::fs::remove_file(&own).unwrap();
         std::fs::write(
@@ -1195,14 +1199,21 @@ mod tests {
             "[frontmatter]\ndate = [\":filename\", \":default\"]\n",
         )
         .unwrap();
-        assert_eq!(Generator::detect(&store, &zola), (Generator::Hugo, true));
+        assert_eq!(
+            Generator::detect(&store, &zola),
+            (Generator::Hugo, true, None)
+        );
 
         let jekyll = tempfile::tempdir().unwrap();
         std::fs::create_dir(jekyll.path().join("_posts")).unwrap();
         std::fs::write(jekyll.path().join("_config.yml"), "title: x\n").unwrap();
         assert_eq!(
             Generator::detect(&jekyll.path().join("_posts"), &zola),
-            (Generator::Jekyll, false)
+            (
+                Generator::Jekyll,
+                false,
+                Some(jekyll.path().join("_config.yml"))
+            )
         );
 
         let text = format!(

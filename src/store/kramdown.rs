@@ -113,8 +113,8 @@ const RAW_BLOCK_TAGS: &[&str] = &[
 /// included, where CommonMark ends the HTML block at the first of them and reads the rest as Markdown (a table
 /// whose rows are set apart by a blank line became code blocks of escaped `<td>`s). A blank line inside becomes
 /// an empty comment, which keeps the block whole and prints nothing; after the closing tag a blank line ends
-/// the block (`<p id="x"></p>` then `---` is a rule, not text). An element that is never closed is left to
-/// CommonMark.
+/// the block (`<p id="x"></p>` then `---` is a rule, not text). An element that is never closed (within
+/// [`MAX_BLOCK_LINES`]) is left to CommonMark.
 pub fn html_blocks_whole(markdown: &str) -> String {
     if memchr::memchr(b'<', markdown.as_bytes()).is_none() {
         return markdown.to_string();
@@ -135,9 +135,10 @@ pub fn html_blocks_whole(markdown: &str) -> String {
             out.push_str(line);
             continue;
         };
-        // The line where the element closes, if it does.
+        // The line where the element closes, if it does within `MAX_BLOCK_LINES` (a bound on the look-ahead, so
+        // a file of unclosed tags is not read to its end from each of them).
         let mut depth = 0isize;
-        let end = (i - 1..lines.len()).find(|&j| {
+        let end = (i - 1..lines.len().min(i - 1 + MAX_BLOCK_LINES)).find(|&j| {
             depth += element_balance(lines[j], name);
             depth <= 0
         });
@@ -162,6 +163,9 @@ pub fn html_blocks_whole(markdown: &str) -> String {
     }
     out
 }
+
+/// The most lines a raw block element may span to be kept whole; a longer one is left to CommonMark.
+const MAX_BLOCK_LINES: usize = 2000;
 
 /// The name of the raw block element a line opens (indented at most three spaces, as CommonMark starts an HTML
 /// block), unless it is marked `markdown=`.
