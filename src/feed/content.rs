@@ -23,7 +23,34 @@ pub fn feed_html(html: &str, page: &str, site: &Url) -> String {
     let unwrapped = unwrap_noscript(html);
     let clean = sanitizer().clean(&unwrapped).to_string();
     let absolute = super::urls::absolutize_html(&clean, page);
-    xml_safe(&keep_own_iframes(&absolute, site))
+    xml_safe(&quotes_in_text_as_references(&keep_own_iframes(
+        &absolute, site,
+    )))
+}
+
+/// `html` (as the sanitiser serialises it: every attribute value in double quotes, a `"` inside one written
+/// `&quot;`) with the double quotes of its text written `&quot;` too: the same page to a browser, but a code
+/// sample that shows markup (`<a href="/about">`) no longer reads, to a checker that scans the escaped HTML for
+/// `href="…"`, as a relative link of the feed's own.
+fn quotes_in_text_as_references(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 64);
+    let (mut in_tag, mut in_value) = (false, false);
+    let mut copied = 0;
+    for (i, b) in html.bytes().enumerate() {
+        match b {
+            b'<' if !in_tag => in_tag = true,
+            b'>' if in_tag && !in_value => in_tag = false,
+            b'"' if in_tag => in_value = !in_value,
+            b'"' => {
+                out.push_str(&html[copied..i]);
+                out.push_str("&quot;");
+                copied = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&html[copied..]);
+    out
 }
 
 fn sanitizer() -> ammonia::Builder<'static> {
@@ -218,6 +245,23 @@ mod tests {
             PAGE,
             &Url::parse("https://example.com/blog/").unwrap(),
         )
+    }
+
+    #[test]
+    fn quotes_in_text_are_references_so_markup_shown_in_code_is_no_link() {
+        let out = clean(
+            "<p title='say \"hi\" > there'>He said \"hi\".</p><pre><code>&lt;a href=\"/about\"&gt;</code></pre>",
+        );
+        assert_eq!(
+            out,
+            "<p title=\"say &quot;hi&quot; &gt; there\">He said &quot;hi&quot;.</p><pre><code>&lt;a href=&quot;/about&quot;&gt;</code></pre>"
+        );
+        let out = clean("<a href=\"/x\" title=\"a &quot;b&quot; > c\">\"t\"</a>");
+        assert_eq!(
+            out,
+            "<a href=\"https://example.com/x\" title=\"a &quot;b&quot; &gt; c\">&quot;t&quot;</a>",
+            "attribute values are left as they are"
+        );
     }
 
     #[test]

@@ -597,7 +597,7 @@ fn a_jekyll_blog_publishes_every_post_with_liquid_and_kramdown_evaluated() {
         "src=\"https://example.com/blog/assets/logo.png\"",
         "href=\"https://example.com/blog/releases/\"",
         "<table>",
-        "{% assign version = \"2.1\" %}",
+        "{% assign version = &quot;2.1&quot; %}",
         // kramdown's `markdown="1"`: the div's content is Markdown.
         "<div class=\"upgrade\">\n<p><strong>Upgrading from 2.0?</strong> Read <a href=\"https://example.com/blog/upgrading/\">the notes</a> first.</p>\n</div>",
         // A definition list, as kramdown renders it; the abbreviation's definition prints nothing.
@@ -706,7 +706,7 @@ fn a_hugo_blog_publishes_every_post_with_shortcodes_evaluated() {
 
     let first = content_of(&env, "First steps with Hugo");
     for part in [
-        "<figure><img src=\"https://example.com/images/hugo-logo.png\" alt=\"Hugo logo\"><figcaption><p>The logo, \"as is\"</p></figcaption></figure>",
+        "<figure><img src=\"https://example.com/images/hugo-logo.png\" alt=\"Hugo logo\"><figcaption><p>The logo, &quot;as is&quot;</p></figcaption></figure>",
         "<code class=\"language-go\">// main prints a greeting.",
     ] {
         assert!(first.contains(part), "{part} missing from {first}");
